@@ -1,0 +1,152 @@
+"""The `coco` command: check and render stacks without the Pulumi CLI.
+
+Library code raises typed errors (components.errors); only this module prints them and picks the
+exit code: 0 success, 2 invalid input (configuration, stack file), 1 anything unexpected.
+Tracebacks only with --debug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import catalogue, stackfile, support, versions
+from .errors import CocoError, NotYetSupported, SpecError, StackFileError
+from .spec import Spec
+from .validate import validate
+
+EXIT_INVALID = 2
+
+
+def _summary(spec: Spec, path: Path) -> list[str]:
+    c = spec.cluster
+    if c.provider == "existing":
+        how = (
+            "kubeconfig secret"
+            if c.kubeconfig
+            else (f"context {c.context}" if c.context else "the current kube context")
+        )
+        cluster = f"existing cluster via {how}"
+    else:
+        where = c.location or c.region or c.zone
+        cluster = (
+            f"{c.provider} cluster {c.name or spec.stack!r} in {where}, Kubernetes "
+            f"{c.kubernetes_version}"
+        )
+    lines = [
+        f"stack {spec.stack} ({spec.environment}) from {path}: valid",
+        f"cluster: {cluster}",
+        f"node pools: {len(spec.node_pools)}",
+    ]
+    for pool in spec.node_pools:
+        offering = catalogue.find(pool.provider or "", pool.tee, pool.mode or "")
+        rc = offering.runtime_class if offering else None
+        where = pool.instance_type or (
+            f"{len(pool.hosts)} host(s)" if pool.hosts else f"nodes matching {pool.node_selector}"
+        )
+        lines.append(
+            f"  - {pool.name}: {pool.tee} {pool.mode} on {pool.provider}, {where}, "
+            f"runtimeClass {rc or '(none: pods use the node runtime)'}"
+        )
+    k = spec.kbs
+    if k.enabled:
+        lines.append(
+            f"kbs: Trustee {versions.TRUSTEE_VERSION} in namespace {k.namespace}, expose "
+            f"{k.expose}, {len(k.resources)} resource(s), resource policy {k.resource_policy}"
+        )
+    else:
+        lines.append("kbs: disabled")
+    return lines
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    sf = stackfile.load(args.stack)
+    spec, warnings = validate(
+        sf.config, stack=sf.name, secure_paths=sf.secure_paths, base_dir=str(sf.project_dir)
+    )
+    for line in _summary(spec, sf.path):
+        print(line)
+    for issue in [*warnings, *support.gaps(spec)]:
+        print(issue.render(), file=sys.stderr)
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from . import render  # imports Pulumi: only when rendering
+
+    started = time.perf_counter()
+    sf = stackfile.load(args.stack)
+    result = render.run(
+        sf.config, stack=sf.name, secure_paths=sf.secure_paths, project_dir=sf.project_dir
+    )
+    count, manifests = render.write(result, Path(args.out))
+    for warning in result.warnings:
+        print(warning, file=sys.stderr)
+    print(
+        f"rendered stack {sf.name}: {count} resources, {manifests} Kubernetes manifests -> "
+        f"{args.out} ({time.perf_counter() - started:.1f}s)"
+    )
+    print(render.NOTICE)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="coco", description="Check and render coco-stack Pulumi stacks without the Pulumi CLI."
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument(
+        "--version", action="version", version=f"coco-stack (CoCo {versions.COCO_RELEASE})"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    check = sub.add_parser("check", help="validate a stack and summarise what it creates")
+    check.add_argument("stack", help="a stack name in stacks/ or a path to a stack YAML file")
+    check.set_defaults(func=cmd_check)
+
+    render = sub.add_parser(
+        "render",
+        help="run the program under mocks and write what it registers (not `pulumi preview`)",
+    )
+    render.add_argument("stack", help="a stack name in stacks/ or a path to a stack YAML file")
+    render.add_argument("--out", required=True, help="output directory")
+    render.set_defaults(func=cmd_render)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except SpecError as exc:
+        for issue in exc.issues:
+            print(issue.render(), file=sys.stderr)
+        for issue in exc.warnings:
+            print(issue.render(), file=sys.stderr)
+        print(f"{len(exc.issues)} error(s) in stack {args.stack}", file=sys.stderr)
+        return EXIT_INVALID
+    except (StackFileError, NotYetSupported) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if exc.hint:
+            print(f"  hint: {exc.hint}", file=sys.stderr)
+        return EXIT_INVALID
+    except CocoError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Exception:
+        if args.debug:
+            traceback.print_exc()
+        else:
+            print(
+                f"error: unexpected failure: {sys.exc_info()[1]!r} (rerun with --debug)",
+                file=sys.stderr,
+            )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

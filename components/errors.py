@@ -1,0 +1,61 @@
+"""Typed errors. Library code raises these; only the CLI turns them into messages and exit codes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True, order=True)
+class ConfigIssue:
+    """One problem with the stack configuration, located by its full key path.
+
+    `path` is written exactly as users write config keys, for example
+    `coco:nodePools[1].instanceType`; `message` says what is wrong; `hint` what to do instead.
+    """
+
+    path: str
+    message: str
+    hint: str = ""
+    severity: Literal["error", "warning"] = "error"
+
+    def render(self) -> str:
+        text = f"{self.severity}: {self.path}: {self.message}"
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+
+class CocoError(Exception):
+    """Base class of every error coco-stack raises on purpose."""
+
+    hint: str = ""
+
+
+class SpecError(CocoError):
+    """The stack configuration is invalid. Carries every problem found, not just the first."""
+
+    def __init__(self, issues: list[ConfigIssue]) -> None:
+        self.issues = sorted(i for i in issues if i.severity == "error")
+        self.warnings = sorted(i for i in issues if i.severity == "warning")
+        count = len(self.issues)
+        lines = [f"the stack configuration has {count} error{'s' if count != 1 else ''}:"]
+        lines += [issue.render() for issue in self.issues]
+        super().__init__("\n".join(lines))
+
+
+class StackFileError(CocoError):
+    """A stack name or stack file could not be found or read."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+class NotYetSupported(CocoError):
+    """The spec accepts this setting, but no component provisions it yet."""
+
+    def __init__(self, path: str, message: str, hint: str = "") -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.hint = hint

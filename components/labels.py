@@ -1,0 +1,26 @@
+"""Node labels and taints coco-stack puts on TEE nodes and selects them by.
+
+Mixed-TEE clusters need a RuntimeClass node selector per TEE (../shared/facts/coco-runtime.md:
+"Mixed-TEE clusters need per-TEE node selectors on RuntimeClasses"), so every pool's nodes carry
+the pool and TEE labels below. The worker label is the one the CoCo operator selected workers
+with (`node.kubernetes.io/worker=`; kubelet cannot set node-role labels on itself).
+"""
+
+from __future__ import annotations
+
+PREFIX = "coco-stack.io"
+TEE = f"{PREFIX}/tee"
+POOL = f"{PREFIX}/pool"
+WORKER = "node.kubernetes.io/worker"
+
+
+def pool_labels(pool: str, tee: str) -> dict[str, str]:
+    """Labels the stack applies to the nodes of a pool it manages."""
+    return {POOL: pool, TEE: tee, WORKER: ""}
+
+
+def pool_selector(pool: str, tee: str, node_selector: dict[str, str] | None) -> dict[str, str]:
+    """The selector that finds a pool's nodes: the user's own for reused nodes, else ours."""
+    if node_selector is not None:
+        return dict(sorted(node_selector.items()))
+    return {POOL: pool, TEE: tee}

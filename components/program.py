@@ -1,0 +1,84 @@
+"""The Pulumi program: read the `coco:` config, validate it, build the stack, export outputs.
+
+`__main__.py` calls `main()` under `pulumi up`; `coco render` calls it under the SDK's mock
+monitor. Validation and the support check run before any resource is registered, so a bad stack
+creates nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import config as runtime_config
+
+from . import support
+from .errors import CocoError, SpecError
+from .spec import Spec
+from .validate import NAMESPACE, path_of, validate
+
+
+def _parse(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _paths(root: str, value: Any) -> set[str]:
+    found = {root}
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found |= _paths(f"{root}.{k}", v)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found |= _paths(f"{root}[{i}]", v)
+    return found
+
+
+def read_config() -> tuple[dict[str, Any], frozenset[str]]:
+    """Every `coco:` key as Pulumi passes it, and the key paths stored as secrets."""
+    keys = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
+    config: dict[str, Any] = {}
+    secure: set[str] = set()
+    for key in sorted(k for k in keys if k.startswith(f"{NAMESPACE}:")):
+        value = _parse(runtime_config.get_config(key))
+        config[key] = value
+        if runtime_config.is_config_secret(key):
+            # Pulumi marks whole top-level keys secret; every path below counts as stored
+            # encrypted. `coco check` reads the stack file and is precise per value.
+            secure |= _paths(path_of(key.partition(":")[2]), value)
+    return config, frozenset(secure)
+
+
+def load_spec(base_dir: Path) -> Spec:
+    config, secure = read_config()
+    spec, warnings = validate(
+        config, stack=pulumi.get_stack(), secure_paths=secure, base_dir=str(base_dir)
+    )
+    for warning in warnings:
+        pulumi.log.warn(warning.render())
+    support.check(spec)
+    return spec
+
+
+def main(base_dir: Path | None = None) -> None:
+    try:
+        spec = load_spec(base_dir or Path.cwd())
+    except SpecError as exc:
+        raise pulumi.RunError(str(exc)) from None
+    except CocoError as exc:
+        raise pulumi.RunError(f"{exc}\n  hint: {exc.hint}" if exc.hint else str(exc)) from None
+
+    from .stack import CocoStack  # imported late: the component modules import providers
+
+    stack = CocoStack(NAMESPACE, spec)
+    pulumi.export("environment", spec.environment)
+    pulumi.export("runtimeClasses", stack.runtime_classes)
+    pulumi.export("pools", stack.pool_summaries)
+    if stack.kbs is not None:
+        pulumi.export("kbsNamespace", stack.kbs.namespace)

@@ -1,0 +1,496 @@
+"""Rules across fields and against the TEE catalogue; resolves the defaults of each pool.
+
+Called by `components.validate` with the sections that passed type checking (None for those that
+did not). Appends a `ConfigIssue` per problem and returns the resolved `Spec`, or None when a
+section is missing. Every message says what is wrong and what to do instead.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from . import catalogue
+from .errors import ConfigIssue
+from .spec import Cluster, Kbs, NodePool, Spec
+
+# Which pool providers a cluster provider can host, and the default pool provider.
+CLUSTER_POOL_PROVIDER = {"aks": "azure", "eks": "aws", "gke": "gcp", "k3s": "baremetal"}
+ALLOWED_POOL_PROVIDERS = {
+    "existing": ("azure", "aws", "gcp", "ibmcloud", "baremetal"),
+    "aks": ("azure",),
+    "eks": ("aws",),
+    "gke": ("gcp",),
+    "k3s": ("baremetal",),
+}
+# Which cluster location key each managed cluster reads, and which cloud's region shape it has.
+CLUSTER_LOCATION = {
+    "aks": ("location", "azure"),
+    "eks": ("region", "aws"),
+    "gke": ("region", "gcp"),
+}
+BUILTIN_RESOURCE_POLICIES = ("affirming", "allow-all")
+
+
+class _Collector:
+    def __init__(self, issues: list[ConfigIssue]) -> None:
+        self.issues = issues
+
+    def error(self, path: str, message: str, hint: str = "") -> None:
+        self.issues.append(ConfigIssue(path, message, hint))
+
+    def warn(self, path: str, message: str, hint: str = "") -> None:
+        self.issues.append(ConfigIssue(path, message, hint, "warning"))
+
+
+def _check_region(out: _Collector, path: str, provider: str, value: str | None, zone: bool) -> None:
+    if value is None:
+        return
+    table = catalogue.ZONE_PATTERNS if zone else catalogue.REGION_PATTERNS
+    if provider not in table:
+        out.error(path, f"{provider} has no {'zones' if zone else 'regions'}", "remove this key")
+        return
+    pattern, example = table[provider]
+    if not pattern.match(value):
+        kind = "zone" if zone else ("location" if provider == "azure" else "region")
+        out.error(path, f"{value!r} is not a {provider} {kind} name", f"write it like {example!r}")
+
+
+def _cluster(out: _Collector, c: Cluster, secure: frozenset[str]) -> None:
+    p = "coco:cluster"
+    managed = c.provider in CLUSTER_LOCATION
+    for key, value in (("location", c.location), ("region", c.region), ("zone", c.zone)):
+        if value is None:
+            continue
+        wanted = CLUSTER_LOCATION.get(c.provider, (None, None))[0]
+        if c.provider == "gke" and key == "zone":
+            continue
+        if key != wanted:
+            hint = (
+                f"use {wanted}" if wanted else "remove it: the stack does not create this cluster"
+            )
+            out.error(
+                f"{p}.{key}", f"{key} does not apply to cluster provider {c.provider!r}", hint
+            )
+    if managed:
+        key, cloud = CLUSTER_LOCATION[c.provider]
+        if c.provider == "gke" and c.region is None and c.zone is None:
+            out.error(
+                f"{p}.region",
+                "gke needs a region or a zone",
+                "set region (regional cluster) or zone (zonal cluster), for example europe-west4",
+            )
+        elif c.provider != "gke" and getattr(c, key) is None:
+            example = catalogue.REGION_PATTERNS[cloud][1]
+            out.error(
+                f"{p}.{key}", f"{c.provider} needs a {key}", f"set it, for example {example!r}"
+            )
+        _check_region(out, f"{p}.{key}", cloud, getattr(c, key), zone=False)
+        if c.provider == "gke":
+            _check_region(out, f"{p}.zone", "gcp", c.zone, zone=True)
+            if c.region and c.zone and not c.zone.startswith(c.region + "-"):
+                out.error(
+                    f"{p}.zone",
+                    f"zone {c.zone!r} is not in region {c.region!r}",
+                    "pick a zone of the region, or drop region",
+                )
+    else:
+        if c.system_pool is not None:
+            out.error(
+                f"{p}.systemPool",
+                f"systemPool does not apply to cluster provider {c.provider!r}",
+                "remove it: only aks, eks and gke clusters get a system pool",
+            )
+    if c.provider != "existing":
+        for key in ("context", "kubeconfig"):
+            if getattr(c, key) is not None:
+                out.error(
+                    f"{p}.{key}",
+                    f"{key} only applies to provider 'existing'",
+                    "remove it: the stack builds the kubeconfig of clusters it creates",
+                )
+    elif c.context is not None and c.kubeconfig is not None:
+        out.error(
+            f"{p}.kubeconfig",
+            "set either context or kubeconfig, not both",
+            "keep kubeconfig (a secret) for CI, context for a workstation",
+        )
+    if c.kubeconfig is not None and f"{p}.kubeconfig" not in secure:
+        out.error(
+            f"{p}.kubeconfig",
+            "a kubeconfig must be stored as a secret, not in plain text",
+            "run: pulumi config set --secret --path 'coco:cluster.kubeconfig' < kubeconfig",
+        )
+
+
+def _pool(
+    out: _Collector,
+    index: int,
+    pool: NodePool,
+    c: Cluster | None,
+    env: str | None,
+    secure: frozenset[str],
+) -> NodePool:
+    p = f"coco:nodePools[{index}]"
+    cluster_provider = c.provider if c else None
+    provider: str
+    if pool.provider is not None:
+        provider = pool.provider
+    else:
+        if cluster_provider in CLUSTER_POOL_PROVIDER:
+            provider = CLUSTER_POOL_PROVIDER[cluster_provider]
+        elif pool.mode in (None, "bare-metal"):
+            provider = "baremetal"
+        else:
+            out.error(
+                f"{p}.provider",
+                f"a {pool.mode} pool on an existing cluster needs a provider",
+                "set provider: azure, aws, gcp or ibmcloud",
+            )
+            return pool
+    mode = pool.mode or ("bare-metal" if provider == "baremetal" else "peer-pods")
+
+    if cluster_provider and provider not in ALLOWED_POOL_PROVIDERS[cluster_provider]:
+        allowed = [k for k, v in ALLOWED_POOL_PROVIDERS.items() if provider in v]
+        out.error(
+            f"{p}.provider",
+            f"{provider} pools cannot join a {cluster_provider!r} cluster",
+            f"use coco:cluster.provider {' or '.join(allowed)}, or a pool provider of "
+            f"{', '.join(ALLOWED_POOL_PROVIDERS[cluster_provider])}",
+        )
+
+    offering = catalogue.find(provider, pool.tee, mode)
+    if offering is None:
+        modes = catalogue.modes_for(provider, pool.tee)
+        if modes:
+            out.error(
+                f"{p}.mode",
+                f"{pool.tee} on {provider} is not offered in mode {mode!r}",
+                f"use mode {' or '.join(modes)}",
+            )
+        else:
+            note = catalogue.TEE_NOTES.get(pool.tee, "")
+            out.error(
+                f"{p}.tee",
+                f"{catalogue.TEE_NAMES[pool.tee]} is not offered on {provider}",
+                f"{pool.tee} is available on: {catalogue.where_available(pool.tee)}"
+                + (f"; {note}" if note else "")
+                + f". {provider} offers: {', '.join(catalogue.tees_for(provider))}",
+            )
+    if pool.tee == "none":
+        if env == "production":
+            out.error(
+                f"{p}.tee",
+                "tee 'none' has no hardware protection and is refused in production",
+                "use snp, tdx or se, or set coco:environment to dev",
+            )
+        elif env == "staging":
+            out.warn(f"{p}.tee", "tee 'none' has no hardware protection", "use it in dev only")
+    if pool.tee == "sev":
+        out.warn(
+            f"{p}.tee",
+            "legacy SEV has no integrity protection and no attestation report the KBS can verify",
+            "prefer snp (GCP N2D)",
+        )
+    if offering and offering.caveat:
+        out.warn(f"{p}.mode", offering.caveat)
+    if offering and offering.runtime_class is None and offering.tee == "sgx":
+        out.warn(f"{p}.tee", offering.note, "run SGX-enabled workloads on these nodes yourself")
+
+    # which keys apply to the mode
+    if mode != "bare-metal" and pool.hosts is not None:
+        out.error(
+            f"{p}.hosts",
+            f"hosts only apply to bare-metal pools, not {mode}",
+            "remove hosts, or set mode: bare-metal with provider: baremetal",
+        )
+    if mode != "nodes" and pool.count is not None:
+        what = "one confidential VM per pod" if mode == "peer-pods" else "its hosts"
+        out.error(
+            f"{p}.count",
+            f"count only applies to nodes pools; a {mode} pool has {what}",
+            "remove count",
+        )
+    if mode == "bare-metal":
+        if pool.hosts is None and pool.node_selector is None:
+            out.error(
+                p,
+                "a bare-metal pool needs hosts or a nodeSelector",
+                "list hosts (address, user, sshKey) to check and label over SSH, or set "
+                "nodeSelector to use existing nodes",
+            )
+        elif pool.hosts is not None and pool.node_selector is not None:
+            out.error(
+                f"{p}.nodeSelector",
+                "set either hosts or nodeSelector, not both",
+                "hosts are labelled by the stack; nodeSelector reuses labelled nodes",
+            )
+        if cluster_provider == "k3s" and pool.node_selector is not None:
+            out.error(
+                f"{p}.nodeSelector",
+                "a k3s cluster is built from hosts",
+                "list the pool's hosts instead of a nodeSelector",
+            )
+        if pool.hosts == []:
+            out.error(f"{p}.hosts", "hosts is empty", "list at least one host")
+    if mode == "nodes":
+        if cluster_provider == "existing" and pool.node_selector is None:
+            out.error(
+                f"{p}.nodeSelector",
+                "a nodes pool on an existing cluster must select the confidential nodes it reuses",
+                "set nodeSelector to their labels, or let "
+                "the stack create the cluster (aks, eks, gke)",
+            )
+        if cluster_provider in CLUSTER_POOL_PROVIDER and pool.node_selector is not None:
+            out.error(
+                f"{p}.nodeSelector",
+                "the stack creates this pool's nodes",
+                "remove nodeSelector; the stack labels the nodes it creates",
+            )
+    for h in range(len(pool.hosts or ())):
+        key_path = f"{p}.hosts[{h}].sshKey"
+        if key_path not in secure:
+            out.error(
+                key_path,
+                "an SSH key must be stored as a secret, not in plain text",
+                f"run: pulumi config set --secret --path '{key_path}' < id_ed25519",
+            )
+
+    # instance type
+    instance_type = pool.instance_type
+    if offering is not None:
+        if not offering.families:
+            if instance_type is not None:
+                out.error(
+                    f"{p}.instanceType",
+                    "bare-metal pools run on their own hosts",
+                    "remove instanceType",
+                )
+        elif instance_type is None:
+            instance_type = offering.default_size
+        else:
+            family = catalogue.family_of(provider, instance_type)
+            example = catalogue.SIZE_EXAMPLES[provider]
+            if family is None:
+                out.error(
+                    f"{p}.instanceType",
+                    f"{instance_type!r} is not a {provider} instance type",
+                    f"write it like {example!r}",
+                )
+            elif family.lower() not in {f.lower() for f in offering.families}:
+                out.error(
+                    f"{p}.instanceType",
+                    f"{instance_type!r} ({family}) is not a confidential {pool.tee} size on "
+                    f"{provider}",
+                    f"use a {', '.join(offering.families)} size, for example "
+                    f"{offering.default_size!r}",
+                )
+
+    # region and zone
+    region, zone = pool.region, pool.zone
+    if provider == "baremetal":
+        for key in ("region", "zone"):
+            if getattr(pool, key) is not None:
+                out.error(f"{p}.{key}", f"{key} does not apply to bare-metal hosts", "remove it")
+    else:
+        _check_region(out, f"{p}.region", provider, region, zone=False)
+        _check_region(out, f"{p}.zone", provider, zone, zone=True)
+        if c is not None and region is None:
+            region = c.location if provider == "azure" else c.region
+            if region is None and provider == "gcp" and c.zone:
+                region = c.zone.rsplit("-", 1)[0]
+        if provider == "gcp" and zone is None and c is not None:
+            zone = c.zone
+        if mode == "peer-pods" and region is None:
+            out.error(
+                f"{p}.region",
+                f"{provider} peer pods need a region",
+                f"set it, for example {catalogue.REGION_PATTERNS[provider][1]!r}",
+            )
+        if provider == "gcp" and mode == "peer-pods" and zone is None:
+            out.error(
+                f"{p}.zone",
+                "gcp peer pods need a zone (GCP_ZONE)",
+                f"set it, for example {catalogue.ZONE_PATTERNS['gcp'][1]!r}",
+            )
+        if region and zone and provider in ("gcp", "aws") and not zone.startswith(region):
+            out.error(
+                f"{p}.zone",
+                f"zone {zone!r} is not in region {region!r}",
+                "pick a zone of the region",
+            )
+        if offering and offering.regions and region and region not in offering.regions:
+            out.warn(
+                f"{p}.region",
+                f"{pool.tee} {mode} is not known to be offered in {region}",
+                f"known regions: {', '.join(offering.regions)}; confirm with `coco check --live`",
+            )
+
+    count = pool.count if pool.count is not None or mode != "nodes" else 1
+    return pool.model_copy(
+        update={
+            "provider": provider,
+            "mode": mode,
+            "instance_type": instance_type,
+            "region": region,
+            "zone": zone,
+            "count": count,
+        }
+    )
+
+
+def _policy(
+    out: _Collector, path: str, value: str, words: tuple[str, ...], base: str | None
+) -> None:
+    if value in words:
+        return
+    if not value.endswith(".rego"):
+        out.error(
+            path,
+            f"{value!r} is neither {' nor '.join(words)} nor a .rego file",
+            f"use {' or '.join(words)}, or a path to a Rego policy file",
+        )
+        return
+    full = value if os.path.isabs(value) or base is None else os.path.join(base, value)
+    if not os.path.isfile(full):
+        out.error(
+            path,
+            f"policy file {value!r} does not exist",
+            "paths are relative to the project directory (where Pulumi.yaml is)",
+        )
+
+
+def _kbs(
+    out: _Collector,
+    k: Kbs,
+    env: str | None,
+    secure: frozenset[str],
+    base: str | None,
+    pools: list[NodePool],
+) -> None:
+    p = "coco:kbs"
+    if not k.enabled:
+        if k.resources:
+            out.error(
+                f"{p}.resources",
+                "resources are set but the KBS is disabled",
+                "set coco:kbs.enabled: true, or remove the resources",
+            )
+        if any(
+            catalogue.find(x.provider or "", x.tee, x.mode or "")
+            and (catalogue.find(x.provider or "", x.tee, x.mode or "") or None).evidence  # type: ignore[union-attr]
+            for x in pools
+        ):
+            out.warn(
+                f"{p}.enabled",
+                "no KBS: guests cannot get attestation-gated secrets",
+                "enable the KBS, or point the pools at a KBS you run elsewhere",
+            )
+        return
+    if k.expose == "ingress" and k.hostname is None:
+        out.error(
+            f"{p}.hostname",
+            "expose: ingress needs a hostname",
+            "set hostname, for example 'kbs.example.com'",
+        )
+    seen: dict[str, int] = {}
+    for i, res in enumerate(k.resources):
+        if res.path in seen:
+            out.error(
+                f"{p}.resources[{i}].path",
+                f"{res.path!r} is already defined at coco:kbs.resources[{seen[res.path]}]",
+                "give each resource its own path",
+            )
+        seen.setdefault(res.path, i)
+        if f"{p}.resources[{i}].value" not in secure:
+            out.warn(
+                f"{p}.resources[{i}].value",
+                "stored in plain text in the stack file (it is still handled as a secret)",
+                f"run: pulumi config set --secret --path 'coco:kbs.resources[{i}].value' VALUE",
+            )
+    _policy(out, f"{p}.resourcePolicy", k.resource_policy, BUILTIN_RESOURCE_POLICIES, base)
+    _policy(out, f"{p}.attestationPolicy", k.attestation_policy, ("default",), base)
+    if k.resource_policy == "allow-all":
+        if env == "production":
+            out.error(
+                f"{p}.resourcePolicy",
+                "allow-all releases secrets without checking the "
+                "attestation result; refused in production",
+                "use affirming",
+            )
+        else:
+            out.warn(
+                f"{p}.resourcePolicy",
+                "allow-all releases secrets without checking the attestation result",
+                "use affirming outside development",
+            )
+    if k.insecure_http:
+        if env == "production":
+            out.error(
+                f"{p}.insecureHttp",
+                "plain HTTP is refused in production",
+                "remove insecureHttp; the KBS serves HTTPS with the stack's CA",
+            )
+        else:
+            out.warn(f"{p}.insecureHttp", "the KBS serves plain HTTP", "use it in dev only")
+
+
+def apply(
+    values: dict[str, Any],
+    *,
+    stack: str,
+    secure_paths: frozenset[str],
+    base_dir: str | None,
+    issues: list[ConfigIssue],
+) -> Spec | None:
+    out = _Collector(issues)
+    env = values["environment"]
+    cluster: Cluster | None = values["cluster"]
+    raw_pools = values["nodePools"]
+    if cluster is not None:
+        _cluster(out, cluster, secure_paths)
+
+    pools: list[NodePool] = []
+    names: dict[str, int] = {}
+    addresses: dict[str, str] = {}
+    for index, pool in enumerate(raw_pools or ()):
+        if pool is None:
+            continue
+        if pool.name in names:
+            out.error(
+                f"coco:nodePools[{index}].name",
+                f"pool name {pool.name!r} is already used by coco:nodePools[{names[pool.name]}]",
+                "give every pool its own name",
+            )
+        names.setdefault(pool.name, index)
+        for h, host in enumerate(pool.hosts or ()):
+            here = f"coco:nodePools[{index}].hosts[{h}].address"
+            if host.address in addresses:
+                out.error(
+                    here,
+                    f"host {host.address!r} is already listed at {addresses[host.address]}",
+                    "a host belongs to one pool",
+                )
+            addresses.setdefault(host.address, here)
+        pools.append(_pool(out, index, pool, cluster, env, secure_paths))
+    if raw_pools == []:
+        out.warn(
+            "coco:nodePools",
+            "no node pools: only the KBS is deployed",
+            "add a pool to run confidential pods",
+        )
+
+    kbs: Kbs | None = values["kbs"]
+    if kbs is not None:
+        _kbs(out, kbs, env, secure_paths, base_dir, pools)
+
+    if None in (env, cluster, raw_pools, kbs, values["image"]) or None in raw_pools:
+        return None
+    return Spec(
+        stack=stack,
+        environment=env,
+        cluster=cluster,
+        node_pools=tuple(pools),
+        kbs=kbs,
+        image=values["image"],
+    )

@@ -1,0 +1,275 @@
+"""The stack spec: a typed model of the `coco:` config namespace users write in stacks/.
+
+Each section of the namespace (`coco:environment`, `coco:cluster`, `coco:nodePools`, `coco:kbs`,
+`coco:image`) is one model; every field is declared once here, with the description that
+`coco check`, error hints and the README's config reference reuse. Structure and types are
+checked by pydantic in strict mode (no silent "3" -> 3); rules that span fields and the TEE
+catalogue live in `components.validate`, which also turns every problem into a `ConfigIssue`
+with the full key path.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from . import versions
+
+Environment = Literal["dev", "staging", "production"]
+ClusterProvider = Literal["existing", "aks", "eks", "gke", "k3s"]
+PoolProvider = Literal["azure", "aws", "gcp", "ibmcloud", "baremetal"]
+Tee = Literal["snp", "tdx", "se", "sev", "sgx", "none"]
+Mode = Literal["peer-pods", "bare-metal", "nodes"]
+Expose = Literal["clusterip", "nodeport", "loadbalancer", "ingress"]
+
+
+def _fail(message: str, hint: str) -> PydanticCustomError:
+    return PydanticCustomError("coco", "{message}", {"message": message, "hint": hint})
+
+
+# RFC 1123 label (Kubernetes object names, pool names, namespaces).
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# RFC 1123 subdomain (host names).
+_DNS_NAME = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
+# Kubernetes label keys and values (k8s.io/apimachinery validation: qualified names).
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
+_K8S_VERSION = re.compile(r"^1\.\d{1,2}(\.\d{1,3})?$")
+# Trustee resource path segments: kbs/src/plugins/implementations/resource/backend.rs@v0.21.0
+# matches repo/type/tag, each segment [a-zA-Z0-9_\-]+[a-zA-Z0-9_\-\.]* (no leading dot, so
+# never "." or "..").
+_RESOURCE_SEGMENT = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
+
+
+def _dns_label(value: str) -> str:
+    if not _DNS_LABEL.match(value):
+        raise _fail(
+            f"{value!r} is not a DNS label",
+            "use at most 63 lowercase letters, digits and '-', starting and ending with a "
+            "letter or digit, for example 'snp-pool'",
+        )
+    return value
+
+
+def _dns_name(value: str) -> str:
+    if not _DNS_NAME.match(value):
+        raise _fail(
+            f"{value!r} is not a valid DNS name",
+            "use lowercase letters, digits, '-' and '.', for example 'kbs.example.com'",
+        )
+    return value
+
+
+def _k8s_version(value: str) -> str:
+    if not _K8S_VERSION.match(value):
+        raise _fail(
+            f"{value!r} is not a Kubernetes version",
+            f"write MAJOR.MINOR or MAJOR.MINOR.PATCH, for example {versions.KUBERNETES_VERSION!r}",
+        )
+    return value
+
+
+def _node_selector(value: dict[str, str]) -> dict[str, str]:
+    for key, label in value.items():
+        prefix, _, name = key.rpartition("/")
+        if (prefix and not _DNS_NAME.match(prefix)) or not _LABEL_NAME.match(name):
+            raise _fail(
+                f"{key!r} is not a valid Kubernetes label key",
+                "write [prefix/]name, for example 'node.kubernetes.io/instance-type'",
+            )
+        if not _LABEL_VALUE.match(label):
+            raise _fail(
+                f"{label!r} (for {key!r}) is not a valid Kubernetes label value",
+                "use at most 63 letters, digits, '-', '_' and '.', starting and ending with a "
+                "letter or digit; quote values like 'true' in YAML",
+            )
+    return dict(sorted(value.items()))
+
+
+def _resource_path(value: str) -> str:
+    segments = value.split("/")
+    if len(segments) != 3:
+        raise _fail(
+            f"{value!r} has {len(segments)} segment(s); a KBS resource path has exactly three",
+            "write repo/type/tag, for example 'default/key/1'; guests fetch it as "
+            "kbs:///repo/type/tag",
+        )
+    for seg in segments:
+        if seg in (".", "..") or not _RESOURCE_SEGMENT.match(seg):
+            raise _fail(
+                f"{value!r} has an invalid segment {seg!r}",
+                "segments use letters, digits, '.', '_' and '-' and do not start with '.' "
+                "(so never '.' or '..')",
+            )
+    return value
+
+
+DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+DnsName = Annotated[str, AfterValidator(_dns_name)]
+K8sVersion = Annotated[str, AfterValidator(_k8s_version)]
+NodeSelector = Annotated[dict[str, str], AfterValidator(_node_selector)]
+ResourcePath = Annotated[str, AfterValidator(_resource_path)]
+
+
+class Model(BaseModel):
+    """Base of every spec section: camelCase keys, unknown keys refused, no type coercion."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        frozen=True,
+        alias_generator=to_camel,
+        populate_by_name=False,
+        hide_input_in_errors=True,
+    )
+
+
+class SystemPool(Model):
+    instance_type: str | None = Field(
+        None, description="Instance type of the system (non-TEE) pool; default per cloud."
+    )
+    count: int = Field(2, ge=1, le=100, description="Number of system nodes.")
+
+
+class Cluster(Model):
+    provider: ClusterProvider = Field(
+        "existing",
+        description="existing (a cluster you already have), aks, eks, gke, or k3s on your own "
+        "hosts.",
+    )
+    name: DnsLabel | None = Field(None, description="Cluster name; default: the stack name.")
+    location: str | None = Field(None, description="Azure region (aks), e.g. westeurope.")
+    region: str | None = Field(None, description="AWS or GCP region (eks, gke).")
+    zone: str | None = Field(None, description="GCP zone for a zonal GKE cluster.")
+    kubernetes_version: K8sVersion = Field(
+        versions.KUBERNETES_VERSION,
+        description="Kubernetes version of managed clusters, and the schema version every "
+        "rendered Kubernetes object is validated against.",
+    )
+    system_pool: SystemPool | None = Field(
+        None, description="The non-TEE pool that runs system pods (aks, eks, gke)."
+    )
+    context: str | None = Field(
+        None, description="existing: kube context to use; default: the current context."
+    )
+    kubeconfig: SecretStr | None = Field(
+        None, description="existing: kubeconfig contents, stored as a Pulumi secret."
+    )
+
+
+class Host(Model):
+    address: str = Field(description="Host name or IP address reachable over SSH.")
+    user: str = Field("root", description="SSH user.")
+    port: int = Field(22, ge=1, le=65535, description="SSH port.")
+    ssh_key: SecretStr = Field(description="SSH private key, stored as a Pulumi secret.")
+
+
+class NodePool(Model):
+    name: DnsLabel = Field(description="Pool name, a DNS label unique in the stack.")
+    tee: Tee = Field(description="snp, tdx, se, sev, sgx, or none (development only).")
+    mode: Mode | None = Field(
+        None,
+        description="peer-pods (a cloud confidential VM per pod), bare-metal (kata starts TEE "
+        "VMs on the pool's hosts), nodes (the worker nodes are confidential VMs). Default: "
+        "bare-metal for baremetal, peer-pods for clouds.",
+    )
+    provider: PoolProvider | None = Field(
+        None,
+        description="azure, aws, gcp, ibmcloud or baremetal; default from coco:cluster.provider.",
+    )
+    instance_type: str | None = Field(
+        None, description="Confidential instance type; default from the TEE catalogue."
+    )
+    count: int | None = Field(
+        None, ge=0, le=1000, description="nodes mode: number of nodes (default 1)."
+    )
+    region: str | None = Field(
+        None, description="Cloud region (Azure location); default from coco:cluster."
+    )
+    zone: str | None = Field(None, description="Cloud zone where the provider needs one (gcp).")
+    hosts: list[Host] | None = Field(
+        None, description="bare-metal: the hosts to check, label and (k3s) join over SSH."
+    )
+    node_selector: NodeSelector | None = Field(
+        None, description="Reuse existing nodes with these labels instead of creating nodes."
+    )
+
+
+class KbsResource(Model):
+    path: ResourcePath = Field(description="repo/type/tag; guests fetch kbs:///repo/type/tag.")
+    value: SecretStr = Field(
+        description="Resource value; always a secret, even when written in plain text."
+    )
+
+
+class Kbs(Model):
+    enabled: bool = Field(True, description="Deploy the Trustee key broker.")
+    namespace: DnsLabel = Field("coco-kbs", description="Namespace of the KBS.")
+    expose: Expose = Field("clusterip", description="clusterip, nodeport, loadbalancer or ingress.")
+    hostname: DnsName | None = Field(
+        None, description="External host name; required with expose: ingress."
+    )
+    resources: list[KbsResource] = Field(
+        default_factory=list, description="Secrets the KBS releases to attested guests."
+    )
+    resource_policy: str = Field(
+        "affirming",
+        description="affirming (release only when every attestation result is affirming), "
+        "allow-all (refused in production), or a path to a .rego file.",
+    )
+    attestation_policy: str = Field(
+        "default",
+        description="default (the pinned Trustee release's policy) or a path to a .rego file.",
+    )
+    insecure_http: bool = Field(
+        False, description="Serve plain HTTP instead of HTTPS; refused in production."
+    )
+
+
+class Image(Model):
+    recipe: str | None = Field(
+        None, description="Guest image recipe (reserved for the guest-image builder)."
+    )
+
+
+SECTIONS: dict[str, Any] = {
+    "environment": Environment,
+    "cluster": Cluster,
+    "nodePools": list[NodePool],
+    "kbs": Kbs,
+    "image": Image,
+}
+SECTION_DOCS = {
+    "environment": "dev, staging or production; production turns on strict guards "
+    "(no tee none, no allow-all policies, no insecure options).",
+    "cluster": "The Kubernetes cluster: created (aks, eks, gke, k3s) or existing.",
+    "nodePools": "The TEE node pools: one entry per pool.",
+    "kbs": "The Trustee key broker service.",
+    "image": "Guest image settings (reserved).",
+}
+DEFAULTS: dict[str, Any] = {
+    "environment": "dev",
+    "cluster": {},
+    "nodePools": [],
+    "kbs": {},
+    "image": {},
+}
+
+
+class Spec(BaseModel):
+    """A validated stack: every default resolved (pool provider, mode and instance type)."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    stack: str
+    environment: Environment
+    cluster: Cluster
+    node_pools: tuple[NodePool, ...]
+    kbs: Kbs
+    image: Image

@@ -1,0 +1,51 @@
+"""The top-level component: spec -> cluster -> pools -> runtime -> image -> KBS -> outputs.
+
+One `CocoStack` per Pulumi stack. It reads as the recipe of the deployment; each step is one
+component with its own module. Steps that later issues fill in are named where they go.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from . import cluster as cluster_mod
+from .kbs import KeyBroker
+from .pools import NodePool
+from .spec import Spec
+
+
+class CocoStack(pulumi.ComponentResource):
+    """A whole Confidential Containers deployment built from one validated `Spec`."""
+
+    def __init__(self, name: str, args: Spec, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("coco:index:CocoStack", name, None, opts)
+        spec = args
+
+        # 1. the cluster and the Kubernetes provider everything in it uses
+        self.cluster = cluster_mod.build(
+            f"{name}-cluster", spec.cluster, pulumi.ResourceOptions(parent=self)
+        )
+        in_cluster = pulumi.ResourceOptions(parent=self, providers=[self.cluster.provider])
+
+        # 2. node pools, in the order the stack file lists them
+        self.pools = {
+            pool.name: NodePool(f"{name}-pool-{pool.name}", pool, in_cluster)
+            for pool in spec.node_pools
+        }
+        # 3. runtime (CoCo chart, peer pods) and 4. guest images: their issues add them here.
+
+        # 5. key broker
+        self.kbs = KeyBroker(f"{name}-kbs", spec.kbs, in_cluster) if spec.kbs.enabled else None
+
+        # 6. outputs
+        self.runtime_classes: dict[str, str | None] = {
+            pool_name: pool.runtime_class for pool_name, pool in sorted(self.pools.items())
+        }
+        self.pool_summaries: dict[str, dict[str, Any]] = {
+            pool_name: pool.summary for pool_name, pool in sorted(self.pools.items())
+        }
+        self.register_outputs(
+            {"runtimeClasses": self.runtime_classes, "pools": self.pool_summaries}
+        )

@@ -1,0 +1,61 @@
+"""What the components can build today, checked before anything is registered.
+
+The spec accepts every configuration the product will support; this module refuses, with the
+key path, what no component provisions yet, so `pulumi up` and `coco render` stop cleanly
+instead of half-creating a stack. `coco check` reports the same as warnings.
+"""
+
+from __future__ import annotations
+
+from .errors import ConfigIssue, NotYetSupported
+from .spec import Spec
+
+_LATER = {
+    "aks": "Azure (AKS) clusters",
+    "eks": "AWS (EKS) clusters",
+    "gke": "GCP (GKE) clusters",
+    "k3s": "k3s clusters on your own hosts",
+}
+
+
+def gaps(spec: Spec) -> list[ConfigIssue]:
+    """Every part of the spec that no component provisions yet, as warnings."""
+    found: list[ConfigIssue] = []
+    if spec.cluster.provider in _LATER:
+        found.append(
+            ConfigIssue(
+                "coco:cluster.provider",
+                f"{_LATER[spec.cluster.provider]} are validated but not provisioned yet",
+                "use provider: existing for now",
+                "warning",
+            )
+        )
+    for i, pool in enumerate(spec.node_pools):
+        p = f"coco:nodePools[{i}]"
+        if pool.provider != "baremetal":
+            found.append(
+                ConfigIssue(
+                    f"{p}.provider",
+                    f"{pool.provider} {pool.mode} pools are validated but not provisioned yet",
+                    "use a bare-metal pool on existing nodes for now",
+                    "warning",
+                )
+            )
+        elif pool.hosts is not None:
+            found.append(
+                ConfigIssue(
+                    f"{p}.hosts",
+                    "host checks and labelling over SSH are validated but not run yet",
+                    "select existing, labelled nodes with nodeSelector for now",
+                    "warning",
+                )
+            )
+    return found
+
+
+def check(spec: Spec) -> None:
+    problems = gaps(spec)
+    if problems:
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise NotYetSupported(first.path, first.message + more, first.hint)

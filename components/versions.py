@@ -1,0 +1,106 @@
+"""Every upstream version coco-stack deploys, pinned in this one module.
+
+One consistent release set: the Confidential Containers v0.22.0 release
+(confidential-containers/confidential-containers: releases/v0.22.0.md) pairs kata-containers 4.0.0,
+Trustee v0.21.0 and cloud-api-adaptor v0.22.0 (peerpods chart 0.4.0). Move to a newer set only
+after checking every version and every generated format (kbs-config.toml, chart values) against
+that release's source, and bump the whole set here together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ChartRef:
+    """A Helm chart pinned by exact version."""
+
+    name: str
+    repo: str  # an OCI repository (oci://...) without the chart name
+    version: str
+
+    @property
+    def reference(self) -> str:
+        return f"{self.repo}/{self.name}"
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """A container image pinned by tag, and by digest where upstream publishes one."""
+
+    repository: str
+    tag: str
+    digest: str | None = None
+
+    @property
+    def reference(self) -> str:
+        ref = f"{self.repository}:{self.tag}"
+        return f"{ref}@{self.digest}" if self.digest else ref
+
+
+# The release set. Source: confidential-containers/confidential-containers releases/v0.22.0.md.
+COCO_RELEASE = "v0.22.0"
+KATA_VERSION = "4.0.0"
+TRUSTEE_VERSION = "v0.21.0"
+CLOUD_API_ADAPTOR_VERSION = "v0.22.0"
+
+# The runtime is installed with the confidential-containers chart around kata-deploy; the CoCo
+# operator was archived on 2026-02-01 (confidential-containers/operator README).
+# Version 0.22.0: confidential-containers/charts PR #192 "Update Helm chart for v0.22.0 release"
+# (Kata 4.0.0, CAA chart 0.4.0); chart versions have tracked CoCo releases since 0.18.0
+# (charts PRs #49, #88). The chart's own Chart.yaml at 0.22.0 was not readable here
+# (unverified): check it before the runtime issue relies on its values.
+COCO_CHART = ChartRef(
+    name="confidential-containers",
+    repo="oci://ghcr.io/confidential-containers/charts",
+    version="0.22.0",
+)
+# Source: kata-containers/kata-containers
+# tools/packaging/kata-deploy/helm-chart/kata-deploy/Chart.yaml@4.0.0 (version and appVersion
+# 4.0.0); published by .github/workflows/release.yaml@4.0.0.
+KATA_DEPLOY_CHART = ChartRef(
+    name="kata-deploy",
+    repo="oci://ghcr.io/kata-containers/kata-deploy-charts",
+    version=KATA_VERSION,
+)
+# Source: confidential-containers/cloud-api-adaptor
+# src/cloud-api-adaptor/install/charts/peerpods/Chart.yaml@v0.22.0
+PEERPODS_CHART = ChartRef(
+    name="peerpods",
+    repo="oci://ghcr.io/confidential-containers/cloud-api-adaptor/charts",
+    version="0.4.0",
+)
+
+# Trustee v0.21.0 is commit 258ea4acb7b9bd865fce5c63a539f2120dba8298; kata 4.0.0 and
+# cloud-api-adaptor v0.22.0 versions.yaml both point at it. No upstream digest is published for
+# the KBS image, so it is pinned by its release tag.
+# The KBS image with the attestation service built in (the plain tag expects a separate AS over
+# gRPC). Source: confidential-containers/trustee
+# kbs/config/kubernetes/base/kustomization.yaml (main after v0.21.0, commit befca102).
+KBS_IMAGE = ImageRef(
+    repository="ghcr.io/confidential-containers/key-broker-service",
+    tag=f"built-in-as-{TRUSTEE_VERSION}",
+)
+
+# Kubernetes minor version targeted by default (the CoCo v0.22.0 release notes report SNP tested
+# on v1.34.2 and TDX/SE on v1.36.2): managed clusters are created with it and every
+# Kubernetes object the project authors is validated against its schema (kubernetes-validate).
+KUBERNETES_VERSION = "1.34"
+
+# kata-deploy's own image when image.tag is empty is its appVersion (templates/_helpers.tpl@4.0.0);
+# upstream publishes no digest for it.
+KATA_DEPLOY_IMAGE = ImageRef(repository="quay.io/kata-containers/kata-deploy", tag=KATA_VERSION)
+
+# cloud-api-adaptor image pinned by the peerpods chart 0.4.0 (values.yaml@v0.22.0: a commit tag of
+# the v0.22.0 release) and the cert-manager the peer-pods webhook needs first
+# (cloud-api-adaptor versions.yaml@v0.22.0: tools.cert-manager).
+CLOUD_API_ADAPTOR_IMAGE = ImageRef(
+    repository="quay.io/confidential-containers/cloud-api-adaptor",
+    tag="61b1aba91df646a663e60ab6b55c6a7dc93cd167",
+)
+CERT_MANAGER_VERSION = "v1.15.3"
+
+# Namespaces the upstream charts install into.
+# Source: confidential-containers/cloud-api-adaptor install/charts/peerpods (namespace).
+PEERPODS_NAMESPACE = "confidential-containers-system"

@@ -1,0 +1,70 @@
+"""Test harness: run a stack's real program under Pulumi mocks and inspect what it registered.
+
+`render_config` / `render_stack` install fresh mocks for each call (components.render.run calls
+pulumi.runtime.set_mocks every time), run the program to completion (outputs awaited, apply
+callbacks run: preview=False) and return the recorded resource graph. Assertions then run on
+plain recorded data, never inside callbacks that might not run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components import render
+
+ROOT = Path(__file__).resolve().parent.parent
+STACKS = sorted(
+    p.name[len("Pulumi.") : -len(".yaml")] for p in (ROOT / "stacks").glob("Pulumi.*.yaml")
+)
+
+
+def resources_of(result: render.Render, type_: str) -> list[render.Registration]:
+    found = [r for r in result.registrations if r.type == type_]
+    return sorted(found, key=lambda r: r.name)
+
+
+def one(result: render.Render, type_: str, name: str | None = None) -> render.Registration:
+    found = [r for r in resources_of(result, type_) if name is None or r.name == name]
+    assert len(found) == 1, f"expected one {type_} {name or ''}, found {[r.name for r in found]}"
+    return found[0]
+
+
+def kubernetes_version(result: render.Render) -> str:
+    version = result.spec.cluster.kubernetes_version
+    return version if version.count(".") == 2 else f"{version}.0"
+
+
+def assert_valid_kubernetes(result: render.Render) -> int:
+    """Validate every Kubernetes object the project authors against the targeted Kubernetes
+    version's schema (strict: unknown fields fail). Returns how many were checked."""
+    import kubernetes_validate
+
+    objects = result.kubernetes_objects()
+    for obj in objects:
+        try:
+            kubernetes_validate.validate(obj, kubernetes_version(result), strict=True)
+        except kubernetes_validate.ValidationError as exc:  # pragma: no cover - failure path
+            pytest.fail(f"{obj.get('kind')} {obj.get('metadata', {}).get('name')}: {exc}")
+    return len(objects)
+
+
+@pytest.fixture
+def render_config() -> Callable[..., render.Render]:
+    def run(
+        config: dict[str, Any], stack: str = "test", secure: frozenset[str] = frozenset()
+    ) -> render.Render:
+        return render.run(config, stack=stack, secure_paths=secure, project_dir=ROOT)
+
+    return run
+
+
+@pytest.fixture
+def render_stack() -> Callable[[str], render.Render]:
+    def run(stack: str) -> render.Render:
+        return render.run_stack(stack, ROOT)
+
+    return run
