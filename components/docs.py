@@ -60,8 +60,7 @@ def _model_rows(model: type[BaseModel], prefix: str) -> list[str]:
             else f"`{json.dumps(field.get_default(call_default_factory=True))}`"
         )
         rows.append(
-            f"| `{key}` | {_type_name(field.annotation)} | {default} | "
-            f"{field.description or ''} |"
+            f"| `{key}` | {_type_name(field.annotation)} | {default} | {field.description or ''} |"
         )
         inner = _nested(field.annotation)
         if inner is not None:

@@ -43,17 +43,27 @@ class _Collector:
         self.issues.append(ConfigIssue(path, message, hint, "warning"))
 
 
-def _check_region(out: _Collector, path: str, provider: str, value: str | None, zone: bool) -> None:
+def _check_region(out: _Collector, path: str, provider: str, value: str | None, zone: bool) -> bool:
+    """Check a region or zone name's shape; True when it is absent or well formed."""
     if value is None:
-        return
+        return True
     table = catalogue.ZONE_PATTERNS if zone else catalogue.REGION_PATTERNS
+    key = "zone" if zone else "region"
     if provider not in table:
-        out.error(path, f"{provider} has no {'zones' if zone else 'regions'}", "remove this key")
-        return
+        out.error(path, f"{key} does not apply to {provider} pools", "remove this key")
+        return False
     pattern, example = table[provider]
     if not pattern.match(value):
         kind = "zone" if zone else ("location" if provider == "azure" else "region")
-        out.error(path, f"{value!r} is not a {provider} {kind} name", f"write it like {example!r}")
+        out.error(
+            path, f"{value!r} is not {_an(provider)} {kind} name", f"write it like {example!r}"
+        )
+        return False
+    return True
+
+
+def _an(word: str) -> str:
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
 
 
 def _cluster(out: _Collector, c: Cluster, secure: frozenset[str]) -> None:
@@ -136,6 +146,8 @@ def _pool(
     provider: str
     if pool.provider is not None:
         provider = pool.provider
+    elif c is None:
+        return pool  # coco:cluster is invalid (reported there): no default to resolve from
     else:
         if cluster_provider in CLUSTER_POOL_PROVIDER:
             provider = CLUSTER_POOL_PROVIDER[cluster_provider]
@@ -158,6 +170,7 @@ def _pool(
             f"use coco:cluster.provider {' or '.join(allowed)}, or a pool provider of "
             f"{', '.join(ALLOWED_POOL_PROVIDERS[cluster_provider])}",
         )
+        return pool
 
     offering = catalogue.find(provider, pool.tee, mode)
     if offering is None:
@@ -274,7 +287,7 @@ def _pool(
             if family is None:
                 out.error(
                     f"{p}.instanceType",
-                    f"{instance_type!r} is not a {provider} instance type",
+                    f"{instance_type!r} is not {_an(provider)} instance type",
                     f"write it like {example!r}",
                 )
             elif family.lower() not in {f.lower() for f in offering.families}:
@@ -293,27 +306,42 @@ def _pool(
             if getattr(pool, key) is not None:
                 out.error(f"{p}.{key}", f"{key} does not apply to bare-metal hosts", "remove it")
     else:
-        _check_region(out, f"{p}.region", provider, region, zone=False)
-        _check_region(out, f"{p}.zone", provider, zone, zone=True)
+        shapes_ok = _check_region(out, f"{p}.region", provider, region, zone=False)
+        shapes_ok &= _check_region(out, f"{p}.zone", provider, zone, zone=True)
+        explicit = region is not None or zone is not None
         if c is not None and region is None:
             region = c.location if provider == "azure" else c.region
             if region is None and provider == "gcp" and c.zone:
                 region = c.zone.rsplit("-", 1)[0]
         if provider == "gcp" and zone is None and c is not None:
             zone = c.zone
-        if mode == "peer-pods" and region is None:
+        # a managed cluster without its location is reported once, at coco:cluster
+        if mode == "peer-pods" and region is None and cluster_provider == "existing":
             out.error(
                 f"{p}.region",
                 f"{provider} peer pods need a region",
                 f"set it, for example {catalogue.REGION_PATTERNS[provider][1]!r}",
             )
-        if provider == "gcp" and mode == "peer-pods" and zone is None:
+        if (
+            provider == "gcp"
+            and mode == "peer-pods"
+            and zone is None
+            and (cluster_provider == "existing" or (c is not None and c.region is not None))
+        ):
             out.error(
                 f"{p}.zone",
                 "gcp peer pods need a zone (GCP_ZONE)",
                 f"set it, for example {catalogue.ZONE_PATTERNS['gcp'][1]!r}",
             )
-        if region and zone and provider in ("gcp", "aws") and not zone.startswith(region):
+        if (
+            explicit
+            and shapes_ok
+            and region
+            and zone
+            and provider in ("gcp", "aws")
+            and not zone.startswith(region + "-")
+            and not (provider == "aws" and zone[:-1] == region)
+        ):
             out.error(
                 f"{p}.zone",
                 f"zone {zone!r} is not in region {region!r}",

@@ -11,6 +11,7 @@ Nothing here touches Pulumi; the program calls `validate()` before registering a
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -43,10 +44,19 @@ _YAML_NAMES = {
 }
 
 
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 def path_of(section: str, loc: Iterable[int | str] = ()) -> str:
     text = f"{NAMESPACE}:{section}"
     for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif _PLAIN_KEY.match(part):
+            text += f".{part}"
+        else:  # label keys with dots and slashes: the bracket form `pulumi config --path` reads
+            text += f'["{part}"]'
+
     return text
 
 
@@ -89,7 +99,7 @@ def _keys_of(model: type[BaseModel]) -> list[str]:
 
 def _did_you_mean(word: str, choices: Iterable[str]) -> str:
     choices = list(choices)
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.5)
     if not close:
         lowered = {c.lower(): c for c in choices}
         if word.lower() in lowered:
@@ -146,8 +156,12 @@ def _issue_from_pydantic(
             "or booleans)",
         )
     if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
-        return ConfigIssue(path, f"{given!r} is out of range: {error['msg'].lower()}", "")
-    return ConfigIssue(path, error["msg"], "")
+        return ConfigIssue(
+            path,
+            f"{given!r} is out of range: {error['msg'].lower()}",
+            "use a value within the range; see the config reference in README.md",
+        )
+    return ConfigIssue(path, error["msg"], "see the config reference in README.md")
 
 
 def _value_at(raw: Any, loc: tuple[int | str, ...]) -> Any:
