@@ -149,6 +149,16 @@ def _pool(
     elif c is None:
         return pool  # coco:cluster is invalid (reported there): no default to resolve from
     else:
+        if pool.mode == "bare-metal" and cluster_provider in CLUSTER_LOCATION:
+            out.error(
+                f"{p}.mode",
+                f"bare-metal pools run on your own hosts and cannot join {cluster_provider} "
+                "clusters",
+                f"use mode peer-pods or nodes (provider "
+                f"{CLUSTER_POOL_PROVIDER[cluster_provider]}), or coco:cluster.provider existing or "
+                "k3s for bare-metal hosts",
+            )
+            return pool
         if cluster_provider in CLUSTER_POOL_PROVIDER:
             provider = CLUSTER_POOL_PROVIDER[cluster_provider]
         elif pool.mode in (None, "bare-metal"):

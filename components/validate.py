@@ -184,6 +184,22 @@ def _check(section: str, annotation: Any, raw: Any, issues: list[ConfigIssue]) -
         return None
 
 
+def _check_items(
+    section: str, model: type[BaseModel], raw: list[Any], issues: list[ConfigIssue]
+) -> list[Any]:
+    """Validate list items one by one (paths re-rooted under their index); None per bad item."""
+    items = []
+    for index, item in enumerate(raw):
+        found: list[ConfigIssue] = []
+        items.append(_check(section, model, item, found))
+        root = f"{NAMESPACE}:{section}"
+        issues += [
+            ConfigIssue(i.path.replace(root, f"{root}[{index}]", 1), i.message, i.hint)
+            for i in found
+        ]
+    return items
+
+
 def validate(
     config: Mapping[str, Any],
     *,
@@ -222,23 +238,18 @@ def validate(
         if raw is None:
             raw = spec.DEFAULTS[name]
         if name == "nodePools" and isinstance(raw, list):
-            pools = []
-            for index, item in enumerate(raw):
-                issues_at: list[ConfigIssue] = []
-                pool = _check(name, spec.NodePool, item, issues_at)
-                for issue in issues_at:
-                    # re-root the element's paths under its index
-                    issues.append(
-                        ConfigIssue(
-                            issue.path.replace(
-                                f"{NAMESPACE}:{name}", f"{NAMESPACE}:{name}[{index}]", 1
-                            ),
-                            issue.message,
-                            issue.hint,
-                        )
-                    )
-                pools.append(pool)
-            values[name] = pools
+            values[name] = _check_items(name, spec.NodePool, raw, issues)
+        elif name == "kbs" and isinstance(raw, dict) and isinstance(raw.get("resources"), list):
+            # resources one by one, so a bad path does not hide the KBS's other rules
+            rest = _check(name, annotation, {k: v for k, v in raw.items() if k != "resources"},
+                          issues)
+            items = _check_items(f"{name}.resources", spec.KbsResource, raw["resources"], issues)
+            # valid items only: the bad ones are already errors, so no Spec is returned
+            values[name] = (
+                rest.model_copy(update={"resources": [i for i in items if i is not None]})
+                if rest is not None
+                else None
+            )
         else:
             values[name] = _check(name, annotation, raw, issues)
 

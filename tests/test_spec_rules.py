@@ -1,0 +1,70 @@
+"""Rules that must not hide one another, and the defaults a valid spec resolves to."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.errors import SpecError
+from components.validate import validate
+
+EXISTING = {"provider": "existing"}
+
+
+def _errors(config):
+    with pytest.raises(SpecError) as info:
+        validate(config, stack="t")
+    return {i.path: i for i in info.value.issues}
+
+
+class TestNoHiding:
+    """A type error in one place does not hide rule errors elsewhere in the same section."""
+
+    def test_bad_resource_path_does_not_hide_production_policy(self):
+        errors = _errors({
+            "coco:environment": "production",
+            "coco:kbs": {"resourcePolicy": "allow-all",
+                         "resources": [{"path": "default/key", "value": "x"},
+                                       {"path": "default/key/2", "value": "y"}]},
+        })
+        assert set(errors) == {"coco:kbs.resources[0].path", "coco:kbs.resourcePolicy"}
+
+    def test_bare_metal_pool_on_managed_cluster_is_one_error(self):
+        errors = _errors({
+            "coco:cluster": {"provider": "eks", "region": "eu-west-1"},
+            "coco:nodePools": [{"name": "dev", "tee": "none", "mode": "bare-metal"}],
+        })
+        assert list(errors) == ["coco:nodePools[0].mode"]
+        assert "cannot join eks clusters" in errors["coco:nodePools[0].mode"].message
+
+
+class TestDefaults:
+    """Valid pools come back with provider, mode, instance type and location resolved."""
+
+    def test_managed_cluster_defaults(self):
+        spec, _ = validate({
+            "coco:cluster": {"provider": "aks", "location": "westeurope"},
+            "coco:nodePools": [{"name": "snp", "tee": "snp"},
+                               {"name": "cvm", "tee": "snp", "mode": "nodes"}],
+        }, stack="t")
+        peer, nodes = spec.node_pools
+        assert (peer.provider, peer.mode, peer.instance_type, peer.region, peer.count) == (
+            "azure", "peer-pods", "Standard_DC2as_v5", "westeurope", None)
+        assert (nodes.mode, nodes.instance_type, nodes.count) == ("nodes", "Standard_DC4as_v5", 1)
+
+    def test_gcp_region_from_zone(self):
+        spec, _ = validate({
+            "coco:cluster": {"provider": "gke", "zone": "europe-west4-a"},
+            "coco:nodePools": [{"name": "tdx", "tee": "tdx"}],
+        }, stack="t")
+        (pool,) = spec.node_pools
+        assert (pool.region, pool.zone, pool.instance_type) == (
+            "europe-west4", "europe-west4-a", "c3-standard-4")
+
+    def test_existing_cluster_bare_metal_default(self):
+        spec, warnings = validate({
+            "coco:cluster": EXISTING,
+            "coco:nodePools": [{"name": "snp", "tee": "snp", "nodeSelector": {"a": "b"}}],
+        }, stack="t")
+        assert (spec.node_pools[0].provider, spec.node_pools[0].mode) == ("baremetal", "bare-metal")
+        assert spec.environment == "dev" and spec.kbs.namespace == "coco-kbs"
+        assert warnings == []
