@@ -72,13 +72,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--extra", default="", help="more pool counts, e.g. 1000,2000")
     args = parser.parse_args()
 
     results: dict[str, float] = {}
     sample = largest_sample()
     results[f"sample:{sample.name}"] = time_render(sample, args.repeat)
     with tempfile.TemporaryDirectory() as tmp:
-        for n in (50, 500):
+        extra = [int(n) for n in args.extra.split(",") if n]
+        for n in (50, 500, *extra):
             path = Path(tmp) / f"Pulumi.gen{n}.yaml"
             path.write_text(yaml.safe_dump(generated_stack(n)))
             results[f"generated:{n}"] = time_render(path, args.repeat)

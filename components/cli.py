@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import catalogue, stackfile, support, versions
-from .errors import CocoError, NotYetSupported, SpecError, StackFileError
+from .errors import CocoError, NotYetSupported, RenderError, SpecError, StackFileError
 from .spec import Spec
 from .validate import validate
 
@@ -129,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(issue.render(), file=sys.stderr)
         print(f"{len(exc.issues)} error(s) in stack {args.stack}", file=sys.stderr)
         return EXIT_INVALID
-    except (StackFileError, NotYetSupported) as exc:
+    except (StackFileError, NotYetSupported, RenderError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         if exc.hint:
             print(f"  hint: {exc.hint}", file=sys.stderr)

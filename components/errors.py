@@ -59,3 +59,11 @@ class NotYetSupported(CocoError):
         super().__init__(f"{path}: {message}")
         self.path = path
         self.hint = hint
+
+
+class RenderError(CocoError):
+    """`coco render` cannot write its output where asked."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint

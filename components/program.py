@@ -58,7 +58,11 @@ def read_config() -> tuple[dict[str, Any], frozenset[str]]:
 def load_spec(base_dir: Path) -> Spec:
     config, secure = read_config()
     spec, warnings = validate(
-        config, stack=pulumi.get_stack(), secure_paths=secure, base_dir=str(base_dir)
+        config,
+        stack=pulumi.get_stack(),
+        secure_paths=secure,
+        base_dir=str(base_dir),
+        exact_secure_paths=False,  # Pulumi reports secrets per top-level key only
     )
     for warning in warnings:
         pulumi.log.warn(warning.render())

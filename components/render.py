@@ -23,6 +23,7 @@ import yaml
 from google.protobuf import json_format  # type: ignore[import-untyped]
 
 from . import stackfile, support
+from .errors import RenderError
 from .spec import Spec
 from .validate import validate
 
@@ -33,6 +34,7 @@ NOTICE = (
     "real plan."
 )
 SECRET = "[secret]"
+MARKER = ".coco-render"  # written into every --out dir; only such dirs are cleaned on re-render
 UNKNOWN = "[unknown]"
 
 # Signatures of the Pulumi wire format (pulumi/sdk/python/lib/pulumi/runtime/rpc.py).
@@ -259,10 +261,8 @@ def run(
                 outputs.update(_plain(json_format.MessageToDict(request.outputs)))
             return super().RegisterResourceOutputs(request)  # type: ignore[no-untyped-call]
 
-    keyed = {
-        k: v if isinstance(v, str) else json.dumps(v, sort_keys=True) for k, v in config.items()
-    }
-    secret_keys = sorted({p.split(".")[0].split("[")[0] for p in secure_paths})
+    keyed = stackfile.pulumi_config(config)
+    secret_keys = stackfile.secret_keys(secure_paths)
     the_mocks = _Mocks()
     with _clean_environment():
         mocks.set_mocks(
@@ -298,9 +298,16 @@ def write(render: Render, out: Path) -> tuple[int, int]:
     """Write resources.json and manifests/ under `out`, replacing earlier render output."""
     out.mkdir(parents=True, exist_ok=True)
     manifests = out / "manifests"
+    marker = out / MARKER
     if manifests.exists():
+        if not marker.exists():
+            raise RenderError(
+                f"{out} already has a manifests/ folder that coco render did not write",
+                "choose an empty or new --out directory",
+            )
         shutil.rmtree(manifests)
     manifests.mkdir()
+    marker.write_text(NOTICE + "\n", encoding="utf-8")
     document = render.document()
     (out / "resources.json").write_text(dumps_json(document), encoding="utf-8")
     objects = render.kubernetes_objects()

@@ -12,7 +12,7 @@ from typing import Any
 
 from . import catalogue
 from .errors import ConfigIssue
-from .spec import Cluster, Kbs, NodePool, Spec
+from .spec import Cluster, Kbs, KbsResource, NodePool, Spec
 
 # Which pool providers a cluster provider can host, and the default pool provider.
 CLUSTER_POOL_PROVIDER = {"aks": "azure", "eks": "aws", "gke": "gcp", "k3s": "baremetal"}
@@ -319,6 +319,8 @@ def _pool(
         shapes_ok = _check_region(out, f"{p}.region", provider, region, zone=False)
         shapes_ok &= _check_region(out, f"{p}.zone", provider, zone, zone=True)
         explicit = region is not None or zone is not None
+        if region is None and zone is not None and provider in ("gcp", "aws") and shapes_ok:
+            region = zone[:-1] if provider == "aws" else zone.rsplit("-", 1)[0]
         if c is not None and region is None:
             region = c.location if provider == "azure" else c.region
             if region is None and provider == "gcp" and c.zone:
@@ -361,7 +363,7 @@ def _pool(
             out.warn(
                 f"{p}.region",
                 f"{pool.tee} {mode} is not known to be offered in {region}",
-                f"known regions: {', '.join(offering.regions)}; confirm with `coco check --live`",
+                f"known regions: {', '.join(offering.regions)}; check the provider's region list",
             )
 
     count = pool.count if pool.count is not None or mode != "nodes" else 1
@@ -405,7 +407,10 @@ def _kbs(
     secure: frozenset[str],
     base: str | None,
     pools: list[NodePool],
+    items: list[KbsResource | None],
 ) -> None:
+    """KBS rules; `items` are the resources as written (None where invalid), so indices in
+    messages are the user's."""
     p = "coco:kbs"
     if not k.enabled:
         if k.resources:
@@ -415,8 +420,7 @@ def _kbs(
                 "set coco:kbs.enabled: true, or remove the resources",
             )
         if any(
-            catalogue.find(x.provider or "", x.tee, x.mode or "")
-            and (catalogue.find(x.provider or "", x.tee, x.mode or "") or None).evidence  # type: ignore[union-attr]
+            (o := catalogue.find(x.provider or "", x.tee, x.mode or "")) is not None and o.evidence
             for x in pools
         ):
             out.warn(
@@ -432,7 +436,9 @@ def _kbs(
             "set hostname, for example 'kbs.example.com'",
         )
     seen: dict[str, int] = {}
-    for i, res in enumerate(k.resources):
+    for i, res in enumerate(items):
+        if res is None:
+            continue
         if res.path in seen:
             out.error(
                 f"{p}.resources[{i}].path",
@@ -520,7 +526,8 @@ def apply(
 
     kbs: Kbs | None = values["kbs"]
     if kbs is not None:
-        _kbs(out, kbs, env, secure_paths, base_dir, pools)
+        items = values.get("kbs.resources", list(kbs.resources))
+        _kbs(out, kbs, env, secure_paths, base_dir, pools, items)
 
     if None in (env, cluster, raw_pools, kbs, values["image"]) or None in raw_pools:
         return None

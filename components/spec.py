@@ -159,12 +159,12 @@ class Cluster(Model):
         None, description="existing: kube context to use; default: the current context."
     )
     kubeconfig: SecretStr | None = Field(
-        None, description="existing: kubeconfig contents, stored as a Pulumi secret."
+        None, min_length=1, description="existing: kubeconfig contents, stored as a Pulumi secret."
     )
 
 
 class Host(Model):
-    address: str = Field(description="Host name or IP address reachable over SSH.")
+    address: str = Field(min_length=1, description="Host name or IP address reachable over SSH.")
     user: str = Field("root", description="SSH user.")
     port: int = Field(22, ge=1, le=65535, description="SSH port.")
     ssh_key: SecretStr = Field(description="SSH private key, stored as a Pulumi secret.")
@@ -197,7 +197,9 @@ class NodePool(Model):
         None, description="bare-metal: the hosts to check, label and (k3s) join over SSH."
     )
     node_selector: NodeSelector | None = Field(
-        None, description="Reuse existing nodes with these labels instead of creating nodes."
+        None,
+        min_length=1,
+        description="Reuse existing nodes with these labels instead of creating nodes.",
     )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from .errors import StackFileError
-from .validate import NAMESPACE, path_of
+from .validate import NAMESPACE, join_key, path_of
 
 
 @dataclass(frozen=True)
@@ -29,25 +29,56 @@ class StackFile:
 
     @property
     def secret_keys(self) -> list[str]:
-        """Top-level config keys holding at least one secure value (Pulumi marks whole keys)."""
-        return sorted({p.split(".")[0].split("[")[0] for p in self.secure_paths})
+        return secret_keys(self.secure_paths)
 
     def pulumi_config(self) -> dict[str, str]:
-        """The config as the Pulumi language host passes it: strings, objects as JSON."""
-        return {
-            key: value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-            for key, value in sorted(self.config.items())
-        }
+        return pulumi_config(self.config)
 
 
-def find_project_dir(start: Path | None = None) -> Path:
-    """The nearest directory at or above `start` (default: cwd) holding Pulumi.yaml."""
+def secret_keys(secure_paths: frozenset[str]) -> list[str]:
+    """Top-level config keys holding at least one secure value (Pulumi marks whole keys)."""
+    return sorted({p.split(".")[0].split("[")[0] for p in secure_paths})
+
+
+def pulumi_config(config: dict[str, Any]) -> dict[str, str]:
+    """The config as the Pulumi language host passes it: strings, objects as JSON; keys
+    written with no value (`coco:image:`) are left out, as `pulumi config` does."""
+    return {
+        key: value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        for key, value in sorted(config.items())
+        if value is not None
+    }
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses duplicate keys (the later one would silently win)."""
+
+
+def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise StackFileError(
+                f"duplicate key {key!r} at line {key_node.start_mark.line + 1}",
+                "a key may appear once per mapping; merge the two entries",
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+def find_project_dir(start: Path | None = None, packaged_fallback: bool = True) -> Path:
+    """The nearest directory at or above `start` (default: cwd) holding Pulumi.yaml; else, for
+    stack names, the checkout this package was installed from."""
     here = (start or Path.cwd()).resolve()
     for candidate in (here, *here.parents):
         if (candidate / "Pulumi.yaml").is_file():
             return candidate
     packaged = Path(__file__).resolve().parent.parent
-    if (packaged / "Pulumi.yaml").is_file():
+    if packaged_fallback and (packaged / "Pulumi.yaml").is_file():
         return packaged
     raise StackFileError(
         "no Pulumi.yaml found in this directory or above",
@@ -66,8 +97,8 @@ def resolve(stack: str, project_dir: Path | None = None) -> tuple[str, Path, Pat
             if name.startswith(prefix) and name.endswith(suffix):
                 name = name[len(prefix) : -len(suffix)]
         try:
-            project = find_project_dir(as_path.resolve().parent)
-        except StackFileError:
+            project = find_project_dir(as_path.resolve().parent, packaged_fallback=False)
+        except StackFileError:  # a stack file on its own: paths are relative to it
             project = as_path.resolve().parent
         return name, as_path, project
     project = project_dir or find_project_dir()
@@ -93,7 +124,7 @@ def _replace_secure(value: Any, path: str, found: set[str]) -> Any:
         if set(value) == {"secure"} and isinstance(value["secure"], str):
             found.add(path)
             return placeholder(path)
-        return {k: _replace_secure(v, f"{path}.{k}", found) for k, v in value.items()}
+        return {k: _replace_secure(v, join_key(path, str(k)), found) for k, v in value.items()}
     if isinstance(value, list):
         return [_replace_secure(v, f"{path}[{i}]", found) for i, v in enumerate(value)]
     return value
@@ -102,7 +133,9 @@ def _replace_secure(value: Any, path: str, found: set[str]) -> Any:
 def load(stack: str, project_dir: Path | None = None) -> StackFile:
     name, path, project = resolve(stack, project_dir)
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader) or {}
+    except StackFileError as exc:
+        raise StackFileError(f"{path}: {exc}", exc.hint) from None
     except (OSError, yaml.YAMLError) as exc:
         raise StackFileError(f"cannot read {path}: {exc}") from exc
     if not isinstance(document, dict):

@@ -44,18 +44,27 @@ _YAML_NAMES = {
 }
 
 
+# The keys whose values are secrets (SecretStr fields in components.spec).
+_SECRET_FIELD = re.compile(
+    r"^coco:(cluster\.kubeconfig|nodePools\[\d+\]\.hosts\[\d+\]\.sshKey"
+    r"|kbs\.resources\[\d+\]\.value)$"
+)
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def join_key(path: str, part: int | str) -> str:
+    """Append one key or index to a config key path, the way `pulumi config --path` reads it."""
+    if isinstance(part, int):
+        return f"{path}[{part}]"
+    if _PLAIN_KEY.match(part):
+        return f"{path}.{part}"
+    return f'{path}["{part}"]'  # label keys with dots and slashes
 
 
 def path_of(section: str, loc: Iterable[int | str] = ()) -> str:
     text = f"{NAMESPACE}:{section}"
     for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        elif _PLAIN_KEY.match(part):
-            text += f".{part}"
-        else:  # label keys with dots and slashes: the bracket form `pulumi config --path` reads
-            text += f'["{part}"]'
+        text = join_key(text, part)
 
     return text
 
@@ -148,13 +157,15 @@ def _issue_from_pydantic(
         )
     if kind in _TYPE_NAMES:
         got = _YAML_NAMES.get(type(given), type(given).__name__)
-        shown = "" if isinstance(given, dict | list) else f" {given!r}"
+        shown = "" if isinstance(given, dict | list) or given is None else f" {given!r}"
         return ConfigIssue(
             path,
             f"expected {_TYPE_NAMES[kind]}, got {got}{shown}",
             "fix the value's type in the stack file (quote strings, do not quote numbers "
             "or booleans)",
         )
+    if kind in ("too_short", "string_too_short"):
+        return ConfigIssue(path, "must not be empty", "give it a value, or remove the key")
     if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
         return ConfigIssue(
             path,
@@ -206,15 +217,29 @@ def validate(
     stack: str,
     secure_paths: frozenset[str] = frozenset(),
     base_dir: str | None = None,
+    exact_secure_paths: bool = True,
 ) -> tuple[spec.Spec, list[ConfigIssue]]:
     """Validate the raw config of one stack.
 
     `config` maps full config keys (`coco:cluster`) to their values; keys of other namespaces
     (`kubernetes:context`, ...) are ignored. `secure_paths` lists the key paths whose values were
-    stored encrypted (`secure:`), so plain-text secrets can be refused. Returns the spec and the
-    warnings; raises SpecError with every error found.
+    stored encrypted (`secure:`), so plain-text secrets can be refused; with `exact_secure_paths`
+    (a stack file read value by value) `secure:` on a key that is not a secret is refused too.
+    Returns the spec and the warnings; raises SpecError with every error found.
     """
     issues: list[ConfigIssue] = []
+    if exact_secure_paths:
+        for path in sorted(secure_paths):
+            if not _SECRET_FIELD.match(path):
+                issues.append(
+                    ConfigIssue(
+                        path,
+                        "stored as a secret, but this key is not secret and would reach resource "
+                        "inputs and logs as plain text",
+                        "store it without --secret; secrets belong in coco:cluster.kubeconfig, "
+                        "coco:nodePools[].hosts[].sshKey and coco:kbs.resources[].value",
+                    )
+                )
     sections: dict[str, Any] = {}
     for key in sorted(config):
         ns, sep, name = key.partition(":")
@@ -241,8 +266,9 @@ def validate(
             values[name] = _check_items(name, spec.NodePool, raw, issues)
         elif name == "kbs" and isinstance(raw, dict) and isinstance(raw.get("resources"), list):
             # resources one by one, so a bad path does not hide the KBS's other rules
-            rest = _check(name, annotation, {k: v for k, v in raw.items() if k != "resources"},
-                          issues)
+            rest = _check(
+                name, annotation, {k: v for k, v in raw.items() if k != "resources"}, issues
+            )
             items = _check_items(f"{name}.resources", spec.KbsResource, raw["resources"], issues)
             # valid items only: the bad ones are already errors, so no Spec is returned
             values[name] = (
@@ -250,6 +276,7 @@ def validate(
                 if rest is not None
                 else None
             )
+            values["kbs.resources"] = items
         else:
             values[name] = _check(name, annotation, raw, issues)
 

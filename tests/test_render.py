@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from components import render, stackfile
-from components.errors import NotYetSupported, SpecError
+from components.errors import NotYetSupported, RenderError, SpecError
 from tests.conftest import ROOT, STACKS, assert_valid_kubernetes, one
 
 BASE = {
@@ -128,11 +128,22 @@ class TestDeterminism:
         assert any(k.startswith("manifests/") for k in outs[0])
 
     def test_rerender_replaces_stale_manifests(self, tmp_path, render_stack):
+        result = render_stack("dev")
+        render.write(result, tmp_path)
         stale = tmp_path / "manifests" / "stale.yaml"
-        stale.parent.mkdir(parents=True)
         stale.write_text("old")
-        render.write(render_stack("dev"), tmp_path)
+        render.write(result, tmp_path)
         assert not stale.exists()
+        assert (tmp_path / "resources.json").exists()
+
+    def test_refuses_foreign_manifests_folder(self, tmp_path, render_stack):
+        """--out pointing at a folder with someone else's manifests/ must not delete them."""
+        mine = tmp_path / "manifests" / "my-app.yaml"
+        mine.parent.mkdir(parents=True)
+        mine.write_text("mine")
+        with pytest.raises(RenderError):
+            render.write(render_stack("dev"), tmp_path)
+        assert mine.read_text() == "mine"
 
     def test_document_sorted(self, render_stack):
         doc = render_stack("mixed").document()
@@ -234,6 +245,9 @@ class TestRefusals:
         set_all_config(
             {"coco:nodePools": '[{"name": "x", "tee": "sgx", "mode": "bare-metal"}]'}, []
         )
-        with pytest.raises(pulumi.RunError) as info:
-            program.main(ROOT)
+        try:
+            with pytest.raises(pulumi.RunError) as info:
+                program.main(ROOT)
+        finally:
+            set_all_config({}, [])
         assert "coco:nodePools[0].tee" in str(info.value)

@@ -68,3 +68,47 @@ class TestDefaults:
         assert (spec.node_pools[0].provider, spec.node_pools[0].mode) == ("baremetal", "bare-metal")
         assert spec.environment == "dev" and spec.kbs.namespace == "coco-kbs"
         assert warnings == []
+
+
+class TestReviewFindings:
+    """Regressions found in review: indices, secure keys, empty values, zone-derived regions."""
+
+    def test_resource_indices_are_the_users(self):
+        errors = _errors({"coco:kbs": {"resources": [
+            {"path": "bad", "value": "x"},
+            {"path": "a/b/c", "value": "y"},
+            {"path": "a/b/c", "value": "z"},
+        ]}})
+        assert set(errors) == {"coco:kbs.resources[0].path", "coco:kbs.resources[2].path"}
+        assert "coco:kbs.resources[1]" in errors["coco:kbs.resources[2].path"].message
+
+    def test_secure_on_a_non_secret_key_is_refused(self):
+        with pytest.raises(SpecError) as info:
+            validate({"coco:cluster": {"provider": "existing", "context": "[x]"}}, stack="t",
+                     secure_paths=frozenset({"coco:cluster.context"}))
+        assert [i.path for i in info.value.issues] == ["coco:cluster.context"]
+        assert "not secret" in info.value.issues[0].message
+
+    def test_program_mode_accepts_whole_key_secrets(self):
+        """Under `pulumi up` every path below a secret key counts as secure."""
+        spec, _ = validate(
+            {"coco:cluster": {"provider": "existing", "context": "c"}}, stack="t",
+            secure_paths=frozenset({"coco:cluster", "coco:cluster.context",
+                                    "coco:cluster.provider"}),
+            exact_secure_paths=False,
+        )
+        assert spec.cluster.context == "c"
+
+    @pytest.mark.parametrize("config,path", [
+        ({"coco:nodePools": [{"name": "a", "tee": "snp", "nodeSelector": {}}]},
+         "coco:nodePools[0].nodeSelector"),
+        ({"coco:cluster": {"kubeconfig": ""}}, "coco:cluster.kubeconfig"),
+    ])
+    def test_empty_values_refused(self, config, path):
+        errors = _errors(config)
+        assert errors[path].message == "must not be empty"
+
+    def test_pool_zone_gives_its_region(self):
+        spec, _ = validate({"coco:nodePools": [
+            {"name": "g", "tee": "snp", "provider": "gcp", "zone": "europe-west4-a"}]}, stack="t")
+        assert spec.node_pools[0].region == "europe-west4"
