@@ -12,14 +12,21 @@ from typing import Any
 
 import pulumi
 
-from . import catalogue, labels
+from . import catalogue, labels, runtime_plan
 from .spec import NodePool as PoolSpec
 
 
 class NodePool(pulumi.ComponentResource):
     """A TEE node pool and the facts other components need about it."""
 
-    def __init__(self, name: str, args: PoolSpec, opts: pulumi.ResourceOptions | None = None):
+    def __init__(
+        self,
+        name: str,
+        args: PoolSpec,
+        opts: pulumi.ResourceOptions | None = None,
+        *,
+        nfd: bool = False,
+    ):
         super().__init__("coco:pools:NodePool", name, None, opts)
         offering = catalogue.find(args.provider or "", args.tee, args.mode or "")
         if offering is None:  # components.rules resolves and refuses these; guard direct use
@@ -27,7 +34,10 @@ class NodePool(pulumi.ComponentResource):
         self.spec = args
         self.offering = offering
         self.runtime_class = offering.runtime_class
-        self.node_selector = labels.pool_selector(args.name, args.tee, args.node_selector)
+        # nodes the stack manages get these labels (and, until their runtime is ready, the
+        # startup taint); reused nodes (nodeSelector) are found by the user's labels instead
+        self.labels = labels.pool_labels(args.name, args.tee) if args.node_selector is None else {}
+        self.node_selector = runtime_plan.pool_node_selector(args, nfd)
         self.summary: dict[str, Any] = {
             "tee": args.tee,
             "mode": args.mode,
@@ -39,5 +49,6 @@ class NodePool(pulumi.ComponentResource):
             "evidence": offering.evidence,
             "initdataBinding": offering.initdata_binding,
             "nodeSelector": self.node_selector,
+            "nodeLabels": self.labels,
         }
         self.register_outputs({"summary": self.summary})

@@ -529,7 +529,9 @@ def apply(
         items = values.get("kbs.resources", list(kbs.resources))
         _kbs(out, kbs, env, secure_paths, base_dir, pools, items)
 
-    if None in (env, cluster, raw_pools, kbs, values["image"]) or None in raw_pools:
+    if None in (env, cluster, raw_pools, kbs, values["runtime"], values["image"]) or (
+        None in raw_pools
+    ):
         return None
     return Spec(
         stack=stack,
@@ -537,5 +539,6 @@ def apply(
         cluster=cluster,
         node_pools=tuple(pools),
         kbs=kbs,
+        runtime=values["runtime"],
         image=values["image"],
     )

@@ -25,6 +25,9 @@ PoolProvider = Literal["azure", "aws", "gcp", "ibmcloud", "baremetal"]
 Tee = Literal["snp", "tdx", "se", "sev", "sgx", "none"]
 Mode = Literal["peer-pods", "bare-metal", "nodes"]
 Expose = Literal["clusterip", "nodeport", "loadbalancer", "ingress"]
+# kata-deploy values k8sDistribution (helm-chart values.yaml@4.0.0); other values silently fall
+# back to k8s paths upstream, so the spec refuses them.
+Distribution = Literal["k8s", "k3s", "rke2", "k0s", "microk8s"]
 
 
 def _fail(message: str, hint: str) -> PydanticCustomError:
@@ -161,6 +164,11 @@ class Cluster(Model):
     kubeconfig: SecretStr | None = Field(
         None, min_length=1, description="existing: kubeconfig contents, stored as a Pulumi secret."
     )
+    distribution: Distribution | None = Field(
+        None,
+        description="Kubernetes distribution, for containerd paths: k8s, k3s, rke2, k0s or "
+        "microk8s; default k3s for provider k3s, else k8s.",
+    )
 
 
 class Host(Model):
@@ -234,6 +242,15 @@ class Kbs(Model):
     )
 
 
+class Runtime(Model):
+    node_feature_discovery: bool = Field(
+        False,
+        description="Install Node Feature Discovery and select TEE nodes by its labels "
+        "(amd.feature.node.kubernetes.io/snp, ...) instead of the stack's pool labels.",
+    )
+    debug: bool = Field(False, description="kata-deploy debug logging.")
+
+
 class Image(Model):
     recipe: str | None = Field(
         None, description="Guest image recipe (reserved for the guest-image builder)."
@@ -245,6 +262,7 @@ SECTIONS: dict[str, Any] = {
     "cluster": Cluster,
     "nodePools": list[NodePool],
     "kbs": Kbs,
+    "runtime": Runtime,
     "image": Image,
 }
 SECTION_DOCS = {
@@ -253,6 +271,7 @@ SECTION_DOCS = {
     "cluster": "The Kubernetes cluster: created (aks, eks, gke, k3s) or existing.",
     "nodePools": "The TEE node pools: one entry per pool.",
     "kbs": "The Trustee key broker service.",
+    "runtime": "The CoCo runtime (kata-deploy through the confidential-containers chart).",
     "image": "Guest image settings (reserved).",
 }
 DEFAULTS: dict[str, Any] = {
@@ -260,6 +279,7 @@ DEFAULTS: dict[str, Any] = {
     "cluster": {},
     "nodePools": [],
     "kbs": {},
+    "runtime": {},
     "image": {},
 }
 
@@ -274,4 +294,5 @@ class Spec(BaseModel):
     cluster: Cluster
     node_pools: tuple[NodePool, ...]
     kbs: Kbs
+    runtime: Runtime
     image: Image

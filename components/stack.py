@@ -11,8 +11,10 @@ from typing import Any
 import pulumi
 
 from . import cluster as cluster_mod
+from . import runtime_plan
 from .kbs import KeyBroker
 from .pools import NodePool
+from .runtime import CocoRuntime
 from .spec import Spec
 
 
@@ -31,10 +33,21 @@ class CocoStack(pulumi.ComponentResource):
 
         # 2. node pools, in the order the stack file lists them
         self.pools = {
-            pool.name: NodePool(f"{name}-pool-{pool.name}", pool, in_cluster)
+            pool.name: NodePool(
+                f"{name}-pool-{pool.name}",
+                pool,
+                in_cluster,
+                nfd=spec.runtime.node_feature_discovery,
+            )
             for pool in spec.node_pools
         }
-        # 3. runtime (CoCo chart, peer pods) and 4. guest images: their issues add them here.
+        # 3. runtime: kata-deploy with the shims the pools use, RuntimeClasses per TEE
+        self.runtime = (
+            CocoRuntime(f"{name}-runtime", spec, in_cluster)
+            if runtime_plan.runtime_classes(spec)
+            else None
+        )
+        # 4. guest images: the image issue adds them here.
 
         # 5. key broker
         self.kbs = KeyBroker(f"{name}-kbs", spec.kbs, in_cluster) if spec.kbs.enabled else None

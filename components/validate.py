@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from . import rules, spec
+from . import rules, runtime_plan, spec
 from .errors import ConfigIssue, SpecError
 
 NAMESPACE = "coco"
@@ -283,6 +283,8 @@ def validate(
     resolved = rules.apply(
         values, stack=stack, secure_paths=secure_paths, base_dir=base_dir, issues=issues
     )
+    if resolved is not None:
+        issues += runtime_plan.shared_selector_issues(resolved)
     errors = [i for i in issues if i.severity == "error"]
     if errors or resolved is None:
         raise SpecError(issues)

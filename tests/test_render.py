@@ -51,7 +51,7 @@ class TestGraph:
         ]:
             assert names[name].parent_urn == names[parent].urn, name
         secret = one(result, "kubernetes:core/v1:Secret")
-        namespace = one(result, "kubernetes:core/v1:Namespace")
+        namespace = one(result, "kubernetes:core/v1:Namespace", "coco-kbs-namespace")
         assert namespace.urn in secret.dependencies
         assert (
             namespace.inputs["metadata"]["labels"]["pod-security.kubernetes.io/enforce"]
@@ -66,7 +66,8 @@ class TestGraph:
             for r in result.registrations
             if r.custom and r.type.startswith("kubernetes:") and "providers" not in r.type
         ]
-        assert len(in_cluster) == 2
+        # KBS namespace and Secret; runtime namespace, chart and one RuntimeClass
+        assert len(in_cluster) == 5
         for r in in_cluster:
             assert r.provider.startswith(provider.urn + "::"), r.name
         assert provider.parent_urn == result.by_name()["coco-cluster"].urn
@@ -85,7 +86,8 @@ class TestGraph:
     def test_kbs_disabled_registers_no_kbs(self, render_config):
         result = render_config({**BASE, "coco:kbs": {"enabled": False}})
         assert not [
-            r for r in result.registrations if r.type.startswith(("coco:kbs", "kubernetes:core"))
+            r for r in result.registrations
+            if r.type.startswith("coco:kbs") or r.name.startswith("coco-kbs")
         ]
         assert "kbsNamespace" not in result.outputs
 
