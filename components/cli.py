@@ -16,6 +16,7 @@ from pathlib import Path
 
 from . import catalogue, stackfile, support, versions
 from .errors import CocoError, NotYetSupported, RenderError, SpecError, StackFileError
+from .kbs_client import KbsClientError
 from .spec import Spec
 from .validate import validate
 
@@ -115,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("stack", help="a stack name in stacks/ or a path to a stack YAML file")
     render.add_argument("--out", required=True, help="output directory")
     render.set_defaults(func=cmd_render)
+
+    from . import kbs_cli
+
+    kbs_cli.add_parsers(sub)
     return parser
 
 
@@ -129,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(issue.render(), file=sys.stderr)
         print(f"{len(exc.issues)} error(s) in stack {args.stack}", file=sys.stderr)
         return EXIT_INVALID
-    except (StackFileError, NotYetSupported, RenderError) as exc:
+    except (StackFileError, NotYetSupported, RenderError, KbsClientError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         if exc.hint:
             print(f"  hint: {exc.hint}", file=sys.stderr)

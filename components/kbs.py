@@ -1,20 +1,49 @@
-"""The Trustee key broker (KBS).
+"""The Trustee key broker (KBS), secure by default.
 
-Today: the KBS namespace (Pod Security "restricted" enforced) and the Secret holding the
-resources it releases, every value a Pulumi secret. The Deployment, configuration, keys, TLS and
-policies arrive with the KBS issue and become children here.
+The recipe: namespace -> keys and certificates -> configuration, policies and reference values
+-> secrets -> storage -> workload -> network -> outputs. Every Kubernetes object is ours (no
+upstream manifests): Trustee's own overlays serve plain HTTP from emptyDir storage with a
+resource policy that ignores the attestation result; this one serves HTTPS with a certificate
+from the stack's CA, keeps its state on a PersistentVolumeClaim, releases resources only on an
+"affirming" attestation result, and takes admin requests only with the stack's admin JWT.
+
+File formats are in components.kbs_config (kbs-config.toml, LocalFs layout, reference values);
+the admin JWT in components.kbs_client; initdata in components.initdata.
+
+What the stack declares (resources, policies, reference values) is copied into the persistent
+store by an init container at every pod start, overwriting; what an earlier revision declared
+and this one does not is deleted. Pod template annotations change with the declared content,
+so `pulumi up` rolls the pod when it changes. Admin API writes to other names persist.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
+import pulumi_tls as tls
 
+from . import kbs_config as cfg
+from .kbs_client import sign_admin_token
 from .labels import PREFIX
 from .spec import Kbs
+from .versions import KBS_IMAGE
+
+NAME = "kbs"  # the Deployment, Service, ServiceAccount and certificate name
+UID = 65532  # the image runs as root by default (kbs/docker/Dockerfile@v0.21.0: no USER)
+CLUSTER_DOMAIN = "cluster.local"
+# Certificate lifetimes. The server certificate is renewed by `pulumi up` within 30 days of its
+# end (early_renewal_hours); the admin JWT is valid exactly as long as the server certificate.
+CA_HOURS = 10 * 365 * 24
+CERT_HOURS = 365 * 24
+RENEW_HOURS = 30 * 24
+SEED = "/seed"
 
 
 def resource_key(path: str) -> str:
@@ -22,20 +51,93 @@ def resource_key(path: str) -> str:
     return "res-" + hashlib.sha256(path.encode()).hexdigest()[:20]
 
 
-class KeyBroker(pulumi.ComponentResource):
-    """The KBS and everything it needs inside the cluster."""
+def service_dns_names(namespace: str, hostname: str | None) -> list[str]:
+    """Every name a client may use for the KBS: in-cluster Service names and the host name."""
+    names = [
+        NAME,
+        f"{NAME}.{namespace}",
+        f"{NAME}.{namespace}.svc",
+        f"{NAME}.{namespace}.svc.{CLUSTER_DOMAIN}",
+    ]
+    return names + ([hostname] if hostname else [])
 
-    def __init__(self, name: str, args: Kbs, opts: pulumi.ResourceOptions | None = None):
+
+def kbs_url(args: Kbs) -> str:
+    """The URL guests and the admin client use: the ingress host name on 443, else the
+    Service's cluster DNS name."""
+    scheme = "http" if args.insecure_http else "https"
+    if args.expose == "ingress" and args.hostname:
+        return f"{scheme}://{args.hostname}"
+    return f"{scheme}://{NAME}.{args.namespace}.svc.{CLUSTER_DOMAIN}:{cfg.PORT}"
+
+
+def _admin_token(values: list[Any], issuer: str) -> str | None:
+    pem, start, end = values
+    if not (pem and start and end):
+        return None  # only under mocks, where no provider computes keys or validity
+    return sign_admin_token(pem, issuer=issuer, not_before=start, expires=end)
+
+
+def _resources_digest(values: list[Any], resources: list[tuple[str, str]]) -> str:
+    """HMAC of the declared resources keyed by the server's private key: changes with any
+    value, reveals nothing about them (a plain hash of a short secret could be guessed)."""
+    key = (values[0] or "").encode()
+    body = json.dumps(resources, sort_keys=True).encode()
+    return hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+def _secret(value: Any) -> pulumi.Output[Any]:
+    """Output.secret, typed (the SDK's signature defeats mypy)."""
+    return cast(pulumi.Output[Any], cast(Any, pulumi.Output).secret(value))
+
+
+def _restricted_security_context() -> k8s.core.v1.SecurityContextArgs:
+    # Pod Security Standards "restricted" (kubernetes.io/docs/concepts/security/
+    # pod-security-standards) plus a read-only root filesystem.
+    return k8s.core.v1.SecurityContextArgs(
+        allow_privilege_escalation=False,
+        capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
+        read_only_root_filesystem=True,
+        run_as_non_root=True,
+        run_as_user=UID,
+        run_as_group=UID,
+        seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+    )
+
+
+class KeyBroker(pulumi.ComponentResource):
+    """The KBS and everything it needs inside the cluster.
+
+    `reference_values`: reference value name -> accepted values (for example
+    {"snp_launch_measurement": ["<hex>"]}), merged from the spec and the guest images.
+    `base_dir`: where relative policy file paths are read from (the project directory)."""
+
+    def __init__(
+        self,
+        name: str,
+        args: Kbs,
+        opts: pulumi.ResourceOptions | None = None,
+        *,
+        reference_values: Mapping[str, Sequence[str]] | None = None,
+        base_dir: Path | None = None,
+    ):
         super().__init__("coco:kbs:KeyBroker", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         self.namespace = args.namespace
-        common = {"app.kubernetes.io/name": "kbs", "app.kubernetes.io/part-of": "coco-stack"}
+        self.url = kbs_url(args)
+        ns_name = args.namespace
+        labels = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "coco-stack"}
+        child = pulumi.ResourceOptions(parent=self)
+
+        def meta(obj: str) -> k8s.meta.v1.ObjectMetaArgs:
+            return k8s.meta.v1.ObjectMetaArgs(name=obj, namespace=ns_name, labels=labels)
+
+        # 1. namespace
         ns = k8s.core.v1.Namespace(
             f"{name}-namespace",
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=args.namespace,
+                name=ns_name,
                 labels={
-                    **common,
+                    **labels,
                     # Pod Security admission (kubernetes.io/docs/concepts/security/
                     # pod-security-admission): reject pods that are not "restricted".
                     "pod-security.kubernetes.io/enforce": "restricted",
@@ -44,21 +146,463 @@ class KeyBroker(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        in_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns])
+
+        # 2. keys and certificates (pulumi_tls: kept in the stack state, stable across runs).
+        # Private key outputs are wrapped in Output.secret here: the provider marks them
+        # secret, the SDK's mocks do not.
+        admin_key = tls.PrivateKey(f"{name}-admin-key", algorithm="ED25519", opts=child)
+        ca_key = tls.PrivateKey(f"{name}-ca-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
+        ca_key_pem = _secret(ca_key.private_key_pem)
+        ca = tls.SelfSignedCert(
+            f"{name}-ca",
+            private_key_pem=ca_key_pem,
+            subject=tls.SelfSignedCertSubjectArgs(
+                common_name=f"coco-stack {pulumi.get_stack()} KBS CA", organization="coco-stack"
+            ),
+            is_ca_certificate=True,
+            max_path_length=0,
+            set_subject_key_id=True,
+            validity_period_hours=CA_HOURS,
+            early_renewal_hours=RENEW_HOURS,
+            allowed_uses=["cert_signing", "crl_signing"],
+            opts=child,
+        )
+        self.ca_cert_pem: pulumi.Output[str] = ca.cert_pem
+
+        def issue(
+            suffix: str, common_name: str, dns_names: list[str], uses: list[str]
+        ) -> tuple[pulumi.Output[str], tls.LocallySignedCert]:
+            key = tls.PrivateKey(
+                f"{name}-{suffix}-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child
+            )
+            key_pem = _secret(key.private_key_pem)
+            request = tls.CertRequest(
+                f"{name}-{suffix}-csr",
+                private_key_pem=key_pem,
+                subject=tls.CertRequestSubjectArgs(
+                    common_name=common_name, organization="coco-stack"
+                ),
+                dns_names=dns_names or None,
+                opts=child,
+            )
+            cert = tls.LocallySignedCert(
+                f"{name}-{suffix}-cert",
+                cert_request_pem=request.cert_request_pem,
+                ca_private_key_pem=ca_key_pem,
+                ca_cert_pem=ca.cert_pem,
+                is_ca_certificate=False,
+                set_subject_key_id=True,
+                validity_period_hours=CERT_HOURS,
+                early_renewal_hours=RENEW_HOURS,
+                allowed_uses=uses,
+                opts=child,
+            )
+            return key_pem, cert
+
+        dns_names = service_dns_names(ns_name, args.hostname)
+        server_key_pem, server = issue(
+            "server", dns_names[-1], dns_names, ["digital_signature", "server_auth"]
+        )
+        # The built-in attestation service signs its tokens with this P-256 key; the KBS trusts
+        # tokens whose header certificate chains to the CA (kbs_config: trusted_certs_paths).
+        token_key_pem, token_cert = issue(
+            "token", "coco-stack KBS attestation token signer", [], ["digital_signature"]
+        )
+        issuer = cfg.admin_issuer(pulumi.get_stack())
+        self.admin_public_key_pem: pulumi.Output[str] = admin_key.public_key_pem
+        self.admin_token: pulumi.Output[Any] = _secret(
+            pulumi.Output.all(
+                _secret(admin_key.private_key_pem_pkcs8),
+                server.validity_start_time,
+                server.validity_end_time,
+            ).apply(lambda v: _admin_token(v, issuer))
+        )
+
+        # 3. configuration, policies and reference values (not secret: ConfigMaps)
+        config_toml = cfg.kbs_config_toml(
+            stack=pulumi.get_stack(), insecure_http=args.insecure_http
+        )
+        base = base_dir or Path.cwd()
+        policies = {"resource-policy.rego": self._resource_policy(args, base)}
+        if args.attestation_policy != "default":
+            policies["attestation-policy.rego"] = (base / args.attestation_policy).read_text(
+                encoding="utf-8"
+            )
+        rv_files = cfg.reference_value_files(reference_values or {})
+        rv_keys = {f"rv-{i:03d}": (file, body) for i, (file, body) in enumerate(rv_files.items())}
+        config_map = k8s.core.v1.ConfigMap(
+            f"{name}-config",
+            metadata=meta("kbs-config"),
+            data={"kbs-config.toml": config_toml},
+            opts=in_ns,
+        )
+        policy_map = k8s.core.v1.ConfigMap(
+            f"{name}-policies", metadata=meta("kbs-policies"), data=policies, opts=in_ns
+        )
+        rv_map = k8s.core.v1.ConfigMap(
+            f"{name}-reference-values",
+            metadata=meta("kbs-reference-values"),
+            data={key: body for key, (_, body) in rv_keys.items()},
+            opts=in_ns,
+        )
+        config_digest = hashlib.sha256(
+            json.dumps([config_toml, policies, rv_files], sort_keys=True).encode()
+        ).hexdigest()
+
+        # 4. secrets: keys and certificates, resources (every value a Pulumi secret)
+        keys_secret = k8s.core.v1.Secret(
+            f"{name}-keys",
+            metadata=meta("kbs-keys"),
+            type="Opaque",
+            string_data={
+                "tls.key": server_key_pem,
+                "tls.crt": _secret(server.cert_pem),
+                "ca.crt": _secret(ca.cert_pem),
+                "token.key": token_key_pem,
+                # leaf first, then the CA (broker.rs reads a PEM stack; x5c[0] is the leaf)
+                "token-chain.pem": _secret(
+                    pulumi.Output.all(token_cert.cert_pem, ca.cert_pem).apply(
+                        lambda pems: "".join(p or "" for p in pems)
+                    )
+                ),
+                "admin.pub": _secret(admin_key.public_key_pem),
+            },
+            opts=in_ns,
+        )
         resources = sorted(args.resources, key=lambda r: r.path)
-        keys = {resource_key(r.path): r.path for r in resources}
+        paths = {resource_key(r.path): r.path for r in resources}
         self.resources_secret = k8s.core.v1.Secret(
             f"{name}-resources",
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name="kbs-resources",
-                namespace=args.namespace,
-                labels=common,
-                annotations={f"{PREFIX}/resource-paths": json.dumps(keys, sort_keys=True)},
+                namespace=ns_name,
+                labels=labels,
+                annotations={f"{PREFIX}/resource-paths": json.dumps(paths, sort_keys=True)},
             ),
             type="Opaque",
             string_data={
-                resource_key(r.path): pulumi.Output.secret(r.value.get_secret_value())
-                for r in resources
+                resource_key(r.path): _secret(r.value.get_secret_value()) for r in resources
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[ns]),
+            opts=in_ns,
         )
-        self.register_outputs({"namespace": self.namespace})
+        declared = [(r.path, r.value.get_secret_value()) for r in resources]
+        resources_digest = _secret(
+            pulumi.Output.all(server_key_pem).apply(lambda v: _resources_digest(v, declared))
+        )
+
+        # 5. storage: LocalFs on a persistent volume (never emptyDir: sessions, policies and
+        # resources written over the admin API must survive restarts)
+        pvc = k8s.core.v1.PersistentVolumeClaim(
+            f"{name}-storage",
+            metadata=meta("kbs-storage"),
+            spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
+                access_modes=["ReadWriteOnce"],
+                storage_class_name=args.storage_class,
+                resources=k8s.core.v1.VolumeResourceRequirementsArgs(
+                    requests={"storage": args.storage_size}
+                ),
+            ),
+            opts=in_ns,
+        )
+
+        # 6. workload
+        account = k8s.core.v1.ServiceAccount(
+            f"{name}-serviceaccount",
+            metadata=meta(NAME),
+            automount_service_account_token=False,
+            opts=in_ns,
+        )
+        volumes, seed_mounts = self._volumes(paths, policies, rv_keys)
+        store_mount = k8s.core.v1.VolumeMountArgs(name="storage", mount_path=cfg.STORAGE_DIR)
+        probe = k8s.core.v1.HTTPGetActionArgs(
+            path="/healthz", port="kbs", scheme="HTTP" if args.insecure_http else "HTTPS"
+        )
+        self.deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata=meta(NAME),
+            spec=k8s.apps.v1.DeploymentSpecArgs(
+                replicas=1,  # sessions and LocalFs storage live on one ReadWriteOnce volume
+                strategy=k8s.apps.v1.DeploymentStrategyArgs(type="Recreate"),
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels),
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        labels=labels,
+                        annotations={
+                            f"{PREFIX}/config-digest": config_digest,
+                            f"{PREFIX}/resources-digest": resources_digest,
+                        },
+                    ),
+                    spec=k8s.core.v1.PodSpecArgs(
+                        service_account_name=NAME,
+                        automount_service_account_token=False,
+                        enable_service_links=False,
+                        security_context=k8s.core.v1.PodSecurityContextArgs(
+                            run_as_non_root=True,
+                            run_as_user=UID,
+                            run_as_group=UID,
+                            fs_group=UID,
+                            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+                        ),
+                        init_containers=[
+                            k8s.core.v1.ContainerArgs(
+                                name="seed",
+                                image=KBS_IMAGE.reference,
+                                command=["/bin/sh", "-c", cfg.seed_script()],
+                                security_context=_restricted_security_context(),
+                                volume_mounts=[store_mount, *seed_mounts],
+                                resources=_resources("10m", "32Mi", "128Mi"),
+                            )
+                        ],
+                        containers=[
+                            k8s.core.v1.ContainerArgs(
+                                name=NAME,
+                                image=KBS_IMAGE.reference,
+                                command=["/usr/local/bin/kbs", "--config-file", cfg.CONFIG_FILE],
+                                env=[
+                                    k8s.core.v1.EnvVarArgs(name="HOME", value="/tmp"),
+                                    k8s.core.v1.EnvVarArgs(name="RUST_LOG", value="info"),
+                                ],
+                                ports=[
+                                    k8s.core.v1.ContainerPortArgs(
+                                        name="kbs", container_port=cfg.PORT, protocol="TCP"
+                                    )
+                                ],
+                                readiness_probe=k8s.core.v1.ProbeArgs(
+                                    http_get=probe, period_seconds=10, failure_threshold=3
+                                ),
+                                liveness_probe=k8s.core.v1.ProbeArgs(
+                                    http_get=probe,
+                                    initial_delay_seconds=10,
+                                    period_seconds=20,
+                                    failure_threshold=3,
+                                ),
+                                security_context=_restricted_security_context(),
+                                volume_mounts=[
+                                    k8s.core.v1.VolumeMountArgs(
+                                        name="config", mount_path=cfg.CONFIG_DIR, read_only=True
+                                    ),
+                                    k8s.core.v1.VolumeMountArgs(
+                                        name="keys", mount_path=cfg.KEYS_DIR, read_only=True
+                                    ),
+                                    store_mount,
+                                    k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
+                                ],
+                                resources=_resources("100m", "128Mi", "1Gi"),
+                            )
+                        ],
+                        volumes=volumes,
+                    ),
+                ),
+            ),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[
+                    ns,
+                    account,
+                    pvc,
+                    config_map,
+                    policy_map,
+                    rv_map,
+                    keys_secret,
+                    self.resources_secret,
+                ],
+            ),
+        )
+
+        # 7. network
+        service_type = {"nodeport": "NodePort", "loadbalancer": "LoadBalancer"}.get(
+            args.expose, "ClusterIP"
+        )
+        service = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=meta(NAME),
+            spec=k8s.core.v1.ServiceSpecArgs(
+                type=service_type,
+                selector=labels,
+                ports=[
+                    k8s.core.v1.ServicePortArgs(
+                        name="kbs",
+                        port=cfg.PORT,
+                        target_port="kbs",
+                        protocol="TCP",
+                        app_protocol="http" if args.insecure_http else "https",
+                    )
+                ],
+            ),
+            opts=in_ns,
+        )
+        if args.expose == "ingress" and args.hostname:
+            self._ingress(name, args.hostname, meta(NAME), service, in_ns)
+
+        # 8. outputs
+        self.register_outputs(
+            {
+                "namespace": self.namespace,
+                "url": self.url,
+                "caCert": self.ca_cert_pem,
+                "adminToken": self.admin_token,
+            }
+        )
+
+    @staticmethod
+    def _resource_policy(args: Kbs, base: Path) -> str:
+        if args.resource_policy == "affirming":
+            return cfg.builtin_policy("resource-affirming.rego")
+        if args.resource_policy == "allow-all":
+            return cfg.builtin_policy("resource-allow-all.rego")
+        return (base / args.resource_policy).read_text(encoding="utf-8")
+
+    @staticmethod
+    def _volumes(
+        paths: dict[str, str], policies: dict[str, str], rv_keys: dict[str, tuple[str, str]]
+    ) -> tuple[list[k8s.core.v1.VolumeArgs], list[k8s.core.v1.VolumeMountArgs]]:
+        """The pod's volumes, and the seed mounts: /seed/<namespace>/<LocalFs file name>."""
+        volumes = [
+            k8s.core.v1.VolumeArgs(
+                name="config",
+                config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(
+                    name="kbs-config",
+                    items=[
+                        k8s.core.v1.KeyToPathArgs(key="kbs-config.toml", path="kbs-config.toml")
+                    ],
+                ),
+            ),
+            k8s.core.v1.VolumeArgs(
+                name="keys",
+                secret=k8s.core.v1.SecretVolumeSourceArgs(
+                    secret_name="kbs-keys", default_mode=0o440
+                ),
+            ),
+            k8s.core.v1.VolumeArgs(
+                name="storage",
+                persistent_volume_claim=k8s.core.v1.PersistentVolumeClaimVolumeSourceArgs(
+                    claim_name="kbs-storage"
+                ),
+            ),
+            k8s.core.v1.VolumeArgs(
+                name="tmp",
+                empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(medium="Memory", size_limit="64Mi"),
+            ),
+        ]
+        seeds: list[tuple[str, k8s.core.v1.VolumeArgs]] = []
+        if paths:
+            seeds.append(
+                (
+                    cfg.NS_REPOSITORY,
+                    k8s.core.v1.VolumeArgs(
+                        name="seed-repository",
+                        secret=k8s.core.v1.SecretVolumeSourceArgs(
+                            secret_name="kbs-resources",
+                            default_mode=0o440,
+                            items=[
+                                k8s.core.v1.KeyToPathArgs(key=key, path=cfg.local_fs_name(path))
+                                for key, path in sorted(paths.items(), key=lambda kv: kv[1])
+                            ],
+                        ),
+                    ),
+                )
+            )
+        seeds.append(
+            (
+                cfg.NS_KBS,
+                _config_map_volume(
+                    "seed-kbs", "kbs-policies", {"resource-policy.rego": cfg.RESOURCE_POLICY_FILE}
+                ),
+            )
+        )
+        if "attestation-policy.rego" in policies:
+            seeds.append(
+                (
+                    cfg.NS_AS_POLICY,
+                    _config_map_volume(
+                        "seed-attestation-policy",
+                        "kbs-policies",
+                        {"attestation-policy.rego": cfg.ATTESTATION_POLICY_FILE},
+                    ),
+                )
+            )
+        if rv_keys:
+            seeds.append(
+                (
+                    cfg.NS_REFERENCE_VALUE,
+                    _config_map_volume(
+                        "seed-reference-values",
+                        "kbs-reference-values",
+                        {key: file for key, (file, _) in rv_keys.items()},
+                    ),
+                )
+            )
+        mounts = [
+            k8s.core.v1.VolumeMountArgs(
+                name=volume.name, mount_path=f"{SEED}/{namespace}", read_only=True
+            )
+            for namespace, volume in seeds
+        ]
+        return volumes + [volume for _, volume in seeds], mounts
+
+    def _ingress(
+        self,
+        name: str,
+        hostname: str,
+        metadata: k8s.meta.v1.ObjectMetaArgs,
+        service: k8s.core.v1.Service,
+        opts: pulumi.ResourceOptions,
+    ) -> None:
+        # TLS passthrough: the KBS terminates TLS with the stack's certificate (its SANs hold
+        # the host name), so guests verify the KBS itself with the CA in their initdata.
+        # Annotations of ingress-nginx (kubernetes.github.io/ingress-nginx, "SSL Passthrough";
+        # the controller must run with --enable-ssl-passthrough).
+        metadata = k8s.meta.v1.ObjectMetaArgs(
+            name=metadata.name,
+            namespace=metadata.namespace,
+            labels=metadata.labels,
+            annotations={
+                "nginx.ingress.kubernetes.io/ssl-passthrough": "true",
+                "nginx.ingress.kubernetes.io/backend-protocol": "HTTPS",
+            },
+        )
+        backend = k8s.networking.v1.IngressBackendArgs(
+            service=k8s.networking.v1.IngressServiceBackendArgs(
+                name=NAME, port=k8s.networking.v1.ServiceBackendPortArgs(name="kbs")
+            )
+        )
+        k8s.networking.v1.Ingress(
+            f"{name}-ingress",
+            metadata=metadata,
+            spec=k8s.networking.v1.IngressSpecArgs(
+                tls=[k8s.networking.v1.IngressTLSArgs(hosts=[hostname])],
+                rules=[
+                    k8s.networking.v1.IngressRuleArgs(
+                        host=hostname,
+                        http=k8s.networking.v1.HTTPIngressRuleValueArgs(
+                            paths=[
+                                k8s.networking.v1.HTTPIngressPathArgs(
+                                    path="/", path_type="Prefix", backend=backend
+                                )
+                            ]
+                        ),
+                    )
+                ],
+            ),
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[service])),
+        )
+
+
+def _config_map_volume(
+    volume: str, config_map: str, items: dict[str, str]
+) -> k8s.core.v1.VolumeArgs:
+    return k8s.core.v1.VolumeArgs(
+        name=volume,
+        config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(
+            name=config_map,
+            default_mode=0o440,
+            items=[k8s.core.v1.KeyToPathArgs(key=k, path=p) for k, p in sorted(items.items())],
+        ),
+    )
+
+
+def _resources(cpu: str, memory: str, limit: str) -> k8s.core.v1.ResourceRequirementsArgs:
+    return k8s.core.v1.ResourceRequirementsArgs(
+        requests={"cpu": cpu, "memory": memory}, limits={"memory": limit}
+    )

@@ -80,9 +80,12 @@ def main(base_dir: Path | None = None) -> None:
 
     from .stack import CocoStack  # imported late: the component modules import providers
 
-    stack = CocoStack(NAMESPACE, spec)
+    stack = CocoStack(NAMESPACE, spec, base_dir=base_dir or Path.cwd())
     pulumi.export("environment", spec.environment)
     pulumi.export("runtimeClasses", stack.runtime_classes)
     pulumi.export("pools", stack.pool_summaries)
     if stack.kbs is not None:
         pulumi.export("kbsNamespace", stack.kbs.namespace)
+        pulumi.export("kbsUrl", stack.kbs.url)
+        pulumi.export("kbsCaCert", stack.kbs.ca_cert_pem)
+        pulumi.export("kbsAdminToken", stack.kbs.admin_token)

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,7 +81,7 @@ class Render:
     (Secret-wrapped where marked secret); `document()` and `manifests()` give the redacted form."""
 
     stack: str
-    spec: Spec
+    spec: Spec | None  # None for a program other than the stack's (component tests)
     registrations: list[Registration]
     outputs: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
@@ -209,24 +209,19 @@ def _clean_environment() -> Iterator[None]:
         os.environ.update(saved)
 
 
-def run(
-    config: dict[str, Any],
+def record(
+    program: Callable[[], None],
     *,
     stack: str,
-    secure_paths: frozenset[str] = frozenset(),
-    project_dir: Path | None = None,
-) -> Render:
-    """Validate `config` (full `coco:` keys) and run the program under mocks."""
+    config: dict[str, str] | None = None,
+    secret_keys: list[str] | None = None,
+) -> tuple[list[Registration], dict[str, Any]]:
+    """Run `program` under fresh mocks (preview=False: apply callbacks run) and record every
+    registration as the engine would receive it, and the stack outputs."""
     import pulumi
     from pulumi.runtime import mocks, set_all_config, settings
     from pulumi.runtime.stack import run_in_stack
     from pulumi.runtime.sync_await import _sync_await
-
-    from . import program
-
-    base = project_dir or Path.cwd()
-    spec, warnings = validate(config, stack=stack, secure_paths=secure_paths, base_dir=str(base))
-    support.check(spec)  # refuse what no component builds yet, before any registration
 
     class _Mocks(pulumi.runtime.Mocks):
         def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
@@ -261,8 +256,6 @@ def run(
                 outputs.update(_plain(json_format.MessageToDict(request.outputs)))
             return super().RegisterResourceOutputs(request)  # type: ignore[no-untyped-call]
 
-    keyed = stackfile.pulumi_config(config)
-    secret_keys = stackfile.secret_keys(secure_paths)
     the_mocks = _Mocks()
     with _clean_environment():
         mocks.set_mocks(
@@ -273,9 +266,34 @@ def run(
             monitor=_Monitor(the_mocks),
             logger=_QUIET,
         )
-        set_all_config(keyed, secret_keys)
+        set_all_config(config or {}, secret_keys or [])
         settings.ROOT.set(None)  # set_mocks made a root stack; run_in_stack makes the real one
-        _sync_await(run_in_stack(lambda: program.main(base)))
+        try:
+            _sync_await(run_in_stack(program))
+        finally:
+            set_all_config({}, [])
+    return registrations, outputs
+
+
+def run(
+    config: dict[str, Any],
+    *,
+    stack: str,
+    secure_paths: frozenset[str] = frozenset(),
+    project_dir: Path | None = None,
+) -> Render:
+    """Validate `config` (full `coco:` keys) and run the program under mocks."""
+    from . import program
+
+    base = project_dir or Path.cwd()
+    spec, warnings = validate(config, stack=stack, secure_paths=secure_paths, base_dir=str(base))
+    support.check(spec)  # refuse what no component builds yet, before any registration
+    registrations, outputs = record(
+        lambda: program.main(base),
+        stack=stack,
+        config=stackfile.pulumi_config(config),
+        secret_keys=stackfile.secret_keys(secure_paths),
+    )
     return Render(stack, spec, registrations, outputs, [w.render() for w in warnings])
 
 
@@ -288,9 +306,22 @@ def dumps_json(document: Any) -> str:
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (config files, policies, scripts) as readable literal blocks."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
 def dumps_yaml(obj: Any) -> str:
-    return yaml.safe_dump(
-        obj, sort_keys=True, default_flow_style=False, allow_unicode=True, width=100
+    return yaml.dump(
+        obj, Dumper=_Dumper, sort_keys=True, default_flow_style=False, allow_unicode=True,
+        width=100,
     )
 
 

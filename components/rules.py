@@ -454,6 +454,32 @@ def _kbs(
             )
     _policy(out, f"{p}.resourcePolicy", k.resource_policy, BUILTIN_RESOURCE_POLICIES, base)
     _policy(out, f"{p}.attestationPolicy", k.attestation_policy, ("default",), base)
+    # User policy files: read now, so a broken file stops the stack before anything is
+    # registered. Both the KBS resource policy (data.policy.allow) and the attestation
+    # service's EAR policy (data.policy.trust_claims) live in package "policy"
+    # (trustee kbs/src/api_server.rs, attestation-service/src/ear_token/broker.rs@v0.21.0).
+    from .kbs_config import rego_problem
+
+    for key, value in (
+        ("resourcePolicy", k.resource_policy),
+        ("attestationPolicy", k.attestation_policy),
+    ):
+        if not value.endswith(".rego"):
+            continue
+        full = value if os.path.isabs(value) or base is None else os.path.join(base, value)
+        if not os.path.isfile(full):
+            continue  # reported by _policy
+        try:
+            with open(full, encoding="utf-8") as handle:
+                problem = rego_problem(handle.read(), "policy")
+        except (OSError, UnicodeDecodeError) as exc:
+            problem = f"cannot be read as UTF-8 text ({exc.__class__.__name__})"
+        if problem:
+            out.error(
+                f"{p}.{key}",
+                f"policy file {value!r} {problem}",
+                "write a Rego policy that starts with 'package policy'",
+            )
     if k.resource_policy == "allow-all":
         if env == "production":
             out.error(
@@ -477,6 +503,20 @@ def _kbs(
             )
         else:
             out.warn(f"{p}.insecureHttp", "the KBS serves plain HTTP", "use it in dev only")
+
+
+def one_peer_pods_cloud(out: _Collector, pools: list[NodePool]) -> None:
+    """cloud-api-adaptor serves one provider per cluster (the peerpods chart's single
+    `provider` value, values.yaml@v0.22.0), so peer pods of two clouds cannot share a stack."""
+    peer_providers = {p.provider or "" for p in pools if p.mode == "peer-pods"}
+    if len(peer_providers) > 1:
+        index = max(i for i, p in enumerate(pools) if p.mode == "peer-pods")
+        out.error(
+            f"coco:nodePools[{index}].provider",
+            f"peer pods of several clouds in one cluster ({', '.join(sorted(peer_providers))})",
+            "cloud-api-adaptor serves one provider per cluster: keep one cloud's peer pods per "
+            "stack",
+        )
 
 
 def apply(
@@ -517,6 +557,7 @@ def apply(
                 )
             addresses.setdefault(host.address, here)
         pools.append(_pool(out, index, pool, cluster, env, secure_paths))
+    one_peer_pods_cloud(out, pools)
     if raw_pools == []:
         out.warn(
             "coco:nodePools",

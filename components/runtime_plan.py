@@ -82,8 +82,8 @@ def _runtime_pools(spec: Spec) -> list[tuple[NodePool, catalogue.Offering]]:
     found = []
     for pool in spec.node_pools:
         offering = catalogue.find(pool.provider or "", pool.tee, pool.mode or "")
-        # peer pods (the remote shim) join when the cloud components exist; nodes pools use runc
-        if offering is not None and offering.mode == "bare-metal":
+        # nodes pools need no kata runtime: their pods use the node's runc
+        if offering is not None and offering.mode in ("bare-metal", "peer-pods"):
             found.append((pool, offering))
     return found
 
@@ -91,6 +91,10 @@ def _runtime_pools(spec: Spec) -> list[tuple[NodePool, catalogue.Offering]]:
 def pool_node_selector(pool: NodePool, nfd: bool) -> dict[str, str]:
     """Labels every node of the pool carries: the user's selector for reused nodes, else the
     labels the stack applies (plus the NFD TEE label when NFD runs)."""
+    if pool.mode == "peer-pods":
+        # the cloud-api-adaptor daemonset runs only on nodes labelled node.kubernetes.io/worker=""
+        # (peerpods chart templates/daemonset.yaml@v0.22.0); pod VMs are not nodes
+        return dict(sorted((pool.node_selector or {labels.WORKER: ""}).items()))
     selector = labels.pool_selector(pool.name, pool.tee, pool.node_selector)
     if nfd and pool.tee in NFD_LABELS and pool.node_selector is None:
         selector[NFD_LABELS[pool.tee]] = "true"

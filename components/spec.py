@@ -240,6 +240,13 @@ class Kbs(Model):
     insecure_http: bool = Field(
         False, description="Serve plain HTTP instead of HTTPS; refused in production."
     )
+    storage_size: Annotated[str, Field(pattern=r"^[1-9][0-9]{0,5}(Mi|Gi|Ti)$")] = Field(
+        "1Gi",
+        description="Size of the KBS storage volume (a PersistentVolumeClaim), e.g. 1Gi.",
+    )
+    storage_class: DnsName | None = Field(
+        None, description="StorageClass of the KBS storage volume; default: the cluster's."
+    )
 
 
 class Runtime(Model):

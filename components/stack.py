@@ -6,6 +6,7 @@ component with its own module. Steps that later issues fill in are named where t
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -21,7 +22,15 @@ from .spec import Spec
 class CocoStack(pulumi.ComponentResource):
     """A whole Confidential Containers deployment built from one validated `Spec`."""
 
-    def __init__(self, name: str, args: Spec, opts: pulumi.ResourceOptions | None = None):
+    def __init__(
+        self,
+        name: str,
+        args: Spec,
+        opts: pulumi.ResourceOptions | None = None,
+        *,
+        base_dir: Path | None = None,
+    ):
+        """`base_dir`: where relative paths in the spec (policy files) are read from."""
         super().__init__("coco:index:CocoStack", name, None, opts)
         spec = args
 
@@ -50,7 +59,11 @@ class CocoStack(pulumi.ComponentResource):
         # 4. guest images: the image issue adds them here.
 
         # 5. key broker
-        self.kbs = KeyBroker(f"{name}-kbs", spec.kbs, in_cluster) if spec.kbs.enabled else None
+        self.kbs = (
+            KeyBroker(f"{name}-kbs", spec.kbs, in_cluster, base_dir=base_dir)
+            if spec.kbs.enabled
+            else None
+        )
 
         # 6. outputs
         self.runtime_classes: dict[str, str | None] = {

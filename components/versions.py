@@ -100,6 +100,15 @@ CLOUD_API_ADAPTOR_IMAGE = ImageRef(
     tag="61b1aba91df646a663e60ab6b55c6a7dc93cd167",
 )
 CERT_MANAGER_VERSION = "v1.15.3"
+# cert-manager's Helm repository (cert-manager.io/docs/installation/helm); `crds.enabled` is the
+# chart value from 1.15 on.
+CERT_MANAGER_REPO = "https://charts.jetstack.io"
+
+# Format versions of what the stack writes for Trustee v0.21.0: the initdata TOML
+# (trustee kbs/docs/initdata.md@v0.21.0) and RVPS reference values
+# (trustee rvps/src/reference_value.rs@v0.21.0).
+INITDATA_VERSION = "0.1.0"
+RVPS_REFERENCE_VALUE_VERSION = "0.1.0"
 
 # Namespaces the upstream charts install into.
 # Source: confidential-containers/cloud-api-adaptor install/charts/peerpods (namespace).

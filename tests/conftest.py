@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from components import render
+from components import render, versions
 
 ROOT = Path(__file__).resolve().parent.parent
 STACKS = sorted(
@@ -34,7 +34,9 @@ def one(result: render.Render, type_: str, name: str | None = None) -> render.Re
 
 
 def kubernetes_version(result: render.Render) -> str:
-    version = result.spec.cluster.kubernetes_version
+    version = (
+        result.spec.cluster.kubernetes_version if result.spec else versions.KUBERNETES_VERSION
+    )
     return version if version.count(".") == 2 else f"{version}.0"
 
 
@@ -60,6 +62,12 @@ def render_config() -> Callable[..., render.Render]:
         return render.run(config, stack=stack, secure_paths=secure, project_dir=ROOT)
 
     return run
+
+
+def render_program(program: Callable[[], Any], stack: str = "test") -> render.Render:
+    """Run any Pulumi program (e.g. one component with test inputs) under fresh mocks."""
+    registrations, outputs = render.record(program, stack=stack)
+    return render.Render(stack, None, registrations, outputs)
 
 
 @pytest.fixture

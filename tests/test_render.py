@@ -50,7 +50,7 @@ class TestGraph:
             ("coco-kbs-resources", "coco-kbs"),
         ]:
             assert names[name].parent_urn == names[parent].urn, name
-        secret = one(result, "kubernetes:core/v1:Secret")
+        secret = one(result, "kubernetes:core/v1:Secret", "coco-kbs-resources")
         namespace = one(result, "kubernetes:core/v1:Namespace", "coco-kbs-namespace")
         assert namespace.urn in secret.dependencies
         assert (
@@ -66,8 +66,9 @@ class TestGraph:
             for r in result.registrations
             if r.custom and r.type.startswith("kubernetes:") and "providers" not in r.type
         ]
-        # KBS namespace and Secret; runtime namespace, chart and one RuntimeClass
-        assert len(in_cluster) == 5
+        # KBS: namespace, service account, deployment, service, PVC, 3 ConfigMaps, 2 Secrets;
+        # runtime: namespace, chart and one RuntimeClass
+        assert len(in_cluster) == 13
         for r in in_cluster:
             assert r.provider.startswith(provider.urn + "::"), r.name
         assert provider.parent_urn == result.by_name()["coco-cluster"].urn
@@ -173,7 +174,7 @@ class TestSecrets:
         provider = one(result, "pulumi:providers:kubernetes")
         assert render.secret_paths(provider.inputs) == ["kubeconfig"]
         assert render.unwrap(provider.inputs)["kubeconfig"] == "apiVersion: v1 # KUBE-SECRET"
-        secret = one(result, "kubernetes:core/v1:Secret")
+        secret = one(result, "kubernetes:core/v1:Secret", "coco-kbs-resources")
         assert "stringData" in render.secret_paths(secret.inputs)
         values = sorted(render.unwrap(secret.inputs)["stringData"].values())
         assert values == ["TOP-SECRET-ONE", "TOP-SECRET-TWO"]  # plain text value still secret

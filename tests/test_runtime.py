@@ -6,10 +6,10 @@ import itertools
 
 import pytest
 
-from components import render, runtime_plan, versions
+from components import catalogue, labels, render, runtime_plan, versions
 from components.errors import SpecError
 from components.validate import validate
-from tests.conftest import assert_valid_kubernetes, one, resources_of
+from tests.conftest import assert_valid_kubernetes, one, render_program, resources_of
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 RUNTIME_CLASS = "kubernetes:node.k8s.io/v1:RuntimeClass"
@@ -206,3 +206,76 @@ class TestSharedShim:
         }
         values = runtime_plan.chart_values(spec)["kata-as-coco-runtime"]
         assert values["node-feature-discovery"] == {"enabled": True}
+
+
+class TestPeerPodsRuntime:
+    """Peer-pods pools add the remote shim to the one kata-deploy, on the CAA worker nodes."""
+
+    def test_remote_shim_and_runtime_class(self):
+        spec, _ = validate({
+            "coco:cluster": {"provider": "aks", "location": "westeurope"},
+            "coco:nodePools": [{"name": "snp", "tee": "snp"}, {"name": "tdx", "tee": "tdx"}],
+        }, stack="t")
+        (plan,) = runtime_plan.runtime_classes(spec)
+        assert (plan.name, plan.handler, plan.pools) == ("kata-remote", "kata-remote",
+                                                          ("snp", "tdx"))
+        assert plan.node_selector == {"node.kubernetes.io/worker": "",
+                                      runtime_plan.KATA_RUNTIME_READY: "true"}
+        shims = runtime_plan.chart_values(spec)["kata-as-coco-runtime"]["shims"]
+        assert sorted(shims) == ["disableAll", "remote"]
+
+    def test_one_cloud_per_cluster(self):
+        with pytest.raises(SpecError) as info:
+            validate({"coco:nodePools": [
+                {"name": "a", "tee": "snp", "provider": "azure", "region": "westeurope"},
+                {"name": "b", "tee": "snp", "provider": "aws", "region": "eu-west-1"},
+            ]}, stack="t")
+        assert [i.path for i in info.value.issues] == ["coco:nodePools[1].provider"]
+
+
+def _spec_for(offering):
+    """A valid spec with one pool of this catalogue offering."""
+    pool = {"name": "p", "tee": offering.tee, "mode": offering.mode, "provider": offering.provider}
+    cluster = {"provider": "existing"}
+    if offering.mode == "bare-metal":
+        pool["nodeSelector"] = {"coco-stack.io/tee": offering.tee}
+    elif offering.mode == "nodes":
+        pool["nodeSelector"] = {"coco-stack.io/pool": "p"}
+    if offering.provider != "baremetal":
+        pool["region"] = {"azure": "westeurope", "aws": "eu-west-1", "gcp": "europe-west4",
+                          "ibmcloud": "eu-de"}[offering.provider]
+        if offering.provider == "gcp":
+            pool["zone"] = "europe-west4-a"
+    spec, _ = validate({"coco:cluster": cluster, "coco:nodePools": [pool]}, stack="t")
+    return spec
+
+
+class TestEveryOffering:
+    """For every TEE and mode in the catalogue, the runtime enables exactly the shim it needs
+    (none for nodes pools), and what it authors is valid Kubernetes."""
+
+    @pytest.mark.parametrize("offering", catalogue.OFFERINGS, ids=lambda o: "/".join(o.key))
+    def test_shims_and_objects(self, offering):
+        from components.runtime import CocoRuntime
+
+        spec = _spec_for(offering)
+        shims = runtime_plan.chart_values(spec)["kata-as-coco-runtime"]["shims"]
+        expected = [] if offering.shim is None else [offering.shim]
+        assert sorted(k for k in shims if k != "disableAll") == expected
+        if offering.shim is None:
+            assert runtime_plan.runtime_classes(spec) == []
+            return
+        result = render_program(lambda: CocoRuntime("rt", spec))
+        (rc,) = resources_of(result, RUNTIME_CLASS)
+        assert rc.inputs["metadata"]["name"] == offering.runtime_class
+        assert rc.inputs["handler"] == f"kata-{offering.shim}"
+        assert assert_valid_kubernetes(result) == 2  # namespace and RuntimeClass
+
+    def test_pool_labels_are_valid_node_labels(self):
+        import kubernetes_validate
+
+        for tee in ("snp", "tdx", "se", "none"):
+            node = {"apiVersion": "v1", "kind": "Node",
+                    "metadata": {"name": "n", "labels": labels.pool_labels(f"pool-{tee}", tee)}}
+            kubernetes_validate.validate(node, "1.34.0", strict=True)
+            assert labels.pool_labels(f"pool-{tee}", tee)[labels.TEE] == tee

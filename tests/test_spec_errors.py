@@ -105,6 +105,16 @@ BASELINES = {
     "production": PRODUCTION,
 }
 
+@pytest.fixture(autouse=True)
+def _allow_mixed_clouds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The existing-cluster baseline deliberately mixes Azure, GCP, AWS and IBM peer pods so one
+    config exercises every provider's rules; the one-cloud-per-cluster rule it breaks is tested
+    on its own in tests/test_runtime.py (TestPeerPodsRuntime)."""
+    from components import rules
+
+    monkeypatch.setattr(rules, "one_peer_pods_cloud", lambda out, pools: None)
+
+
 DELETE = object()  # value of an edit that removes the key
 _PATH = re.compile(r"^(coco:[A-Za-z]+)((?:\.[A-Za-z]+|\[\d+\])*)$")
 _STEP = re.compile(r"\.([A-Za-z]+)|\[(\d+)\]")

@@ -1,0 +1,248 @@
+"""Peer pods: cloud-api-adaptor (CAA) through the peerpods chart, fed by the cloud components.
+
+A cloud component (Azure, AWS, GCP, IBM Cloud) hands over a `CloudPeerPods`: the ids of what it
+provisioned (subnet, security group, image, identity, ...). `provider_config` turns that and the
+spec into the peer-pods-cm keys of the pinned release; `PeerPods` installs cert-manager (the
+peer-pods webhook needs it first), a Secret the stack owns for whatever credentials the cloud
+cannot provide through workload identity, and the peerpods chart in `secrets.mode: reference`,
+so no credential ever reaches Helm values or release history.
+
+Facts: cloud-api-adaptor v0.22.0, chart src/cloud-api-adaptor/install/charts/peerpods (0.4.0):
+the chart renders `providerConfigs.<provider>` into ConfigMap peer-pods-cm and never checks
+keys itself; CAA's src/cloud-api-adaptor/entrypoint.sh and src/cloud-providers/<p>/manager.go
+decide what is required. The chart bundles kata-deploy; we turn that copy off and enable the
+remote shim in the stack's one kata-deploy (components.runtime), so a node never has two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from . import versions
+
+# Keys CAA v0.22.0 needs to create a pod VM, per provider (manager.go Required() markers plus the
+# entrypoint.sh checks; AWS_REGION/AWS_SUBNET_ID/AWS_SG_IDS would otherwise come from the node's
+# instance metadata, and GCP_CONFIDENTIAL_TYPE is required whenever DISABLECVM is false
+# (gcp/provider.go)). IBM Cloud: the VPC, subnet, zone and resource group are only auto-filled on
+# IKS, and coco-stack does not assume IKS.
+REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
+    "azure": (
+        "AZURE_IMAGE_ID",
+        "AZURE_REGION",
+        "AZURE_RESOURCE_GROUP",
+        "AZURE_SUBNET_ID",
+        "AZURE_SUBSCRIPTION_ID",
+        "AZURE_INSTANCE_SIZE",
+    ),
+    "aws": ("PODVM_AMI_ID", "AWS_REGION", "AWS_SUBNET_ID", "AWS_SG_IDS", "PODVM_INSTANCE_TYPE"),
+    "gcp": (
+        "GCP_PROJECT_ID",
+        "GCP_ZONE",
+        "GCP_NETWORK",
+        "PODVM_IMAGE_NAME",
+        "GCP_CONFIDENTIAL_TYPE",
+        "GCP_MACHINE_TYPE",
+    ),
+    "ibmcloud": (
+        "IBMCLOUD_PODVM_IMAGE_ID",
+        "IBMCLOUD_VPC_ID",
+        "IBMCLOUD_VPC_SUBNET_ID",
+        "IBMCLOUD_ZONE",
+        "IBMCLOUD_RESOURCE_GROUP_ID",
+        "IBMCLOUD_PODVM_INSTANCE_PROFILE_NAME",
+    ),
+}
+# Keys CAA reads from the Secret (its *-secrets.yaml.template per provider): never ConfigMap keys.
+CREDENTIAL_KEYS: dict[str, frozenset[str]] = {
+    "azure": frozenset({"AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_TENANT_ID"}),
+    "aws": frozenset({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}),
+    "gcp": frozenset({"GCP_CREDENTIALS"}),
+    "ibmcloud": frozenset({"IBMCLOUD_API_KEY", "IBMCLOUD_IAM_PROFILE_ID"}),
+}
+# peerpod-ctrl always reads the Secret by this name (src/peerpod-ctrl/chart/templates/
+# deployment.yaml@v0.22.0), so the stack's own Secret carries it.
+SECRET_NAME = "peer-pods-secret"
+# GCP confidential types CAA accepts (GCP_CONFIDENTIAL_TYPE: SEV, SEV_SNP, TDX).
+GCP_CONFIDENTIAL_TYPE = {"sev": "SEV", "snp": "SEV_SNP", "tdx": "TDX"}
+
+
+@dataclass(frozen=True)
+class PeerPodPool:
+    """What the spec says about one peer-pods pool."""
+
+    tee: str
+    instance_type: str
+    region: str
+    zone: str | None = None
+
+
+@dataclass(frozen=True)
+class CloudPeerPods:
+    """What a cloud component provisioned for peer pods: every value a resource output."""
+
+    provider: str
+    ids: Mapping[str, pulumi.Input[str]]  # e.g. {"AZURE_SUBNET_ID": subnet.id}
+    credentials: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    # workload identity: labels on the CAA pods, annotations on its service account
+    pod_labels: Mapping[str, str] = field(default_factory=dict)
+    service_account_annotations: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+
+
+def provider_config(
+    cloud: CloudPeerPods, pools: list[PeerPodPool], initdata: pulumi.Input[str] | None = None
+) -> dict[str, pulumi.Input[str]]:
+    """peer-pods-cm for one provider: the cloud's resource ids plus what the spec decides
+    (region, zone, instance sizes per TEE, confidential type). Raises ValueError, naming the
+    keys, when something required is missing or a credential is about to become a ConfigMap key.
+    """
+    if not pools:
+        raise ValueError("peer pods need at least one pool")
+    first = pools[0]
+    sizes = ",".join(sorted({p.instance_type for p in pools}))
+    spec_keys: dict[str, pulumi.Input[str]]
+    if cloud.provider == "azure":
+        spec_keys = {
+            "AZURE_REGION": first.region,
+            "AZURE_INSTANCE_SIZE": first.instance_type,
+            "AZURE_INSTANCE_SIZES": sizes,
+        }
+    elif cloud.provider == "aws":
+        spec_keys = {
+            "AWS_REGION": first.region,
+            "PODVM_INSTANCE_TYPE": first.instance_type,
+            "PODVM_INSTANCE_TYPES": sizes,
+        }
+    elif cloud.provider == "gcp":
+        tees = {p.tee for p in pools}
+        if len(tees) > 1:
+            raise ValueError(
+                "GCP peer pods take one GCP_CONFIDENTIAL_TYPE per cluster; "
+                f"the pools ask for {', '.join(sorted(tees))}"
+            )
+        spec_keys = {
+            "GCP_ZONE": first.zone or "",
+            "GCP_MACHINE_TYPE": first.instance_type,
+            "GCP_INSTANCE_TYPES": sizes,
+            "GCP_CONFIDENTIAL_TYPE": GCP_CONFIDENTIAL_TYPE[first.tee],
+        }
+    elif cloud.provider == "ibmcloud":
+        spec_keys = {
+            "IBMCLOUD_ZONE": first.zone or "",
+            "IBMCLOUD_PODVM_INSTANCE_PROFILE_NAME": first.instance_type,
+            "IBMCLOUD_PODVM_INSTANCE_PROFILE_LIST": sizes,
+            # Secure Execution pod VMs are confidential (ibmcloud defaults DISABLECVM true)
+            "DISABLECVM": "false",
+        }
+    else:
+        raise ValueError(f"no peer pods for provider {cloud.provider!r}")
+    config: dict[str, pulumi.Input[str]] = {**cloud.ids, **spec_keys}
+    if initdata is not None:
+        config["INITDATA"] = initdata  # base64(gzip(initdata TOML)), parsed by CAA at start
+    leaked = sorted(CREDENTIAL_KEYS[cloud.provider] & set(config))
+    if leaked:
+        raise ValueError(f"credentials must go to the Secret, not peer-pods-cm: {leaked}")
+    missing = sorted(k for k in REQUIRED_KEYS[cloud.provider] if not config.get(k))
+    if missing:
+        raise ValueError(f"{cloud.provider} peer pods are missing {', '.join(missing)}")
+    return dict(sorted(config.items()))
+
+
+def chart_values(cloud: CloudPeerPods, config: Mapping[str, pulumi.Input[str]]) -> dict[str, Any]:
+    """Values of the peerpods chart (values.yaml@v0.22.0 key structure)."""
+    identity = {
+        "podLabels": dict(cloud.pod_labels),
+        "serviceAccount": {"annotations": dict(cloud.service_account_annotations)},
+    }
+    return {
+        "provider": cloud.provider,
+        "providerConfigs": {cloud.provider: dict(config)},
+        "secrets": {
+            "mode": "reference",
+            "existingSecretName": SECRET_NAME if cloud.credentials else "",
+        },
+        "image": {
+            "name": versions.CLOUD_API_ADAPTOR_IMAGE.repository,
+            "tag": versions.CLOUD_API_ADAPTOR_IMAGE.tag,
+        },
+        "daemonset": identity,
+        "resourceCtrl": identity,
+        # the stack's own kata-deploy (components.runtime) provides the remote shim
+        "kata-deploy": {"enabled": False},
+    }
+
+
+class PeerPods(pulumi.ComponentResource):
+    """cert-manager, the stack-owned credentials Secret and the peerpods chart."""
+
+    def __init__(
+        self,
+        name: str,
+        args: CloudPeerPods,
+        config: Mapping[str, pulumi.Input[str]],
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("coco:runtime:PeerPods", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        common = {"app.kubernetes.io/part-of": "coco-stack"}
+        cm_ns = k8s.core.v1.Namespace(
+            f"{name}-cert-manager-namespace",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name="cert-manager", labels=common),
+            opts=child,
+        )
+        cert_manager = k8s.helm.v3.Release(
+            f"{name}-cert-manager",
+            k8s.helm.v3.ReleaseArgs(
+                name="cert-manager",
+                chart="cert-manager",
+                version=versions.CERT_MANAGER_VERSION,
+                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=versions.CERT_MANAGER_REPO),
+                namespace="cert-manager",
+                values={"crds": {"enabled": True}},  # crds.enabled from cert-manager 1.15
+                atomic=True,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[cm_ns]),
+        )
+        ns = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=versions.PEERPODS_NAMESPACE,
+                # CAA runs privileged with host networking to reach pod VMs
+                labels={**common, "pod-security.kubernetes.io/enforce": "privileged"},
+            ),
+            opts=child,
+        )
+        depends: list[pulumi.Resource] = [ns, cert_manager]
+        if args.credentials:
+            depends.append(
+                k8s.core.v1.Secret(
+                    f"{name}-credentials",
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        name=SECRET_NAME, namespace=versions.PEERPODS_NAMESPACE, labels=common
+                    ),
+                    type="Opaque",
+                    string_data={
+                        k: pulumi.Output.secret(v) for k, v in sorted(args.credentials.items())
+                    },
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[ns]),
+                )
+            )
+        chart = versions.PEERPODS_CHART
+        self.release = k8s.helm.v3.Release(
+            f"{name}-chart",
+            k8s.helm.v3.ReleaseArgs(
+                name="peerpods",
+                chart=chart.reference,
+                version=chart.version,
+                namespace=versions.PEERPODS_NAMESPACE,
+                values=chart_values(args, config),
+                atomic=True,
+                max_history=10,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
+        )
+        self.register_outputs({})

@@ -1,0 +1,119 @@
+"""Peer pods: provider configuration from cloud outputs and the spec; credentials only in the
+stack's Secret, never in Helm values."""
+
+from __future__ import annotations
+
+import pulumi
+import pytest
+
+from components import peerpods, render, versions
+from tests.conftest import one, render_program, resources_of
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+
+# Every id a cloud component provides, per provider: stands in for resource outputs.
+IDS = {
+    "azure": ("AZURE_IMAGE_ID", "AZURE_RESOURCE_GROUP", "AZURE_SUBNET_ID",
+              "AZURE_SUBSCRIPTION_ID", "AZURE_NSG_ID"),
+    "aws": ("PODVM_AMI_ID", "AWS_SUBNET_ID", "AWS_SG_IDS"),
+    "gcp": ("GCP_PROJECT_ID", "GCP_NETWORK", "GCP_SUBNETWORK", "PODVM_IMAGE_NAME"),
+    "ibmcloud": ("IBMCLOUD_PODVM_IMAGE_ID", "IBMCLOUD_VPC_ID", "IBMCLOUD_VPC_SUBNET_ID",
+                 "IBMCLOUD_RESOURCE_GROUP_ID", "IBMCLOUD_SECURITY_GROUP_IDS"),
+}
+POOLS = {
+    "azure": [peerpods.PeerPodPool("snp", "Standard_DC2as_v5", "westeurope"),
+              peerpods.PeerPodPool("tdx", "Standard_DC2es_v5", "westeurope")],
+    "aws": [peerpods.PeerPodPool("snp", "m6a.large", "eu-west-1")],
+    "gcp": [peerpods.PeerPodPool("snp", "n2d-standard-2", "europe-west4", "europe-west4-a")],
+    "ibmcloud": [peerpods.PeerPodPool("se", "bz2e-2x8", "eu-de", "eu-de-1")],
+}
+SPEC_VALUES = {
+    "AZURE_REGION": "westeurope", "AZURE_INSTANCE_SIZE": "Standard_DC2as_v5",
+    "AWS_REGION": "eu-west-1", "PODVM_INSTANCE_TYPE": "m6a.large",
+    "GCP_ZONE": "europe-west4-a", "GCP_MACHINE_TYPE": "n2d-standard-2",
+    "GCP_CONFIDENTIAL_TYPE": "SEV_SNP",
+    "IBMCLOUD_ZONE": "eu-de-1", "IBMCLOUD_PODVM_INSTANCE_PROFILE_NAME": "bz2e-2x8",
+}
+
+
+def _cloud(provider, credentials=None):
+    ids = {key: pulumi.Output.from_input(f"out:{key}") for key in IDS[provider]}
+    return peerpods.CloudPeerPods(provider, ids, credentials or {})
+
+
+class TestProviderConfig:
+    """Every required key is present, and comes from a cloud output or the spec."""
+
+    @pytest.mark.parametrize("provider", sorted(IDS))
+    def test_required_keys_sourced(self, provider):
+        cloud = _cloud(provider)
+        config = peerpods.provider_config(cloud, POOLS[provider])
+        for key in peerpods.REQUIRED_KEYS[provider]:
+            assert key in config, key
+            if key in cloud.ids:
+                assert config[key] is cloud.ids[key]  # the resource output itself
+            else:
+                assert config[key] == SPEC_VALUES[key], key
+
+    def test_azure_sizes_per_tee(self):
+        config = peerpods.provider_config(_cloud("azure"), POOLS["azure"])
+        assert config["AZURE_INSTANCE_SIZES"] == "Standard_DC2as_v5,Standard_DC2es_v5"
+
+    def test_missing_output_named(self):
+        cloud = peerpods.CloudPeerPods("aws", {"AWS_SUBNET_ID": "s", "AWS_SG_IDS": "g"})
+        with pytest.raises(ValueError, match="missing PODVM_AMI_ID"):
+            peerpods.provider_config(cloud, POOLS["aws"])
+
+    def test_credential_never_a_configmap_key(self):
+        cloud = peerpods.CloudPeerPods("gcp", {**_cloud("gcp").ids, "GCP_CREDENTIALS": "{}"})
+        with pytest.raises(ValueError, match="GCP_CREDENTIALS"):
+            peerpods.provider_config(cloud, POOLS["gcp"])
+
+    def test_gcp_one_confidential_type(self):
+        pools = [*POOLS["gcp"], peerpods.PeerPodPool("tdx", "c3-standard-4", "europe-west4", "x")]
+        with pytest.raises(ValueError, match="one GCP_CONFIDENTIAL_TYPE"):
+            peerpods.provider_config(_cloud("gcp"), pools)
+
+
+class TestChart:
+    """The chart runs in reference mode; credentials live only in the stack's Secret."""
+
+    def _render(self, credentials):
+        def program():
+            cloud = _cloud("azure", credentials)
+            config = peerpods.provider_config(cloud, POOLS["azure"], initdata="H4sIAAAA")
+            peerpods.PeerPods("pp", cloud, config)
+
+        return render_program(program)
+
+    def test_values_and_secret(self, tmp_path):
+        result = self._render({"AZURE_CLIENT_SECRET": "CLIENT-SECRET-VALUE",
+                               "AZURE_CLIENT_ID": "cid", "AZURE_TENANT_ID": "tid"})
+        chart = one(result, RELEASE, "pp-chart")
+        values = render.unwrap(chart.inputs["values"])
+        assert chart.inputs["chart"] == versions.PEERPODS_CHART.reference
+        assert chart.inputs["version"] == versions.PEERPODS_CHART.version
+        assert values["secrets"] == {"mode": "reference",
+                                     "existingSecretName": peerpods.SECRET_NAME}
+        assert values["kata-deploy"] == {"enabled": False}
+        cm = values["providerConfigs"]["azure"]
+        assert cm["AZURE_SUBNET_ID"] == "out:AZURE_SUBNET_ID"
+        assert cm["INITDATA"] == "H4sIAAAA"
+        secret = one(result, "kubernetes:core/v1:Secret")
+        assert secret.inputs["metadata"]["name"] == peerpods.SECRET_NAME
+        assert "stringData" in render.secret_paths(secret.inputs)
+        cert_manager = one(result, RELEASE, "pp-cert-manager")
+        assert cert_manager.urn in chart.dependencies and secret.urn in chart.dependencies
+        # no credential in any Helm release, nor anywhere in the rendered output
+        for release in resources_of(result, RELEASE):
+            assert "CLIENT-SECRET" not in repr(render.unwrap(release.inputs))
+        out = tmp_path / "out"
+        render.write(result, out)
+        blob = b"".join(p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file())
+        assert b"CLIENT-SECRET-VALUE" not in blob
+
+    def test_workload_identity_needs_no_secret(self):
+        result = self._render({})
+        assert resources_of(result, "kubernetes:core/v1:Secret") == []
+        values = render.unwrap(one(result, RELEASE, "pp-chart").inputs["values"])
+        assert values["secrets"]["existingSecretName"] == ""
