@@ -400,6 +400,35 @@ def _policy(
         )
 
 
+def _reference_values(out: _Collector, k: Kbs, pools: list[NodePool]) -> None:
+    """Names must be ones a Trustee v0.21.0 policy reads: a mistyped name would silently turn
+    an attestation result into a warning (upstream pain point)."""
+    known = sorted({n for o in catalogue.OFFERINGS for n in o.reference_values})
+    used = {
+        n
+        for x in pools
+        if (o := catalogue.find(x.provider or "", x.tee, x.mode or "")) is not None
+        for n in o.reference_values
+    }
+    for name, values in sorted(k.reference_values.items()):
+        path = f"coco:kbs.referenceValues.{name}"
+        if name not in known:
+            out.error(path, f"{name!r} is not a reference value name the attestation policy reads",
+                      f"{_did_you_mean(name, known)}known names: {', '.join(known)}")
+        elif pools and name not in used:
+            out.warn(path, f"no pool of this stack reports evidence that reads {name!r}",
+                     "remove it, or check the pools' TEEs")
+        if not values or any(not v for v in values):
+            out.error(path, "needs at least one non-empty value", "list the accepted values")
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
 def _kbs(
     out: _Collector,
     k: Kbs,
@@ -452,6 +481,7 @@ def _kbs(
                 "stored in plain text in the stack file (it is still handled as a secret)",
                 f"run: pulumi config set --secret --path 'coco:kbs.resources[{i}].value' VALUE",
             )
+    _reference_values(out, k, pools)
     _policy(out, f"{p}.resourcePolicy", k.resource_policy, BUILTIN_RESOURCE_POLICIES, base)
     _policy(out, f"{p}.attestationPolicy", k.attestation_policy, ("default",), base)
     # User policy files: read now, so a broken file stops the stack before anything is

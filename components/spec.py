@@ -240,6 +240,12 @@ class Kbs(Model):
     insecure_http: bool = Field(
         False, description="Serve plain HTTP instead of HTTPS; refused in production."
     )
+    reference_values: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Reference values the KBS trusts, by the name the attestation policy reads "
+        "(snp_launch_measurement, mr_td, ...) -> accepted values; merged with the measurements "
+        "of the stack's guest images.",
+    )
     storage_size: Annotated[str, Field(pattern=r"^[1-9][0-9]{0,5}(Mi|Gi|Ti)$")] = Field(
         "1Gi",
         description="Size of the KBS storage volume (a PersistentVolumeClaim), e.g. 1Gi.",

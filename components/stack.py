@@ -60,7 +60,14 @@ class CocoStack(pulumi.ComponentResource):
 
         # 5. key broker
         self.kbs = (
-            KeyBroker(f"{name}-kbs", spec.kbs, in_cluster, base_dir=base_dir)
+            KeyBroker(
+                f"{name}-kbs",
+                spec.kbs,
+                in_cluster,
+                base_dir=base_dir,
+                # the guest-image measurements join these once the image builder lands
+                reference_values=spec.kbs.reference_values,
+            )
             if spec.kbs.enabled
             else None
         )

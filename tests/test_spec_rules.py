@@ -112,3 +112,34 @@ class TestReviewFindings:
         spec, _ = validate({"coco:nodePools": [
             {"name": "g", "tee": "snp", "provider": "gcp", "zone": "europe-west4-a"}]}, stack="t")
         assert spec.node_pools[0].region == "europe-west4"
+
+
+class TestReferenceValues:
+    """Reference value names are the ones the attestation policy reads; typos are errors."""
+
+    def test_typo_refused_with_suggestion(self):
+        errors = _errors({"coco:kbs": {"referenceValues": {"snp_launch_measurment": ["ab"]}}})
+        issue = errors["coco:kbs.referenceValues.snp_launch_measurment"]
+        assert "did you mean 'snp_launch_measurement'" in issue.hint
+
+    def test_empty_values_refused(self):
+        errors = _errors({"coco:kbs": {"referenceValues": {"mr_td": []}}})
+        assert "coco:kbs.referenceValues.mr_td" in errors
+
+    def test_unused_name_warns(self):
+        _, warnings = validate({
+            "coco:nodePools": [{"name": "s", "tee": "snp", "nodeSelector": {"a": "b"}}],
+            "coco:kbs": {"referenceValues": {"mr_td": ["00"], "snp_launch_measurement": ["ab"]}},
+        }, stack="t")
+        assert [w.path for w in warnings] == ["coco:kbs.referenceValues.mr_td"]
+
+    def test_values_reach_the_kbs(self, render_config):
+        from components import render
+        from tests.conftest import one
+
+        result = render_config({
+            "coco:nodePools": [{"name": "s", "tee": "snp", "nodeSelector": {"a": "b"}}],
+            "coco:kbs": {"referenceValues": {"snp_launch_measurement": ["ab12"]}},
+        })
+        cm = one(result, "kubernetes:core/v1:ConfigMap", "coco-kbs-reference-values")
+        assert "snp_launch_measurement" in render.dumps_json(cm.inputs)
