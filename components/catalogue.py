@@ -70,22 +70,47 @@ def _p(**kv: str) -> Mapping[str, str]:
     return MappingProxyType(dict(sorted(kv.items())))
 
 
-# Reference value names read by the default attestation policy of Trustee v0.21.0
-# (confidential-containers/trustee attestation-service/src/ear_token/ear_default_policy_cpu.rego;
-# names also listed in ../shared/facts/trustee-kbs.md).
+# Reference value names the default attestation policy of Trustee v0.21.0 reads, per evidence
+# type (every query_reference_value("...") in attestation-service/src/ear_token/
+# ear_default_policy_cpu.rego@v0.21.0, grouped by the input.<tee> its rule tests).
 _RV_SNP = (
-    "snp_launch_measurement",
     "snp_bootloader",
+    "snp_guest_abi_major",
+    "snp_guest_abi_minor",
+    "snp_launch_measurement",
     "snp_microcode",
+    "snp_single_socket",
+    "snp_smt_allowed",
+    "snp_smt_enabled",
     "snp_snp_svn",
     "snp_tee_svn",
+    "snp_tsme_enabled",
 )
-_RV_TDX = ("mr_td", "rtmr_1", "rtmr_2", "xfam", "tdvfkernel", "tdvfkernelparams")
-_RV_AZ_VTPM = ("measurement", "tcb_bootloader", "tcb_microcode", "tcb_snp", "tcb_tee")
-_RV_AZ_SNP = (*_RV_AZ_VTPM, "snp_pcr11")
-_RV_AZ_TDX = ("measurement", "tdx_pcr11")
-_RV_SE = ("se_image_phkh", "se_attestation_phkh", "se_tag", "se_user_data")
-_RV_SAMPLE = ("launch_digest", "svn", "major_version", "minimum_minor_version")
+_RV_TDX = ("mr_seam", "mr_td", "rtmr_1", "rtmr_2", "tdvfkernel", "tdvfkernelparams", "xfam")
+_RV_AZ_SNP = (
+    "abi_major",
+    "abi_minor",
+    "measurement",
+    "single_socket",
+    "smt_allowed",
+    "smt_enabled",
+    "snp_pcr11",
+    "tcb_bootloader",
+    "tcb_microcode",
+    "tcb_snp",
+    "tcb_tee",
+    "tsme_enabled",
+)
+_RV_AZ_TDX = ("mr_seam", "mr_td", "tdx_pcr11", "xfam")
+_RV_TPM = ("tpm_pcr11", "trusted_aks")
+_RV_SAMPLE = ("launch_digest", "major_version", "minimum_minor_version", "svn")
+# The default policy has no rules for Secure Execution evidence: SE guests are judged by a
+# policy the operator supplies (coco:kbs.attestationPolicy).
+_RV_SE: tuple[str, ...] = ()
+# Every name the default policy reads.
+DEFAULT_POLICY_REFERENCE_VALUES = tuple(
+    sorted({*_RV_SNP, *_RV_TDX, *_RV_AZ_SNP, *_RV_AZ_TDX, *_RV_TPM, *_RV_SAMPLE})
+)
 
 # Shims and RuntimeClass names. Source: kata-containers tools/packaging/kata-deploy/helm-chart/
 # kata-deploy/values.yaml@4.0.0 (shims.*) and the CoCo v0.22.0 release notes (RuntimeClasses

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -31,6 +31,7 @@ import pulumi_tls as tls
 
 from . import kbs_config as cfg
 from .kbs_client import sign_admin_token
+from .kbs_config import ReferenceValue
 from .labels import PREFIX
 from .spec import Kbs
 from .versions import KBS_IMAGE
@@ -66,8 +67,9 @@ def kbs_url(args: Kbs) -> str:
     """The URL guests and the admin client use: the ingress host name on 443, else the
     Service's cluster DNS name."""
     scheme = "http" if args.insecure_http else "https"
-    if args.expose == "ingress" and args.hostname:
-        return f"{scheme}://{args.hostname}"
+    if args.hostname:  # the server certificate covers it, whatever the Service type
+        port = "" if args.expose == "ingress" else f":{cfg.PORT}"
+        return f"{scheme}://{args.hostname}{port}"
     return f"{scheme}://{NAME}.{args.namespace}.svc.{CLUSTER_DOMAIN}:{cfg.PORT}"
 
 
@@ -118,8 +120,9 @@ class KeyBroker(pulumi.ComponentResource):
         args: Kbs,
         opts: pulumi.ResourceOptions | None = None,
         *,
-        reference_values: Mapping[str, Sequence[str]] | None = None,
+        reference_values: Mapping[str, ReferenceValue] | None = None,
         base_dir: Path | None = None,
+        allow_sample: bool = False,
     ):
         super().__init__("coco:kbs:KeyBroker", name, None, opts)
         self.namespace = args.namespace
@@ -224,7 +227,7 @@ class KeyBroker(pulumi.ComponentResource):
             stack=pulumi.get_stack(), insecure_http=args.insecure_http
         )
         base = base_dir or Path.cwd()
-        policies = {"resource-policy.rego": self._resource_policy(args, base)}
+        policies = {"resource-policy.rego": self._resource_policy(args, base, allow_sample)}
         if args.attestation_policy != "default":
             policies["attestation-policy.rego"] = (base / args.attestation_policy).read_text(
                 encoding="utf-8"
@@ -446,9 +449,11 @@ class KeyBroker(pulumi.ComponentResource):
         )
 
     @staticmethod
-    def _resource_policy(args: Kbs, base: Path) -> str:
+    def _resource_policy(args: Kbs, base: Path, allow_sample: bool) -> str:
         if args.resource_policy == "affirming":
-            return cfg.builtin_policy("resource-affirming.rego")
+            return cfg.builtin_policy(
+                "resource-affirming-sample.rego" if allow_sample else "resource-affirming.rego"
+            )
         if args.resource_policy == "allow-all":
             return cfg.builtin_policy("resource-allow-all.rego")
         return (base / args.resource_policy).read_text(encoding="utf-8")

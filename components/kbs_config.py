@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 
@@ -75,6 +75,11 @@ _REFERENCE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 def admin_issuer(stack: str) -> str:
     return f"coco-stack/{stack}"
+
+
+# A reference value as the policy reads it: one scalar, or a list of accepted values.
+Scalar = str | int | bool
+ReferenceValue = Scalar | list[Scalar]
 
 
 def local_fs_name(key: str) -> str:
@@ -153,28 +158,37 @@ def rego_problem(text: str, package: str) -> str | None:
     return None
 
 
-def reference_value_problem(name: str, values: Sequence[str]) -> str | None:
+def reference_value_problem(name: str, value: ReferenceValue) -> str | None:
     if not _REFERENCE_NAME.match(name):
         return f"reference value name {name!r} is not a plain name like 'snp_launch_measurement'"
-    if not values or not all(isinstance(v, str) and v for v in values):
-        return f"reference value {name!r} needs a non-empty list of non-empty strings"
+    items = value if isinstance(value, list) else [value]
+    if not items or any(v == "" for v in items):
+        return f"reference value {name!r} needs a value or a non-empty list of values"
     return None
 
 
-def reference_value_record(name: str, values: Sequence[str]) -> str:
+def reference_value_record(name: str, value: ReferenceValue) -> str:
     """The JSON the built-in RVPS stores for one reference value (rvps/src/reference_value.rs
-    ReferenceValue: version, name, expiration, value). Policies test membership with `in`
-    (attestation-service ear_default_policy_cpu.rego), so the value is always a list."""
+    ReferenceValue: version, name, expiration, value). The value keeps its JSON type: the
+    default policy (attestation-service ear_default_policy_cpu.rego@v0.21.0) tests measurements
+    with `in` against a list and compares some values (major_version, minimum_minor_version,
+    tdvfkernel) with `==`/`>=` against a single value, and the SNP verifier reports TCB
+    versions as numbers, so "3" would never equal 3."""
+    stored: Any = (
+        list(dict.fromkeys(sorted(value, key=lambda v: (type(v).__name__, str(v)))))
+        if isinstance(value, list)
+        else value
+    )
     record = {
         "version": REFERENCE_VALUE_VERSION,
         "name": name,
         "expiration": REFERENCE_VALUE_EXPIRATION,
-        "value": sorted(set(values)),
+        "value": stored,
     }
     return json.dumps(record, sort_keys=True, separators=(",", ":"))
 
 
-def reference_value_files(values: Mapping[str, Sequence[str]]) -> dict[str, str]:
+def reference_value_files(values: Mapping[str, ReferenceValue]) -> dict[str, str]:
     """LocalFs file name -> stored record, for every reference value (sorted, deterministic)."""
     files = {}
     for name in sorted(values):
@@ -206,7 +220,9 @@ for ns in {namespaces}; do
   for f in /seed/$ns/*; do
     [ -e "$f" ] || continue
     name=$(basename -- "$f")
-    cp -- "$f" "$store/$ns/$name"
+    cat -- "$f" > "$store/$ns/$name.tmp"
+    chmod 0640 -- "$store/$ns/$name.tmp"
+    mv -f -- "$store/$ns/$name.tmp" "$store/$ns/$name"
     printf '%s\\n' "$name" >> "$list.new"
   done
   mv -- "$list.new" "$list"

@@ -401,25 +401,45 @@ def _policy(
 
 
 def _reference_values(out: _Collector, k: Kbs, pools: list[NodePool]) -> None:
-    """Names must be ones a Trustee v0.21.0 policy reads: a mistyped name would silently turn
-    an attestation result into a warning (upstream pain point)."""
-    known = sorted({n for o in catalogue.OFFERINGS for n in o.reference_values})
+    """A reference value the policy never reads silently turns an attestation result into a
+    warning (upstream pain point), so names are checked against the default policy's."""
+    known = list(catalogue.DEFAULT_POLICY_REFERENCE_VALUES)
     used = {
         n
         for x in pools
         if (o := catalogue.find(x.provider or "", x.tee, x.mode or "")) is not None
         for n in o.reference_values
     }
-    for name, values in sorted(k.reference_values.items()):
+    custom_policy = k.attestation_policy != "default"
+    for name, value in sorted(k.reference_values.items()):
         path = f"coco:kbs.referenceValues.{name}"
         if name not in known:
-            out.error(path, f"{name!r} is not a reference value name the attestation policy reads",
-                      f"{_did_you_mean(name, known)}known names: {', '.join(known)}")
+            typo = _did_you_mean(name, known)
+            if typo and not custom_policy:
+                out.error(
+                    path,
+                    f"{name!r} is not read by the attestation policy",
+                    f"{typo}the default policy reads: {', '.join(known)}",
+                )
+            else:
+                out.warn(
+                    path,
+                    f"{name!r} is not read by the default attestation policy",
+                    "keep it only if your own attestation policy reads it",
+                )
         elif pools and name not in used:
-            out.warn(path, f"no pool of this stack reports evidence that reads {name!r}",
-                     "remove it, or check the pools' TEEs")
-        if not values or any(not v for v in values):
-            out.error(path, "needs at least one non-empty value", "list the accepted values")
+            out.warn(
+                path,
+                f"no pool of this stack reports evidence that reads {name!r}",
+                "remove it, or check the pools' TEEs",
+            )
+        if value == [] or value == "" or (isinstance(value, list) and "" in value):
+            out.error(
+                path,
+                "needs a value or a non-empty list of values",
+                "list the accepted values (numbers stay numbers: SNP TCB versions are "
+                "compared as numbers)",
+            )
 
 
 def _did_you_mean(word: str, choices: list[str]) -> str:

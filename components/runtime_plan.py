@@ -63,6 +63,7 @@ PULL = {
 # Which shim is the default on each architecture when several are enabled: strongest first.
 # kata 4.0.0 defaults to qemu-runtime-rs, but CoCo v0.22.0 still uses the Go shims, so the
 # default is always set explicitly (CoCo v0.22.0 release notes).
+REMOTE_ARCHES = ("amd64", "ppc64le", "s390x")
 _PREFERENCE = ("qemu-snp", "qemu-tdx", "qemu-se", "qemu-coco-dev", "remote")
 
 
@@ -172,19 +173,26 @@ def chart_values(spec: Spec) -> dict[str, Any]:
     helm-chart values.yaml@4.0.0).
     """
     plans = runtime_classes(spec)
-    arches: dict[str, str] = {}
+    arches: dict[str, list[str]] = {}
     for _, offering in _runtime_pools(spec):
-        arches.setdefault(offering.shim or "", offering.arch)
+        # the remote shim runs on the worker nodes, whose architecture is not the pod VM's
+        # (an s390x Secure Execution pod VM is driven from x86 workers): keep kata-deploy's
+        # own list for it (helm-chart values.yaml@4.0.0 shims.remote.supportedArches)
+        arches.setdefault(
+            offering.shim or "",
+            list(REMOTE_ARCHES) if offering.shim == "remote" else [offering.arch],
+        )
     shims: dict[str, Any] = {"disableAll": True}
     for plan in plans:
         shims[plan.shim] = {
             "enabled": True,
-            "supportedArches": [arches[plan.shim]],
+            "supportedArches": arches[plan.shim],
             **PULL,
         }
     default: dict[str, str] = {}
     for shim in sorted(shims.keys() - {"disableAll"}, key=_PREFERENCE.index):
-        default.setdefault(arches[shim], shim)
+        for arch in arches[shim]:
+            default.setdefault(arch, shim)
     pool_terms = [
         {
             "matchExpressions": [

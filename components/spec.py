@@ -240,7 +240,7 @@ class Kbs(Model):
     insecure_http: bool = Field(
         False, description="Serve plain HTTP instead of HTTPS; refused in production."
     )
-    reference_values: dict[str, list[str]] = Field(
+    reference_values: dict[str, str | int | bool | list[str | int | bool]] = Field(
         default_factory=dict,
         description="Reference values the KBS trusts, by the name the attestation policy reads "
         "(snp_launch_measurement, mr_td, ...) -> accepted values; merged with the measurements "

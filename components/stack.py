@@ -67,6 +67,8 @@ class CocoStack(pulumi.ComponentResource):
                 base_dir=base_dir,
                 # the guest-image measurements join these once the image builder lands
                 reference_values=spec.kbs.reference_values,
+                # coco-dev guests can only produce sample evidence
+                allow_sample=any(p.tee == "none" for p in spec.node_pools),
             )
             if spec.kbs.enabled
             else None

@@ -279,3 +279,15 @@ class TestEveryOffering:
                     "metadata": {"name": "n", "labels": labels.pool_labels(f"pool-{tee}", tee)}}
             kubernetes_validate.validate(node, "1.34.0", strict=True)
             assert labels.pool_labels(f"pool-{tee}", tee)[labels.TEE] == tee
+
+
+class TestRemoteArches:
+    """The remote shim runs on worker nodes of any architecture kata-deploy supports for it,
+    not the pod VM's (IBM SE pod VMs are s390x, their workers usually x86)."""
+
+    def test_ibm_se_remote_on_x86_workers(self):
+        spec = _spec_for(catalogue.find("ibmcloud", "se", "peer-pods"))
+        values = runtime_plan.chart_values(spec)["kata-as-coco-runtime"]
+        assert values["shims"]["remote"]["supportedArches"] == ["amd64", "ppc64le", "s390x"]
+        assert values["defaultShim"] == {"amd64": "remote", "ppc64le": "remote",
+                                         "s390x": "remote"}

@@ -182,3 +182,78 @@ class TestRules:
         assert _errors(_config("dev", storageSize="10Gi", storageClass="fast-ssd")) == []
         errors = _errors(_config("dev", storageSize="10GB"))
         assert any(e.startswith("coco:kbs.storageSize") for e in errors)
+
+
+class TestSeedScript:
+    """The init container's script, run for real with /bin/sh against a temporary store:
+    copies are writable by the KBS (the seeds are mounted read-only 0440), a second start works,
+    and a seed removed from the stack disappears from the store."""
+
+    def _run(self, tmp_path, seeds):
+        import stat
+        import subprocess
+
+        seed_root = tmp_path / "seed"
+        if seed_root.exists():
+            import shutil
+
+            shutil.rmtree(seed_root)
+        for rel, text in seeds.items():
+            f = seed_root / rel
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_text(text)
+            f.chmod(0o440)
+        script = kbs_config.seed_script().replace(
+            kbs_config.STORAGE_DIR, str(tmp_path / "store")
+        ).replace("/seed/", f"{seed_root}/")
+        subprocess.run(["/bin/sh", "-c", script], check=True)
+        return stat
+
+    def test_writable_rerunnable_and_pruned(self, tmp_path):
+        name = kbs_config.local_fs_name("default/key/1")
+        stat = self._run(tmp_path, {f"repository/{name}": "one", "kbs/resource-policy.rego": "p"})
+        stored = tmp_path / "store" / "repository" / name
+        assert stored.read_text() == "one"
+        assert stat.S_IMODE(stored.stat().st_mode) == 0o640
+        # second start with a changed value: overwrites the (now writable) copy
+        self._run(tmp_path, {f"repository/{name}": "two", "kbs/resource-policy.rego": "p"})
+        assert stored.read_text() == "two"
+        # the resource is removed from the stack: its copy goes too, the policy stays
+        self._run(tmp_path, {"kbs/resource-policy.rego": "p"})
+        assert not stored.exists()
+        assert (tmp_path / "store" / "kbs" / "resource-policy.rego").read_text() == "p"
+
+
+class TestReferenceValueTypes:
+    """Numbers stay numbers and scalars stay scalars in what the RVPS stores."""
+
+    def test_types_kept(self):
+        import json
+
+        record = json.loads(kbs_config.reference_value_record("snp_tee_svn", [3, 3, 4]))
+        assert record["value"] == [3, 4]
+        scalar = json.loads(kbs_config.reference_value_record("major_version", 1))
+        assert scalar["value"] == 1
+
+
+class TestUrl:
+    """Guests outside the cluster get the host name the certificate covers, whatever the
+    Service type; without one, the in-cluster name."""
+
+    @pytest.mark.parametrize("expose,url", [
+        ("ingress", "https://kbs.example.com"),
+        ("loadbalancer", "https://kbs.example.com:8080"),
+        ("nodeport", "https://kbs.example.com:8080"),
+    ])
+    def test_hostname_wins(self, expose, url):
+        from components.kbs import kbs_url
+        from components.spec import Kbs
+
+        assert kbs_url(Kbs.model_validate({"expose": expose, "hostname": "kbs.example.com"})) == url
+
+    def test_cluster_name_without_hostname(self):
+        from components.kbs import kbs_url
+        from components.spec import Kbs
+
+        assert kbs_url(Kbs.model_validate({})) == (
+            "https://kbs.coco-kbs.svc.cluster.local:8080")

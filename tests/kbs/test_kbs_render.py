@@ -283,11 +283,18 @@ class TestSecrets:
 
 class TestPolicies:
     def test_default_policies(self, render_config):
+        # a coco-dev pool can only produce sample evidence: the sample-accepting variant
         result = render_config(BASE)
         data = objects(result, "ConfigMap")["kbs-policies"]["data"]
         assert data == {
-            "resource-policy.rego": kbs_config.builtin_policy("resource-affirming.rego")
+            "resource-policy.rego": kbs_config.builtin_policy("resource-affirming-sample.rego")
         }
+        tee_only = {**BASE, "coco:nodePools": [
+            {"name": "snp", "tee": "snp", "mode": "bare-metal", "nodeSelector": {"a": "b"}}]}
+        strict = objects(render_config(tee_only), "ConfigMap")["kbs-policies"]["data"]
+        policy = strict["resource-policy.rego"]
+        assert policy == kbs_config.builtin_policy("resource-affirming.rego")
+        assert 'not submod["ear.veraison.annotated-evidence"].sample' in policy
         volumes = {
             v["name"]
             for v in objects(result, "Deployment")["kbs"]["spec"]["template"]["spec"]["volumes"]
