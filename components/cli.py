@@ -120,11 +120,19 @@ def build_parser() -> argparse.ArgumentParser:
     from . import kbs_cli
 
     kbs_cli.add_parsers(sub)
+
+    from images import cli as image_cli
+
+    image_cli.add_parsers(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "image_main", False):
+        from images import cli as image_cli
+
+        return image_cli.run_command(args)
     try:
         return int(args.func(args))
     except SpecError as exc:

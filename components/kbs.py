@@ -121,6 +121,7 @@ class KeyBroker(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
         *,
         reference_values: Mapping[str, ReferenceValue] | None = None,
+        image_reference_values: pulumi.Input[Mapping[str, ReferenceValue]] | None = None,
         base_dir: Path | None = None,
         allow_sample: bool = False,
     ):
@@ -232,8 +233,12 @@ class KeyBroker(pulumi.ComponentResource):
             policies["attestation-policy.rego"] = (base / args.attestation_policy).read_text(
                 encoding="utf-8"
             )
-        rv_files = cfg.reference_value_files(reference_values or {})
-        rv_keys = {f"rv-{i:03d}": (file, body) for i, (file, body) in enumerate(rv_files.items())}
+        # reference values from the spec, joined by the guest images' measurements (known only
+        # once the images are built, so an Output); a name in both accepts the values of both,
+        # which is how old and new measurements overlap during a rotation
+        rv_files = pulumi.Output.all(
+            dict(reference_values or {}), image_reference_values or {}
+        ).apply(lambda both: cfg.reference_value_files(cfg.merge_reference_values(*both)))
         config_map = k8s.core.v1.ConfigMap(
             f"{name}-config",
             metadata=meta("kbs-config"),
@@ -243,15 +248,19 @@ class KeyBroker(pulumi.ComponentResource):
         policy_map = k8s.core.v1.ConfigMap(
             f"{name}-policies", metadata=meta("kbs-policies"), data=policies, opts=in_ns
         )
+        # reference value names are plain ([a-z0-9_]+), so their LocalFs file names are valid
+        # ConfigMap keys and the whole map is mounted as the seed directory
         rv_map = k8s.core.v1.ConfigMap(
             f"{name}-reference-values",
             metadata=meta("kbs-reference-values"),
-            data={key: body for key, (_, body) in rv_keys.items()},
+            data=rv_files,
             opts=in_ns,
         )
-        config_digest = hashlib.sha256(
-            json.dumps([config_toml, policies, rv_files], sort_keys=True).encode()
-        ).hexdigest()
+        config_digest = rv_files.apply(
+            lambda files: hashlib.sha256(
+                json.dumps([config_toml, policies, files], sort_keys=True).encode()
+            ).hexdigest()
+        )
 
         # 4. secrets: keys and certificates, resources (every value a Pulumi secret)
         keys_secret = k8s.core.v1.Secret(
@@ -316,7 +325,7 @@ class KeyBroker(pulumi.ComponentResource):
             automount_service_account_token=False,
             opts=in_ns,
         )
-        volumes, seed_mounts = self._volumes(paths, policies, rv_keys)
+        volumes, seed_mounts = self._volumes(paths, policies)
         store_mount = k8s.core.v1.VolumeMountArgs(name="storage", mount_path=cfg.STORAGE_DIR)
         probe = k8s.core.v1.HTTPGetActionArgs(
             path="/healthz", port="kbs", scheme="HTTP" if args.insecure_http else "HTTPS"
@@ -460,7 +469,7 @@ class KeyBroker(pulumi.ComponentResource):
 
     @staticmethod
     def _volumes(
-        paths: dict[str, str], policies: dict[str, str], rv_keys: dict[str, tuple[str, str]]
+        paths: dict[str, str], policies: dict[str, str]
     ) -> tuple[list[k8s.core.v1.VolumeArgs], list[k8s.core.v1.VolumeMountArgs]]:
         """The pod's volumes, and the seed mounts: /seed/<namespace>/<LocalFs file name>."""
         volumes = [
@@ -527,17 +536,12 @@ class KeyBroker(pulumi.ComponentResource):
                     ),
                 )
             )
-        if rv_keys:
-            seeds.append(
-                (
-                    cfg.NS_REFERENCE_VALUE,
-                    _config_map_volume(
-                        "seed-reference-values",
-                        "kbs-reference-values",
-                        {key: file for key, (file, _) in rv_keys.items()},
-                    ),
-                )
+        seeds.append(
+            (
+                cfg.NS_REFERENCE_VALUE,
+                _config_map_volume("seed-reference-values", "kbs-reference-values", None),
             )
+        )
         mounts = [
             k8s.core.v1.VolumeMountArgs(
                 name=volume.name, mount_path=f"{SEED}/{namespace}", read_only=True
@@ -595,14 +599,17 @@ class KeyBroker(pulumi.ComponentResource):
 
 
 def _config_map_volume(
-    volume: str, config_map: str, items: dict[str, str]
+    volume: str, config_map: str, items: dict[str, str] | None
 ) -> k8s.core.v1.VolumeArgs:
+    """A ConfigMap volume: the listed keys at the given paths, or every key (items None)."""
     return k8s.core.v1.VolumeArgs(
         name=volume,
         config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(
             name=config_map,
             default_mode=0o440,
-            items=[k8s.core.v1.KeyToPathArgs(key=k, path=p) for k, p in sorted(items.items())],
+            items=None
+            if items is None
+            else [k8s.core.v1.KeyToPathArgs(key=k, path=p) for k, p in sorted(items.items())],
         ),
     )
 

@@ -188,6 +188,23 @@ def reference_value_record(name: str, value: ReferenceValue) -> str:
     return json.dumps(record, sort_keys=True, separators=(",", ":"))
 
 
+def merge_reference_values(
+    *sources: Mapping[str, ReferenceValue],
+) -> dict[str, ReferenceValue]:
+    """Union of several sources: a name given twice accepts every value given for it."""
+    merged: dict[str, ReferenceValue] = {}
+    for source in sources:
+        for name, value in source.items():
+            if name not in merged:
+                merged[name] = value
+                continue
+            old = merged[name]
+            items = [*(old if isinstance(old, list) else [old]),
+                     *(value if isinstance(value, list) else [value])]
+            merged[name] = list(dict.fromkeys(items))
+    return merged
+
+
 def reference_value_files(values: Mapping[str, ReferenceValue]) -> dict[str, str]:
     """LocalFs file name -> stored record, for every reference value (sorted, deterministic)."""
     files = {}

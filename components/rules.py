@@ -615,6 +615,15 @@ def apply(
             "add a pool to run confidential pods",
         )
 
+    image = values["image"]
+    if image is not None and image.recipe is not None:
+        from images import recipe as recipes
+        from images.errors import RecipeError
+
+        try:
+            recipes.resolve(image.recipe)
+        except RecipeError as exc:
+            out.error("coco:image.recipe", str(exc), exc.hint or "name a recipe in images/recipes/")
     kbs: Kbs | None = values["kbs"]
     if kbs is not None:
         items = values.get("kbs.resources", list(kbs.resources))

@@ -266,7 +266,10 @@ class Runtime(Model):
 
 class Image(Model):
     recipe: str | None = Field(
-        None, description="Guest image recipe (reserved for the guest-image builder)."
+        None,
+        description="Guest image recipe (a name in images/recipes/ or a path to a .toml) built "
+        "during `pulumi up` into build/images/<stack>/; its measurements join the KBS reference "
+        "values. Building needs root and the Debian tools listed in docs/images.md.",
     )
 
 
@@ -285,7 +288,7 @@ SECTION_DOCS = {
     "nodePools": "The TEE node pools: one entry per pool.",
     "kbs": "The Trustee key broker service.",
     "runtime": "The CoCo runtime (kata-deploy through the confidential-containers chart).",
-    "image": "Guest image settings (reserved).",
+    "image": "The measured guest image the stack builds.",
 }
 DEFAULTS: dict[str, Any] = {
     "environment": "dev",

@@ -13,6 +13,7 @@ import pulumi
 
 from . import cluster as cluster_mod
 from . import runtime_plan
+from .image import GuestImage, GuestImageArgs
 from .kbs import KeyBroker
 from .pools import NodePool
 from .runtime import CocoRuntime
@@ -56,7 +57,20 @@ class CocoStack(pulumi.ComponentResource):
             if runtime_plan.runtime_classes(spec)
             else None
         )
-        # 4. guest images: the image issue adds them here.
+        # 4. guest image: built during `pulumi up` on this machine; its measurements become
+        #    reference values the KBS trusts
+        self.image = (
+            GuestImage(
+                f"{name}-image",
+                GuestImageArgs(
+                    spec.image.recipe,
+                    (base_dir or Path.cwd()) / "build" / "images" / spec.stack,
+                ),
+                pulumi.ResourceOptions(parent=self),
+            )
+            if spec.image.recipe
+            else None
+        )
 
         # 5. key broker
         self.kbs = (
@@ -67,6 +81,7 @@ class CocoStack(pulumi.ComponentResource):
                 base_dir=base_dir,
                 # the guest-image measurements join these once the image builder lands
                 reference_values=spec.kbs.reference_values,
+                image_reference_values=self.image.reference_values if self.image else None,
                 # coco-dev guests can only produce sample evidence
                 allow_sample=any(p.tee == "none" for p in spec.node_pools),
             )

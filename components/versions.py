@@ -113,3 +113,33 @@ RVPS_REFERENCE_VALUE_VERSION = "0.1.0"
 # Namespaces the upstream charts install into.
 # Source: confidential-containers/cloud-api-adaptor install/charts/peerpods (namespace).
 PEERPODS_NAMESPACE = "confidential-containers-system"
+
+
+# --- Guest images (images/) -------------------------------------------------------------------
+# Everything here changes image bytes and measurements, so it is pinned exactly and recorded in
+# measurements.json.
+#
+# - Debian: the suite and the package of one kernel ABI. No snapshot.debian.org mirror is reachable
+#   from the build machines, so the mirror is the configured deb.debian.org and the exact mirror
+#   state is pinned per build instead: the sha256 of the suite's InRelease file is part of the
+#   rootfs cache key and recorded in measurements.json (rootfs.mirror_state). A mirror update
+#   gives a new key and a fresh rootfs; it never silently reuses a stale one.
+# - linux-image-6.1.0-50-cloud-amd64 is what bookworm main (12.x point release) resolves
+#   linux-image-cloud-amd64 to on the mirror as of 2026-11-27 (`mmdebstrap --variant=extract
+#   --include=linux-image-cloud-amd64 bookworm`); naming the ABI package keeps the kernel fixed even
+#   when the metapackage moves.
+DEBIAN_SUITE = "bookworm"
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+KERNEL_PACKAGE = "linux-image-6.1.0-50-cloud-amd64"
+# 2026-11-27T00:00:00Z: the default SOURCE_DATE_EPOCH of every recipe (clamps every timestamp).
+SOURCE_DATE_EPOCH = 1795737600
+# systemd-boot-efi 252 (bookworm): the stub the UKI is built on.
+EFI_STUB = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub"
+# OVMF 2022.11 (bookworm package ovmf): boot test firmware, and the default SNP firmware input.
+OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+OVMF_SNP = "/usr/share/ovmf/OVMF.fd"
+# Packages the initramfs is assembled from (extracted, never installed): busybox for the shell,
+# veritysetup for dm-verity (the kernel's dm-mod.create= needs dm built in; bookworm's cloud
+# kernel has it as a module, see ../shared/facts/images.md).
+INITRD_PACKAGES = ("busybox-static", "cryptsetup-bin")

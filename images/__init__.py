@@ -1,6 +1,9 @@
-"""The guest-image builder (reproducible, measured guest images).
+"""The guest-image builder: reproducible, measured, boot-tested guest images.
 
-Usable without Pulumi: `coco image build RECIPE --out DIR` and the GuestImage component both call
-into this package. The builder itself arrives with the guest-image issue; this package exists so
-the layout, packaging and the no-Pulumi import rule are in place and tested from the start.
+Usable without Pulumi: `coco image build RECIPE --out DIR` (images.cli) and the GuestImage
+component (components/image.py) both run images.build.build_image(). Modules, one concern each:
+recipe (TOML recipes), run (the one door to external commands), rootfs (mmdebstrap stages and the
+content-addressed cache), initrd, verity, uki, disk (GPT and output formats), measure (PCR and
+SNP predictions), boot (the QEMU boot test), build (the pipeline), errors. See docs/images.md.
+Importing this package imports nothing else.
 """

@@ -169,12 +169,38 @@ class TestObjects:
         monkeypatch.setattr(kbs_mod.KeyBroker, "__init__", init)
         result = render_config(BASE)
         data = objects(result, "ConfigMap")["kbs-reference-values"]["data"]
-        assert list(data.values()) == [
-            kbs_config.reference_value_record("snp_launch_measurement", ["ab" * 48])
-        ]
+        # the LocalFs file name is the key; the whole map is the seed directory
+        assert data == {
+            "snp_launch_measurement": kbs_config.reference_value_record(
+                "snp_launch_measurement", ["ab" * 48]
+            )
+        }
         pod = objects(result, "Deployment")["kbs"]["spec"]["template"]["spec"]
-        items = {v["name"]: v for v in pod["volumes"]}["seed-reference-values"]["configMap"]
-        assert items["items"][0]["path"] == "snp_launch_measurement"
+        volume = {v["name"]: v for v in pod["volumes"]}["seed-reference-values"]["configMap"]
+        assert volume["name"] == "kbs-reference-values" and "items" not in volume
+
+    def test_image_measurements_join_spec_values(self, render_config, monkeypatch):
+        """Measurements of the stack's guest images (an Output) are merged with the spec's:
+        a name in both accepts both values (the rotation window)."""
+        import pulumi
+
+        original = kbs_mod.KeyBroker.__init__
+
+        def init(self, *a, **kw):
+            kw["reference_values"] = {"snp_launch_measurement": ["old"]}
+            kw["image_reference_values"] = pulumi.Output.from_input(
+                {"snp_launch_measurement": ["new"], "tpm_pcr11": ["11"]}
+            )
+            original(self, *a, **kw)
+
+        monkeypatch.setattr(kbs_mod.KeyBroker, "__init__", init)
+        data = objects(render_config(BASE), "ConfigMap")["kbs-reference-values"]["data"]
+        assert data == {
+            "snp_launch_measurement": kbs_config.reference_value_record(
+                "snp_launch_measurement", ["new", "old"]
+            ),
+            "tpm_pcr11": kbs_config.reference_value_record("tpm_pcr11", ["11"]),
+        }
 
 
 class TestSecrets:

@@ -1,0 +1,248 @@
+"""Recipes: small declarative TOML files (images/recipes/*.toml) parsed into frozen dataclasses.
+
+A recipe names the base distribution (suite, variant, packages), the payload (files copied into
+the root file system, local or fetched by URL and verified by sha256), the kernel and its command
+line, the target formats, and the parameters measurements are computed for. Every error names the
+recipe key and what to write instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import pins
+from .errors import RecipeError
+
+RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
+FORMATS = ("raw", "qcow2", "azure-vhd", "gcp-tar")
+VARIANTS = ("essential", "apt", "minbase", "required", "important", "standard")
+_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class PayloadFile:
+    """One file placed into the root file system: `source` is a path relative to the recipe's
+    directory or an https:// URL (then `sha256` is required and checked at build time)."""
+
+    source: str
+    dest: str
+    mode: int = 0o644
+    sha256: str = ""
+
+    @property
+    def is_url(self) -> bool:
+        return self.source.startswith(("https://", "http://"))
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    path: Path
+    description: str = ""
+    suite: str = pins.DEBIAN_SUITE
+    mirror: str = pins.DEBIAN_MIRROR
+    variant: str = "essential"
+    packages: tuple[str, ...] = ()
+    path_exclude: tuple[str, ...] = ()
+    kernel_package: str = pins.KERNEL_PACKAGE
+    modules: tuple[str, ...] = ("virtio_pci", "virtio_blk", "dm_verity", "erofs")
+    cmdline: str = "console=ttyS0 panic=-1"
+    init: str = "/sbin/init"
+    payload: tuple[PayloadFile, ...] = ()
+    formats: tuple[str, ...] = FORMATS
+    esp_mib: int = 64
+    source_date_epoch: int = pins.SOURCE_DATE_EPOCH
+    snp_firmware: str = pins.OVMF_SNP
+    snp_vcpus: tuple[int, ...] = (1,)
+    snp_vcpu_type: str = "EPYC-v4"
+    snp_vmm_type: str = "QEMU"
+    snp_guest_features: str = "0x1"
+    tdx_firmware: str = ""
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def directory(self) -> Path:
+        return self.path.parent
+
+    def canonical(self) -> dict[str, Any]:
+        """Every build input of the recipe as plain data (sorted, without the file path)."""
+        data = asdict(self)
+        data.pop("path")
+        data.pop("extra")
+        data["payload"] = [asdict(p) for p in self.payload]
+        return data
+
+    def content_hash(self) -> str:
+        """sha256 over the recipe's inputs, local payload bytes and the builder's own guest-side
+        code (the initramfs script): what the GuestImage component is keyed on."""
+        digest = hashlib.sha256()
+        digest.update(json.dumps(self.canonical(), sort_keys=True).encode())
+        for item in sorted(self.payload, key=lambda p: p.dest):
+            if item.is_url:
+                digest.update(item.sha256.encode())
+            else:
+                digest.update(hashlib.sha256((self.directory / item.source).read_bytes()).digest())
+        init = Path(__file__).resolve().parent / "initrd" / "init"
+        digest.update(hashlib.sha256(init.read_bytes()).digest())
+        return digest.hexdigest()
+
+
+def _get(table: dict[str, Any], key: str, kind: type, where: str, default: Any) -> Any:
+    if key not in table:
+        return default
+    value = table[key]
+    if kind is int and isinstance(value, bool):
+        raise RecipeError(f"{where}{key}: expected an integer, got {value!r}")
+    if not isinstance(value, kind):
+        raise RecipeError(
+            f"{where}{key}: expected {kind.__name__}, got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+def _strings(
+    table: dict[str, Any], key: str, where: str, default: tuple[str, ...]
+) -> tuple[str, ...]:
+    value = _get(table, key, list, where, None)
+    if value is None:
+        return default
+    if not all(isinstance(v, str) for v in value):
+        raise RecipeError(f"{where}{key}: expected a list of strings, got {value!r}")
+    return tuple(value)
+
+
+def _check_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise RecipeError(
+            f"{where}{unknown[0]}: unknown key", hint=f"allowed here: {', '.join(sorted(allowed))}"
+        )
+
+
+def resolve(name_or_path: str) -> Path:
+    """A recipe name from images/recipes/ or a path to a .toml file."""
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".toml" or "/" in name_or_path:
+        if not candidate.is_file():
+            raise RecipeError(f"recipe file {name_or_path} does not exist")
+        return candidate.resolve()
+    path = RECIPES_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in RECIPES_DIR.glob("*.toml")))
+        raise RecipeError(f"no recipe named {name_or_path!r}", hint=f"known recipes: {known}")
+    return path
+
+
+def load(name_or_path: str) -> Recipe:
+    path = resolve(name_or_path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(f"{path}: not valid TOML: {exc}") from exc
+    return parse(data, path)
+
+
+def parse(data: dict[str, Any], path: Path) -> Recipe:
+    _check_keys(
+        data, {"name", "description", "distribution", "kernel", "payload", "outputs", "measure"}, ""
+    )
+    name = _get(data, "name", str, "", path.stem)
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", name):
+        raise RecipeError(f"name: {name!r} is not a lowercase name", hint="use e.g. podvm-snp")
+    dist = _get(data, "distribution", dict, "", {})
+    _check_keys(dist, {"suite", "mirror", "variant", "packages", "path_exclude"}, "distribution.")
+    kernel = _get(data, "kernel", dict, "", {})
+    _check_keys(kernel, {"package", "modules", "cmdline"}, "kernel.")
+    payload = _get(data, "payload", dict, "", {})
+    _check_keys(payload, {"init", "files"}, "payload.")
+    outputs = _get(data, "outputs", dict, "", {})
+    _check_keys(outputs, {"formats", "esp_mib", "source_date_epoch"}, "outputs.")
+    measure = _get(data, "measure", dict, "", {})
+    _check_keys(
+        measure,
+        {
+            "snp_firmware",
+            "snp_vcpus",
+            "snp_vcpu_type",
+            "snp_vmm_type",
+            "snp_guest_features",
+            "tdx_firmware",
+        },
+        "measure.",
+    )
+
+    variant = _get(dist, "variant", str, "distribution.", "essential")
+    if variant not in VARIANTS:
+        raise RecipeError(f"distribution.variant: {variant!r} is not one of {', '.join(VARIANTS)}")
+    packages = _strings(dist, "packages", "distribution.", ())
+    for package in packages:
+        if not _PACKAGE.match(package):
+            raise RecipeError(f"distribution.packages: {package!r} is not a Debian package name")
+    formats = _strings(outputs, "formats", "outputs.", FORMATS)
+    for fmt in formats:
+        if fmt not in FORMATS:
+            raise RecipeError(f"outputs.formats: {fmt!r} is not one of {', '.join(FORMATS)}")
+    files = []
+    for i, item in enumerate(_get(payload, "files", list, "payload.", [])):
+        where = f"payload.files[{i}]."
+        if not isinstance(item, dict):
+            raise RecipeError(f"payload.files[{i}]: expected a table")
+        _check_keys(item, {"source", "dest", "mode", "sha256"}, where)
+        entry = PayloadFile(
+            source=_get(item, "source", str, where, ""),
+            dest=_get(item, "dest", str, where, ""),
+            mode=_get(item, "mode", int, where, 0o644),
+            sha256=_get(item, "sha256", str, where, ""),
+        )
+        if not entry.source or not entry.dest.startswith("/"):
+            raise RecipeError(f"{where}: needs source and an absolute dest")
+        if entry.is_url and not _SHA256.match(entry.sha256):
+            raise RecipeError(
+                f"{where}sha256: a payload fetched by URL needs its sha256 pinned",
+                hint="download the artifact once, check it against the release's checksums, "
+                "and write its sha256 (64 lowercase hex digits) into the recipe",
+            )
+        if not entry.is_url and not (path.parent / entry.source).is_file():
+            raise RecipeError(f"{where}source: {entry.source} not found next to {path.name}")
+        files.append(entry)
+    vcpus = _get(measure, "snp_vcpus", list, "measure.", [1])
+    if not vcpus or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in vcpus
+    ):
+        raise RecipeError(f"measure.snp_vcpus: expected a list of positive integers, got {vcpus!r}")
+    esp_mib = _get(outputs, "esp_mib", int, "outputs.", 64)
+    if not 32 <= esp_mib <= 1024:
+        raise RecipeError(f"outputs.esp_mib: {esp_mib} is outside 32..1024")
+    return Recipe(
+        name=name,
+        path=path,
+        description=_get(data, "description", str, "", ""),
+        suite=_get(dist, "suite", str, "distribution.", pins.DEBIAN_SUITE),
+        mirror=_get(dist, "mirror", str, "distribution.", pins.DEBIAN_MIRROR).rstrip("/"),
+        variant=variant,
+        packages=tuple(sorted(set(packages))),
+        path_exclude=tuple(sorted(set(_strings(dist, "path_exclude", "distribution.", ())))),
+        kernel_package=_get(kernel, "package", str, "kernel.", pins.KERNEL_PACKAGE),
+        modules=tuple(sorted(set(_strings(kernel, "modules", "kernel.", Recipe.modules)))),
+        cmdline=" ".join(_get(kernel, "cmdline", str, "kernel.", Recipe.cmdline).split()),
+        init=_get(payload, "init", str, "payload.", "/sbin/init"),
+        payload=tuple(sorted(files, key=lambda p: p.dest)),
+        formats=tuple(f for f in FORMATS if f in formats),
+        esp_mib=esp_mib,
+        source_date_epoch=_get(
+            outputs, "source_date_epoch", int, "outputs.", pins.SOURCE_DATE_EPOCH
+        ),
+        snp_firmware=_get(measure, "snp_firmware", str, "measure.", pins.OVMF_SNP),
+        snp_vcpus=tuple(sorted(set(vcpus))),
+        snp_vcpu_type=_get(measure, "snp_vcpu_type", str, "measure.", "EPYC-v4"),
+        snp_vmm_type=_get(measure, "snp_vmm_type", str, "measure.", "QEMU"),
+        snp_guest_features=_get(measure, "snp_guest_features", str, "measure.", "0x1"),
+        tdx_firmware=_get(measure, "tdx_firmware", str, "measure.", ""),
+    )

@@ -1,0 +1,188 @@
+"""The Debian stages: the root file system and the boot tree (kernel + initramfs packages), both
+made by mmdebstrap from the recipe's mirror and kept in a content-addressed cache.
+
+Cache key = sha256 of every input that changes the bytes: the mmdebstrap arguments, the
+SOURCE_DATE_EPOCH, the mmdebstrap version and the mirror state (sha256 of the suite's InRelease).
+mmdebstrap writes reproducible tarballs when SOURCE_DATE_EPOCH is set (mmdebstrap(1), section
+"REPRODUCIBILITY"), so a cache hit and a fresh run give the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import struct
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import pins
+from .errors import DownloadError, ImageError
+from .recipe import Recipe
+from .run import run
+
+
+def cache_dir() -> Path:
+    """$COCO_IMAGE_CACHE, else $XDG_CACHE_HOME/coco-stack/images, else ~/.cache/..."""
+    if os.environ.get("COCO_IMAGE_CACHE"):
+        return Path(os.environ["COCO_IMAGE_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "coco-stack" / "images"
+
+
+@dataclass(frozen=True)
+class MirrorState:
+    url: str
+    suite: str
+    inrelease_sha256: str
+
+
+def mirror_state(recipe: Recipe) -> MirrorState:
+    """Fetch the suite's InRelease (a few hundred KiB): its hash pins the mirror's state."""
+    url = f"{recipe.mirror}/dists/{recipe.suite}/InRelease"
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            body = response.read()
+    except (urllib.error.URLError, OSError) as exc:
+        raise DownloadError(
+            f"cannot read the Debian mirror: {url}: {exc}",
+            hint="check distribution.mirror in the recipe and the network path to the mirror",
+        ) from exc
+    return MirrorState(recipe.mirror, recipe.suite, hashlib.sha256(body).hexdigest())
+
+
+def rootfs_argv(recipe: Recipe, out: Path) -> list[str]:
+    """mmdebstrap for the root file system: the recipe's variant and packages."""
+    argv = ["mmdebstrap", "--quiet", "--mode=auto", f"--variant={recipe.variant}"]
+    if recipe.packages:
+        argv.append(f"--include={','.join(recipe.packages)}")
+    argv += [f"--dpkgopt=path-exclude={p}" for p in recipe.path_exclude]
+    return [*argv, recipe.suite, str(out), f"deb {recipe.mirror} {recipe.suite} main"]
+
+
+def boot_tree_argv(recipe: Recipe, out: Path) -> list[str]:
+    """mmdebstrap --variant=extract: the kernel and initramfs packages unpacked, not installed
+    (no maintainer scripts, so no initramfs-tools run)."""
+    include = ",".join(sorted({recipe.kernel_package, *pins.INITRD_PACKAGES}))
+    return [
+        "mmdebstrap",
+        "--quiet",
+        "--mode=auto",
+        "--variant=extract",
+        f"--include={include}",
+        recipe.suite,
+        str(out),
+        f"deb {recipe.mirror} {recipe.suite} main",
+    ]
+
+
+def stage_key(argv: list[str], state: MirrorState, epoch: int) -> str:
+    version = run(["mmdebstrap", "--version"]).strip()
+    material = {
+        "argv": argv[:-2],  # without the output path
+        "source": argv[-1],
+        "mirror": [state.url, state.suite, state.inrelease_sha256],
+        "epoch": epoch,
+        "mmdebstrap": version,
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+def cached_stage(
+    name: str, argv_for: list[str], state: MirrorState, epoch: int
+) -> tuple[Path, bool]:
+    """The stage tarball from the cache, building it on a miss. Returns (path, was_cached)."""
+    key = stage_key(argv_for, state, epoch)
+    directory = cache_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / f"{name}-{key}.tar"
+    if final.exists():
+        return final, True
+    partial = directory / f".{name}-{key}.{os.getpid()}.tar"
+    argv = [*argv_for[:-2], str(partial), argv_for[-1]]
+    try:
+        run(argv)
+        partial.replace(final)  # atomic: a crash never leaves a truncated cache entry
+    finally:
+        partial.unlink(missing_ok=True)
+    return final, False
+
+
+def extract(tarball: Path, dest: Path) -> None:
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    run(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf", tarball, "-C", dest])
+
+
+def fetch(url: str, sha256: str) -> Path:
+    """A payload artifact by URL, verified by sha256, kept in the cache under its hash."""
+    directory = cache_dir() / "downloads"
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / sha256
+    if target.exists() and hashlib.sha256(target.read_bytes()).hexdigest() == sha256:
+        return target
+    try:
+        with urllib.request.urlopen(url, timeout=300) as response:
+            body = response.read()
+    except (urllib.error.URLError, OSError) as exc:
+        raise DownloadError(f"cannot download payload {url}: {exc}") from exc
+    actual = hashlib.sha256(body).hexdigest()
+    if actual != sha256:
+        raise DownloadError(
+            f"payload {url} has sha256 {actual}, the recipe pins {sha256}",
+            hint="the artifact changed upstream or the pin is wrong: check the release checksums",
+        )
+    target.write_bytes(body)
+    return target
+
+
+def install_payload(recipe: Recipe, root: Path) -> list[dict[str, str]]:
+    """Copy payload files into the root; returns what was placed, for measurements.json."""
+    placed = []
+    for item in recipe.payload:
+        source = fetch(item.source, item.sha256) if item.is_url else recipe.directory / item.source
+        data = source.read_bytes()
+        dest = root / item.dest.lstrip("/")
+        if dest.is_symlink() or (dest.exists() and not dest.is_file()):
+            raise ImageError(f"payload destination {item.dest} exists and is not a regular file")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
+        dest.chmod(item.mode)
+        placed.append(
+            {"dest": item.dest, "source": item.source, "sha256": hashlib.sha256(data).hexdigest()}
+        )
+    return placed
+
+
+def kernel_version(tree: Path) -> str:
+    kernels = sorted(p.name[len("vmlinuz-") :] for p in (tree / "boot").glob("vmlinuz-*"))
+    if len(kernels) != 1:
+        raise ImageError(f"expected one kernel in the boot tree, found {kernels}")
+    return kernels[0]
+
+
+def kernel_release(vmlinuz: Path) -> str:
+    """The version string a bzImage carries (x86 boot protocol: kernel_version at 0x20E points
+    to a NUL-terminated string at 0x200 + offset), e.g. "6.1.0-50-cloud-amd64 (...) Debian ..."."""
+    data = vmlinuz.read_bytes()
+    (offset,) = struct.unpack_from("<H", data, 0x20E)
+    start = 0x200 + offset
+    return data[start : data.index(b"\0", start)].decode(errors="replace")
+
+
+def installed_packages(root: Path) -> list[str]:
+    """name=version of every package dpkg installed in the root (sorted), from dpkg's status."""
+    status = root / "var/lib/dpkg/status"
+    if not status.exists():
+        return []
+    packages, name = [], ""
+    for line in status.read_text().splitlines():
+        if line.startswith("Package: "):
+            name = line.split(": ", 1)[1]
+        elif line.startswith("Version: ") and name:
+            packages.append(f"{name}={line.split(': ', 1)[1]}")
+    return sorted(packages)

@@ -1,0 +1,267 @@
+"""Fast checks of the builder's parts: no root, no network, no build."""
+
+from __future__ import annotations
+
+import hashlib
+import stat
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from images import disk, initrd, measure, recipe
+from images.errors import CommandFailed, RecipeError, ToolMissing
+from images.run import check_tools, run
+
+MINIMAL = recipe.RECIPES_DIR / "minimal.toml"
+
+
+class TestRecipes:
+    """Recipes parse into the declared settings; mistakes name the key and the fix."""
+
+    def test_shipped_recipes_load(self):
+        minimal = recipe.load("minimal")
+        assert minimal.variant == "essential"
+        assert minimal.formats == recipe.FORMATS
+        assert minimal.snp_vcpus == (1, 2, 4)
+        assert minimal.init == "/usr/sbin/coco-init"
+        podvm = recipe.load("podvm")
+        assert "systemd-sysv" in podvm.packages and "hv_storvsc" in podvm.modules
+
+    def test_content_hash_follows_inputs(self, tmp_path: Path):
+        a = recipe.load("minimal")
+        text = MINIMAL.read_text().replace("packages = []", 'packages = ["kmod"]')
+        (tmp_path / "minimal-payload").symlink_to(recipe.RECIPES_DIR / "minimal-payload")
+        (tmp_path / "minimal.toml").write_text(text)
+        b = recipe.load(str(tmp_path / "minimal.toml"))
+        assert b.packages == ("kmod",)
+        assert a.content_hash() != b.content_hash()
+        assert a.content_hash() == recipe.load("minimal").content_hash()
+
+    @pytest.mark.parametrize(
+        ("toml", "message"),
+        [
+            ('name = "x"\n[distribution]\nvariant = "tiny"\n', "distribution.variant"),
+            ('name = "x"\n[distribution]\nsuites = "bookworm"\n', "distribution.suites"),
+            ('name = "x"\n[outputs]\nformats = ["vmdk"]\n', "outputs.formats"),
+            ('name = "x"\n[outputs]\nesp_mib = "64"\n', "outputs.esp_mib"),
+            ('name = "x"\n[measure]\nsnp_vcpus = [0]\n', "measure.snp_vcpus"),
+            (
+                'name = "x"\n[[payload.files]]\nsource = "https://example.org/a"\ndest = "/a"\n',
+                "payload.files[0].sha256",
+            ),
+            (
+                'name = "x"\n[[payload.files]]\nsource = "nope"\ndest = "/a"\n',
+                "payload.files[0].source",
+            ),
+            ('name = "Bad Name"\n', "name"),
+        ],
+    )
+    def test_errors_name_the_key(self, tmp_path: Path, toml: str, message: str):
+        path = tmp_path / "r.toml"
+        path.write_text(toml)
+        with pytest.raises(RecipeError) as info:
+            recipe.load(str(path))
+        assert str(info.value).startswith(message)
+
+    def test_unknown_recipe_lists_known(self):
+        with pytest.raises(RecipeError) as info:
+            recipe.load("nosuch")
+        assert "minimal" in info.value.hint
+
+
+class TestDoor:
+    """The one door: failures are one copy-pasteable line; missing tools name the package."""
+
+    def test_failure_is_a_shell_line(self):
+        with pytest.raises(CommandFailed) as info:
+            run(["sh", "-c", "echo oops >&2; exit 3"])
+        assert "exit code 3: " in str(info.value)
+        assert "sh -c 'echo oops >&2; exit 3'" in str(info.value)
+        assert "oops" in str(info.value)
+
+    def test_missing_tool_names_debian_package(self):
+        with pytest.raises(ToolMissing) as info:
+            check_tools(["sh", "coco-no-such-tool"], files=["/usr/lib/systemd/no/such.stub"])
+        assert [t for t, _ in info.value.missing] == [
+            "coco-no-such-tool",
+            "/usr/lib/systemd/no/such.stub",
+        ]
+        assert info.value.hint.startswith("install them with: apt-get install")
+
+    def test_fixed_environment(self):
+        out = run(["sh", "-c", "echo $LANG $TZ $SOURCE_DATE_EPOCH"])
+        assert out.split()[:2] == ["C.UTF-8", "UTC"]
+
+
+class TestMeasurementRules:
+    """PCR replay and Authenticode rules, checked against independent computations."""
+
+    def test_replay_is_iterated_sha256(self):
+        a, b = hashlib.sha256(b"a").digest(), hashlib.sha256(b"b").digest()
+        expected = hashlib.sha256(hashlib.sha256(b"\0" * 32 + a).digest() + b).digest()
+        assert measure.replay([a, b]) == expected
+
+    def test_authenticode_ignores_checksum_and_signature(self):
+        """Changing the PE checksum field or appending a certificate table must not change the
+        Authenticode hash; changing a code byte must."""
+        import pefile
+
+        stub = Path("/usr/lib/systemd/boot/efi/linuxx64.efi.stub")
+        if not stub.exists():
+            pytest.skip("needs systemd-boot-efi")
+        image = bytearray(stub.read_bytes())
+        base = measure.authenticode_sha256(bytes(image))
+        pe = pefile.PE(data=bytes(image), fast_load=True)
+        checksum_at = pe.DOS_HEADER.e_lfanew + 24 + 64
+        changed = bytearray(image)
+        changed[checksum_at] ^= 0xFF
+        assert measure.authenticode_sha256(bytes(changed)) == base
+        signed = bytearray(image) + b"\x08\0\0\0\0\x02\x02\0"  # 8-byte WIN_CERTIFICATE stub
+        cert_entry = pe.DOS_HEADER.e_lfanew + 24 + 112 + 4 * 8
+        signed[cert_entry : cert_entry + 8] = len(image).to_bytes(4, "little") + (8).to_bytes(
+            4, "little"
+        )
+        assert measure.authenticode_sha256(bytes(signed)) == base
+        code = pe.sections[0].PointerToRawData + 16
+        changed = bytearray(image)
+        changed[code] ^= 0xFF
+        assert measure.authenticode_sha256(bytes(changed)) != base
+
+
+class TestInitrdPieces:
+    """The initramfs helpers read ELF and modules.dep correctly and write a valid cpio."""
+
+    def test_elf_needed_matches_the_dynamic_section(self):
+        needed = initrd.elf_needed(Path("/bin/ls").read_bytes())
+        assert "libc.so.6" in needed
+        readelf = subprocess.run(["readelf", "-d", "/bin/ls"], capture_output=True, text=True)
+        if readelf.returncode == 0:
+            expected = [
+                line.split("[", 1)[1].rstrip("]")
+                for line in readelf.stdout.splitlines()
+                if "(NEEDED)" in line
+            ]
+            assert needed == expected
+
+    def test_module_closure_orders_dependencies_first(self):
+        dep = (
+            "kernel/drivers/md/dm-verity.ko: "
+            "kernel/drivers/md/dm-bufio.ko kernel/drivers/md/dm-mod.ko\n"
+            "kernel/drivers/md/dm-bufio.ko:\n"
+            "kernel/drivers/md/dm-mod.ko:\n"
+            "kernel/fs/erofs/erofs.ko:\n"
+        )
+        order = initrd.module_closure(dep, ["dm_verity", "erofs"])
+        assert order == [
+            "kernel/drivers/md/dm-mod.ko",
+            "kernel/drivers/md/dm-bufio.ko",
+            "kernel/drivers/md/dm-verity.ko",
+            "kernel/fs/erofs/erofs.ko",
+        ]
+        with pytest.raises(Exception, match="not a module"):
+            initrd.module_closure(dep, ["virtio_blk"])
+
+    def test_cpio_lists_with_gnu_cpio(self, tmp_path: Path):
+        entries = [
+            initrd.Entry("init", stat.S_IFREG | 0o755, b"#!/bin/sh\n"),
+            initrd.Entry("lib/modules/a.ko", stat.S_IFREG | 0o644, b"x" * 5),
+        ]
+        archive = initrd.cpio_newc(entries, 1795737600)
+        assert archive == initrd.cpio_newc(list(reversed(entries)), 1795737600)
+        if subprocess.run(["which", "cpio"], capture_output=True).returncode != 0:
+            pytest.skip("cpio not installed")
+        listing = subprocess.run(["cpio", "-it"], input=archive, capture_output=True, check=True)
+        names = listing.stdout.decode().split()
+        assert names == ["lib", "lib/modules", "init", "lib/modules/a.ko"]
+
+
+class TestVhdFooter:
+    """The fixed VHD footer follows the VHD specification (checksum, geometry, type)."""
+
+    def test_footer_fields(self):
+        footer = disk.vhd_footer(118 << 20, epoch=1795737600, unique_id=uuid.UUID(int=1))
+        assert len(footer) == 512 and footer[:8] == b"conectix"
+        assert int.from_bytes(footer[48:56], "big") == 118 << 20
+        unsummed = footer[:64] + b"\0\0\0\0" + footer[68:]
+        assert int.from_bytes(footer[64:68], "big") == ~sum(unsummed) & 0xFFFFFFFF
+
+    def test_geometry_examples(self):
+        # 127 MiB: 260096 sectors -> spt 17 gives cth 15299 -> heads 15 -> cylinders 1019
+        assert disk.vhd_geometry(127 << 20) == (1019, 15, 17)
+        # a 2 TiB-ish disk saturates at 65535 x 16 x 255
+        assert disk.vhd_geometry(2 << 40) == (65535, 16, 255)
+
+
+class TestPeChecksum:
+    """Our fast PE checksum equals pefile's reference implementation."""
+
+    def test_equals_pefile(self):
+        import pefile
+
+        from images.uki import pe_checksum
+
+        stub = Path("/usr/lib/systemd/boot/efi/linuxx64.efi.stub")
+        if not stub.exists():
+            pytest.skip("needs systemd-boot-efi")
+        for data in (stub.read_bytes(), stub.read_bytes() + b"\x01\x02\x03"):
+            pe = pefile.PE(data=data, fast_load=True)
+            checksum_at = pe.DOS_HEADER.e_lfanew + 24 + 64
+            assert pe_checksum(data, checksum_at) == pe.generate_checksum()
+
+
+class TestCli:
+    """`coco image` turns errors into `error:`/`hint:` lines and exit codes."""
+
+    def test_unknown_recipe_exit_2(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+        from images.cli import main
+
+        assert main(["image", "build", "nosuch", "--out", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert "error: no recipe named 'nosuch'" in err
+        assert "hint: known recipes: minimal, podvm" in err
+
+    def test_boot_without_build_is_an_error(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ):
+        from images.cli import main
+
+        assert main(["image", "boot", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert "holds no built image" in err and "hint: build one first" in err
+
+
+class TestDebug:
+    """--debug prints every command as a copy-pasteable line before running it."""
+
+    def test_debug_prints_command(self, capsys: pytest.CaptureFixture[str]):
+        from images.run import configure
+
+        configure(debug=True, source_date_epoch=0)
+        try:
+            run(["sh", "-c", "true"])
+        finally:
+            configure(debug=False, source_date_epoch=0)
+        assert "sh -c true" in capsys.readouterr().err
+        run(["sh", "-c", "true"])
+        assert "sh -c true" not in capsys.readouterr().err
+
+
+class TestNoPulumi:
+    """The builder and its CLI import without Pulumi (the `coco image` path and the GuestImage
+    command subprocess stay light)."""
+
+    @pytest.mark.parametrize("module", ["images.cli", "images.build", "images.boot"])
+    def test_no_pulumi(self, module: str):
+        import sys
+
+        code = f"import sys, {module}; print(any(m.split('.')[0] == 'pulumi' for m in sys.modules))"
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=Path(__file__).resolve().parents[2],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        assert out == "False"
