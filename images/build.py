@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import disk, initrd, pins, report, rootfs, uki, verity
+from .errors import ToolMissing
 from .recipe import Recipe
 from .run import BUILD_TOOLS, Progress, check_tools, configure, run
 
@@ -90,7 +91,7 @@ class BuildResult:
     cache_hits: dict[str, bool]
 
 
-STEPS = 9
+STEPS = 10
 
 
 def build_image(
@@ -105,6 +106,7 @@ def build_image(
     check_build_tools(ctx)
     install_rootfs(ctx)
     install_boot_tree(ctx)
+    normalize_host_files(ctx)
     install_payload(ctx)
     make_root_filesystem(ctx)
     make_uki(ctx)
@@ -117,6 +119,9 @@ def build_image(
 
 def check_build_tools(ctx: Context) -> None:
     with ctx.progress.step("check host tools and mirror"):
+        if os.geteuid() != 0:
+            # mmdebstrap's root file system holds device nodes and root-owned files
+            raise ToolMissing([("root", "(run the build as root, e.g. with sudo)")])
         check_tools(BUILD_TOOLS, files=(pins.EFI_STUB, ctx.recipe.snp_firmware))
         ctx.facts["mirror"] = rootfs.mirror_state(ctx.recipe)
         ctx.facts["cache_hits"] = {}
@@ -185,6 +190,13 @@ def make_initrd(ctx: Context, tarball: Path, products: Path) -> None:
             raise
         shutil.rmtree(partial)  # a concurrent build stored the same entry first
     shutil.rmtree(ctx.boot_tree)
+
+
+def normalize_host_files(ctx: Context) -> None:
+    """mmdebstrap copies the build host's /etc/hostname and /etc/resolv.conf into the root;
+    they would make the image (and its root hash and PCR 11) differ from host to host."""
+    with ctx.progress.step("normalize host files"):
+        rootfs.normalize_host_files(ctx.root)
 
 
 def install_payload(ctx: Context) -> None:

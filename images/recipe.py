@@ -89,9 +89,20 @@ class Recipe:
                 digest.update(item.sha256.encode())
             else:
                 digest.update(hashlib.sha256((self.directory / item.source).read_bytes()).digest())
-        init = Path(__file__).resolve().parent / "initrd" / "init"
-        digest.update(hashlib.sha256(init.read_bytes()).digest())
+        # the builder itself: its code, the initramfs script and the pinned inputs, so a
+        # GuestImage rebuilds when the builder changes, not only when the recipe does
+        here = Path(__file__).resolve().parent
+        for source in sorted([*here.glob("*.py"), here / "initrd" / "init"]):
+            digest.update(source.name.encode())
+            digest.update(hashlib.sha256(source.read_bytes()).digest())
+        pinned = {n: getattr(pins, n) for n in sorted(pins.__all__)}
+        digest.update(json.dumps(pinned, sort_keys=True).encode())
         return digest.hexdigest()
+
+
+_SUITE = re.compile(r"^[a-z][a-z0-9-]*$")
+_MIRROR = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d+)?(/[A-Za-z0-9._~/-]*)?$")
+_PATH_EXCLUDE = re.compile(r"^/[A-Za-z0-9._*?/+-]+$")
 
 
 def _get(table: dict[str, Any], key: str, kind: type, where: str, default: Any) -> Any:
@@ -217,6 +228,21 @@ def parse(data: dict[str, Any], path: Path) -> Recipe:
         isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in vcpus
     ):
         raise RecipeError(f"measure.snp_vcpus: expected a list of positive integers, got {vcpus!r}")
+    # values that reach mmdebstrap's apt source line and dpkg options: refuse anything that
+    # could add apt options ("[trusted=yes] ..." disables signature checks) or inject lines
+    suite = _get(dist, "suite", str, "distribution.", pins.DEBIAN_SUITE)
+    if not _SUITE.match(suite):
+        raise RecipeError(f"distribution.suite: {suite!r} is not a Debian suite name",
+                          hint="for example 'bookworm'")
+    mirror = _get(dist, "mirror", str, "distribution.", pins.DEBIAN_MIRROR).rstrip("/")
+    if not _MIRROR.match(mirror):
+        raise RecipeError(f"distribution.mirror: {mirror!r} is not a plain http(s) URL",
+                          hint="for example 'http://deb.debian.org/debian'; apt options are "
+                          "not allowed (signatures are always checked)")
+    for pattern in _strings(dist, "path_exclude", "distribution.", ()):
+        if not _PATH_EXCLUDE.match(pattern):
+            raise RecipeError(f"distribution.path_exclude: {pattern!r} is not an absolute path "
+                              "pattern", hint="for example '/usr/share/doc/*'")
     esp_mib = _get(outputs, "esp_mib", int, "outputs.", 64)
     if not 32 <= esp_mib <= 1024:
         raise RecipeError(f"outputs.esp_mib: {esp_mib} is outside 32..1024")
@@ -224,8 +250,8 @@ def parse(data: dict[str, Any], path: Path) -> Recipe:
         name=name,
         path=path,
         description=_get(data, "description", str, "", ""),
-        suite=_get(dist, "suite", str, "distribution.", pins.DEBIAN_SUITE),
-        mirror=_get(dist, "mirror", str, "distribution.", pins.DEBIAN_MIRROR).rstrip("/"),
+        suite=suite,
+        mirror=mirror,
         variant=variant,
         packages=tuple(sorted(set(packages))),
         path_exclude=tuple(sorted(set(_strings(dist, "path_exclude", "distribution.", ())))),

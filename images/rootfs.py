@@ -17,7 +17,7 @@ import struct
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from . import pins
 from .errors import DownloadError, ImageError
@@ -140,16 +140,50 @@ def fetch(url: str, sha256: str) -> Path:
     return target
 
 
+# Files mmdebstrap copies from the build host (its hostname and resolver), replaced by fixed
+# guest values so images do not depend on the machine that built them.
+HOST_FILES = {"etc/hostname": "localhost\n", "etc/resolv.conf": ""}
+
+
+def normalize_host_files(root: Path) -> None:
+    for rel, text in HOST_FILES.items():
+        path = root / rel
+        if path.is_symlink() or path.exists():
+            path.unlink()
+        path.write_text(text)
+        path.chmod(0o644)
+
+
+def _payload_target(root: Path, dest: str) -> Path:
+    """Where a payload file goes inside `root`, refusing anything that could leave it: a
+    relative or `..` path, or a parent directory that is a symlink (/var/run -> /run would
+    write to the build host)."""
+    parts = PurePosixPath(dest).parts
+    if not dest.startswith("/") or ".." in parts or len(parts) < 2:
+        raise ImageError(f"payload destination {dest!r} must be an absolute path inside the "
+                         "image, without '..'")
+    current = root
+    for part in parts[1:-1]:
+        current = current / part
+        if current.is_symlink():
+            raise ImageError(f"payload destination {dest!r} goes through the symlink "
+                             f"/{current.relative_to(root)}", hint="use the link's target path")
+        if not current.exists():
+            current.mkdir(mode=0o755)
+            current.chmod(0o755)  # whatever the umask
+    target = current / parts[-1]
+    if target.is_symlink() or (target.exists() and not target.is_file()):
+        raise ImageError(f"payload destination {dest} exists and is not a regular file")
+    return target
+
+
 def install_payload(recipe: Recipe, root: Path) -> list[dict[str, str]]:
     """Copy payload files into the root; returns what was placed, for measurements.json."""
     placed = []
     for item in recipe.payload:
         source = fetch(item.source, item.sha256) if item.is_url else recipe.directory / item.source
         data = source.read_bytes()
-        dest = root / item.dest.lstrip("/")
-        if dest.is_symlink() or (dest.exists() and not dest.is_file()):
-            raise ImageError(f"payload destination {item.dest} exists and is not a regular file")
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest = _payload_target(root, item.dest)
         dest.write_bytes(data)
         dest.chmod(item.mode)
         placed.append(

@@ -3,56 +3,31 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-import pulumi
-import pytest
 
 from images import recipe
-
-
-class _Mocks(pulumi.runtime.Mocks):
-    def __init__(self) -> None:
-        self.created: list[tuple[str, str, dict[str, Any]]] = []
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        self.created.append((args.typ, args.name, dict(args.inputs)))
-        outputs = dict(args.inputs)
-        if args.typ == "command:local:Command":
-            outputs["stdout"] = ""
-        return f"{args.name}-id", outputs
-
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[Any]]:
-        return {}, []
-
-
-@pytest.fixture
-def mocks() -> _Mocks:
-    mocks = _Mocks()
-    pulumi.runtime.set_mocks(mocks, preview=False)
-    return mocks
+from tests.conftest import one, render_program
 
 
 class TestGuestImage:
-    """The build runs as a local.Command replaced exactly when the recipe's content changes."""
+    """The build runs as a local.Command replaced exactly when the recipe's content changes.
+    Assertions run on the recorded registrations and outputs, after the program finished."""
 
-    @pulumi.runtime.test
-    def test_command_keyed_on_recipe_hash(self, mocks: _Mocks, tmp_path: Path):
+    def test_command_keyed_on_recipe_hash(self, tmp_path: Path):
+        import pulumi
+
         from components.image import GuestImage, GuestImageArgs
 
-        image = GuestImage("img", GuestImageArgs("minimal", tmp_path / "out", python="/py"))
+        def program() -> None:
+            image = GuestImage("img", GuestImageArgs("minimal", tmp_path / "out", python="/py"))
+            pulumi.export("refs", image.reference_values)
+            pulumi.export("artifacts", image.artifacts)
 
-        def check(values: list[Any]) -> None:
-            refs, artifacts = values
-            commands = [c for c in mocks.created if c[0] == "command:local:Command"]
-            assert [c[1] for c in commands] == ["img-build"]
-            inputs = commands[0][2]
-            assert inputs["triggers"] == [recipe.load("minimal").content_hash()]
-            assert inputs["create"].startswith("/py -m images.cli image build ")
-            assert inputs["create"].endswith(f"--out {tmp_path / 'out'} --json")
-            # under mocks nothing is built, so there is nothing to export
-            assert refs == {} and artifacts == {}
-            types = {c[0] for c in mocks.created}
-            assert "coco:image:GuestImage" in types
-
-        return pulumi.Output.all(image.reference_values, image.artifacts).apply(check)
+        result = render_program(program)
+        build = one(result, "command:local:Command")
+        assert build.name == "img-build"
+        assert build.parent_urn == one(result, "coco:image:GuestImage").urn
+        assert build.inputs["triggers"] == [recipe.load("minimal").content_hash()]
+        assert build.inputs["create"].startswith("/py -m images.cli image build ")
+        assert build.inputs["create"].endswith(f"--out {tmp_path / 'out'} --json")
+        # under mocks nothing is built, so there is nothing to export
+        assert result.outputs["refs"] == {} and result.outputs["artifacts"] == {}

@@ -62,6 +62,11 @@ class TestBootMatchesPrediction:
         assert booted.pcrs[pcr] == predicted
         assert minimal.measurements["reference_values"][f"tpm_pcr{pcr}"] == [predicted]
 
+    def test_pcr12_untouched(self, booted: boot.BootResult):
+        """The initramfs refuses to boot when the firmware's load options replaced the UKI's
+        command line (measured into PCR 12); a normal boot leaves PCR 12 zero."""
+        assert booted.pcrs["12"] == "0" * 64
+
     def test_coco_image_boot_command(self, minimal: Built, capsys: pytest.CaptureFixture[str]):
         """The user-facing check: `coco image boot DIR` boots and compares PCR 4 and 11."""
         from images.cli import main

@@ -265,3 +265,67 @@ class TestNoPulumi:
             check=True,
         ).stdout.strip()
         assert out == "False"
+
+
+class TestBuildHostSafety:
+    """Nothing from a recipe can write outside the image or weaken apt's checks, and the build
+    host's identity does not end up in the image."""
+
+    @pytest.mark.parametrize("dest", ["relative/x", "/../../etc/x", "/usr/../../x", "/"])
+    def test_payload_escapes_refused(self, tmp_path, dest):
+        from images.errors import ImageError
+        from images.rootfs import _payload_target
+
+        with pytest.raises(ImageError):
+            _payload_target(tmp_path, dest)
+
+    def test_payload_through_symlink_refused(self, tmp_path):
+        from images.errors import ImageError
+        from images.rootfs import _payload_target
+
+        (tmp_path / "var").mkdir()
+        (tmp_path / "var" / "run").symlink_to("/run")
+        with pytest.raises(ImageError, match="symlink"):
+            _payload_target(tmp_path, "/var/run/x")
+
+    def test_payload_parents_created_0755(self, tmp_path):
+        import os
+        import stat
+
+        from images.rootfs import _payload_target
+
+        old = os.umask(0o077)
+        try:
+            target = _payload_target(tmp_path, "/usr/local/bin/tool")
+        finally:
+            os.umask(old)
+        assert target == tmp_path / "usr" / "local" / "bin" / "tool"
+        assert stat.S_IMODE((tmp_path / "usr" / "local").stat().st_mode) == 0o755
+
+    @pytest.mark.parametrize("key,value", [
+        ("mirror", "[trusted=yes] http://deb.debian.org/debian"),
+        ("mirror", "http://deb.debian.org/debian main\ndeb http://evil/ x"),
+        ("suite", "bookworm main"),
+        ("path_exclude", "/usr/share/doc/*\nforce-unsafe-io"),
+    ])
+    def test_recipe_values_reaching_apt_refused(self, tmp_path, key, value):
+        import tomllib
+
+        from images import recipe
+        from images.errors import RecipeError
+
+        data = tomllib.loads((recipe.RECIPES_DIR / "minimal.toml").read_text())
+        data.setdefault("distribution", {})[key] = [value] if key == "path_exclude" else value
+        with pytest.raises(RecipeError, match=f"distribution.{key}"):
+            recipe.parse(data, recipe.RECIPES_DIR / "minimal.toml")
+
+    def test_host_files_normalized(self, tmp_path):
+        from images.rootfs import HOST_FILES, normalize_host_files
+
+        (tmp_path / "etc").mkdir()
+        (tmp_path / "etc" / "hostname").write_text("build-host-42\n")
+        (tmp_path / "etc" / "resolv.conf").symlink_to("/run/systemd/resolve/stub-resolv.conf")
+        normalize_host_files(tmp_path)
+        for rel, text in HOST_FILES.items():
+            assert not (tmp_path / rel).is_symlink()
+            assert (tmp_path / rel).read_text() == text
