@@ -329,3 +329,47 @@ class TestBuildHostSafety:
         for rel, text in HOST_FILES.items():
             assert not (tmp_path / rel).is_symlink()
             assert (tmp_path / rel).read_text() == text
+
+
+class TestPayloadDownload:
+    """Payload artifacts fetched by URL are verified by sha256 before use (served here from a
+    loopback HTTP server), and a changed artifact is refused."""
+
+    @pytest.fixture
+    def served(self, tmp_path):
+        import functools
+        import http.server
+        import threading
+
+        (tmp_path / "www").mkdir()
+        (tmp_path / "www" / "agent.tar").write_bytes(b"guest components v1")
+        handler = functools.partial(
+            http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "www")
+        )
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}/agent.tar"
+        finally:
+            server.shutdown()
+
+    def test_verified_and_cached(self, served, tmp_path, monkeypatch):
+        import hashlib
+
+        from images import rootfs
+
+        monkeypatch.setenv("COCO_IMAGE_CACHE", str(tmp_path / "cache"))
+        digest = hashlib.sha256(b"guest components v1").hexdigest()
+        path = rootfs.fetch(served, digest)
+        assert path.read_bytes() == b"guest components v1"
+        assert path.parent == tmp_path / "cache" / "downloads"
+
+    def test_wrong_checksum_refused(self, served, tmp_path, monkeypatch):
+        from images import rootfs
+        from images.errors import DownloadError
+
+        monkeypatch.setenv("COCO_IMAGE_CACHE", str(tmp_path / "cache"))
+        with pytest.raises(DownloadError, match="has sha256"):
+            rootfs.fetch(served, "0" * 64)
+        assert not (tmp_path / "cache" / "downloads" / ("0" * 64)).exists()
