@@ -34,7 +34,11 @@ def generated_stack(pools: int) -> dict[str, object]:
                     "name": f"pool-{i:04d}",
                     "tee": TEES[i % len(TEES)],
                     "mode": "bare-metal",
-                    "nodeSelector": {"coco-stack.io/pool": f"pool-{i:04d}"},
+                    # pools of one TEE share a RuntimeClass: their nodes share the TEE label
+                    "nodeSelector": {
+                        "coco-stack.io/pool": f"pool-{i:04d}",
+                        "coco-stack.io/tee": TEES[i % len(TEES)],
+                    },
                 }
                 for i in range(pools)
             ],

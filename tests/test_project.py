@@ -138,3 +138,18 @@ class TestPulumiCli:
         output = result.stdout + result.stderr
         assert "the stack configuration has" not in output
         assert "coco:index:CocoStack" in output
+
+
+class TestBenchmarkInputs:
+    """The render benchmark's generated stacks stay valid as the spec grows rules."""
+
+    def test_generated_stack_is_valid(self):
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        try:
+            from render_bench import generated_stack
+        finally:
+            sys.path.remove(str(ROOT / "benchmarks"))
+        from components.validate import validate
+
+        spec, _ = validate(generated_stack(6)["config"], stack="bench")
+        assert len(spec.node_pools) == 6
