@@ -10,12 +10,18 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
 from . import catalogue, stackfile, support, versions
-from .errors import CocoError, NotYetSupported, RenderError, SpecError, StackFileError
+from .errors import (
+    CocoError,
+    NotYetSupported,
+    RenderError,
+    SpecError,
+    StackFileError,
+    report_unexpected,
+)
 from .kbs_client import KbsClientError
 from .spec import Spec
 from .validate import validate
@@ -151,14 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except Exception:
-        if args.debug:
-            traceback.print_exc()
-        else:
-            print(
-                f"error: unexpected failure: {sys.exc_info()[1]!r} (rerun with --debug)",
-                file=sys.stderr,
-            )
-        return 1
+        return report_unexpected(args.debug)
 
 
 if __name__ == "__main__":

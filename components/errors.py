@@ -26,6 +26,19 @@ class ConfigIssue:
         return text
 
 
+def report_unexpected(debug: bool) -> int:
+    """For the CLIs' last resort: the traceback under --debug, else one line; exit code 1."""
+    import sys
+    import traceback
+
+    if debug:
+        traceback.print_exc()
+    else:
+        print(f"error: unexpected failure: {sys.exc_info()[1]!r} (rerun with --debug)",
+              file=sys.stderr)
+    return 1
+
+
 class CocoError(Exception):
     """Base class of every error coco-stack raises on purpose."""
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from components.errors import report_unexpected
 
 from .errors import ImageError, InputError, RecipeError, ToolMissing
 
@@ -107,14 +108,7 @@ def run_command(args: argparse.Namespace) -> int:
         _print_error(exc)
         return 1
     except Exception:
-        if args.debug:
-            traceback.print_exc()
-        else:
-            print(
-                f"error: unexpected failure: {sys.exc_info()[1]!r} (rerun with --debug)",
-                file=sys.stderr,
-            )
-        return 1
+        return report_unexpected(args.debug)
 
 
 def _print_error(exc: ImageError) -> None:
