@@ -127,6 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     kbs_cli.add_parsers(sub)
 
+    from . import diff_cli
+
+    diff_cli.add_parsers(sub)
+
     from images import cli as image_cli
 
     image_cli.add_parsers(sub)
