@@ -23,7 +23,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from . import versions
+from . import helm, versions
 
 # Keys CAA v0.22.0 needs to create a pod VM, per provider (manager.go Required() markers plus the
 # entrypoint.sh checks; AWS_REGION/AWS_SUBNET_ID/AWS_SG_IDS would otherwise come from the node's
@@ -194,18 +194,14 @@ class PeerPods(pulumi.ComponentResource):
             metadata=k8s.meta.v1.ObjectMetaArgs(name="cert-manager", labels=common),
             opts=child,
         )
-        cert_manager = k8s.helm.v3.Release(
+        cert_manager = helm.release(
             f"{name}-cert-manager",
-            k8s.helm.v3.ReleaseArgs(
-                name="cert-manager",
-                chart="cert-manager",
-                version=versions.CERT_MANAGER_VERSION,
-                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=versions.CERT_MANAGER_REPO),
-                namespace="cert-manager",
-                values={"crds": {"enabled": True}},  # crds.enabled from cert-manager 1.15
-                atomic=True,
-            ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[cm_ns]),
+            "cert-manager",
+            versions.CERT_MANAGER_CHART,
+            "cert-manager",
+            {"crds": {"enabled": True}},  # crds.enabled from cert-manager 1.15
+            pulumi.ResourceOptions(parent=self, depends_on=[cm_ns]),
+            repo=versions.CERT_MANAGER_REPO,
         )
         ns = k8s.core.v1.Namespace(
             f"{name}-namespace",
@@ -231,18 +227,12 @@ class PeerPods(pulumi.ComponentResource):
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[ns]),
                 )
             )
-        chart = versions.PEERPODS_CHART
-        self.release = k8s.helm.v3.Release(
+        self.release = helm.release(
             f"{name}-chart",
-            k8s.helm.v3.ReleaseArgs(
-                name="peerpods",
-                chart=chart.reference,
-                version=chart.version,
-                namespace=versions.PEERPODS_NAMESPACE,
-                values=chart_values(args, config),
-                atomic=True,
-                max_history=10,
-            ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
+            "peerpods",
+            versions.PEERPODS_CHART,
+            versions.PEERPODS_NAMESPACE,
+            chart_values(args, config),
+            pulumi.ResourceOptions(parent=self, depends_on=depends),
         )
         self.register_outputs({})

@@ -23,7 +23,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
-from . import labels, runtime_plan, versions
+from . import helm, labels, runtime_plan, versions
 from .spec import Spec
 
 NAMESPACE = "coco-system"  # the namespace the CoCo install docs use (confidentialcontainers.org)
@@ -49,21 +49,13 @@ class CocoRuntime(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        chart = versions.COCO_CHART
-        self.release = k8s.helm.v3.Release(
+        self.release = helm.release(
             f"{name}-chart",
-            k8s.helm.v3.ReleaseArgs(
-                name="coco",
-                chart=chart.reference,
-                version=chart.version,
-                namespace=NAMESPACE,
-                values=runtime_plan.chart_values(args),
-                atomic=True,
-                cleanup_on_fail=True,
-                max_history=10,
-                timeout=900,
-            ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace]),
+            "coco",
+            versions.COCO_CHART,
+            NAMESPACE,
+            runtime_plan.chart_values(args),
+            pulumi.ResourceOptions(parent=self, depends_on=[namespace]),
         )
         self.runtime_classes: dict[str, k8s.node.v1.RuntimeClass] = {}
         for plan in plans:

@@ -103,6 +103,9 @@ CERT_MANAGER_VERSION = "v1.15.3"
 # cert-manager's Helm repository (cert-manager.io/docs/installation/helm); `crds.enabled` is the
 # chart value from 1.15 on.
 CERT_MANAGER_REPO = "https://charts.jetstack.io"
+CERT_MANAGER_CHART = ChartRef(
+    name="cert-manager", repo=CERT_MANAGER_REPO, version=CERT_MANAGER_VERSION
+)
 
 # Format versions of what the stack writes for Trustee v0.21.0: the initdata TOML
 # (trustee kbs/docs/initdata.md@v0.21.0) and RVPS reference values
