@@ -54,6 +54,41 @@ def assert_valid_kubernetes(result: render.Render) -> int:
     return len(objects)
 
 
+class _OutputMocks:
+    """Wraps the render mocks: `outputs(type, inputs)` may return the state a real provider
+    would compute for a resource (None: the default, inputs echoed back)."""
+
+    def __init__(self, inner: Any, outputs: Callable[[str, dict[str, Any]], Any]) -> None:
+        self.inner = inner
+        self.outputs = outputs
+
+    def new_resource(self, args: Any) -> tuple[str, dict[str, Any]]:
+        state = self.outputs(args.typ, dict(args.inputs))
+        if state is None:
+            return self.inner.new_resource(args)  # type: ignore[no-any-return]
+        return f"{args.name}-id", state
+
+    def call(self, args: Any) -> Any:
+        return self.inner.call(args)
+
+
+def patch_provider_outputs(
+    monkeypatch: pytest.MonkeyPatch, outputs: Callable[[str, dict[str, Any]], Any]
+) -> None:
+    """Make every later render (components.render.record) use provider-computed outputs."""
+    import pulumi.runtime.mocks as mocks
+
+    original = mocks.set_mocks
+
+    def set_mocks(the_mocks: Any, *a: Any, **kw: Any) -> None:
+        wrapped = _OutputMocks(the_mocks, outputs)
+        if kw.get("monitor") is not None:
+            kw["monitor"].mocks = wrapped
+        original(wrapped, *a, **kw)
+
+    monkeypatch.setattr(mocks, "set_mocks", set_mocks)
+
+
 @pytest.fixture
 def render_config() -> Callable[..., render.Render]:
     def run(

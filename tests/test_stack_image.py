@@ -10,7 +10,7 @@ import pytest
 from components import kbs_config, render
 from components.errors import SpecError
 from components.validate import validate
-from tests.conftest import one
+from tests.conftest import one, patch_provider_outputs
 
 MEASURED = {
     "artifacts": {"disk.raw": {"sha256": "d" * 64, "size": 1}},
@@ -27,30 +27,13 @@ CONFIG = {
 @pytest.fixture
 def built_image_mocks(monkeypatch):
     """Mocks whose local.Command prints what `coco image build --json` prints."""
-    import pulumi.runtime.mocks as mocks
 
-    original = mocks.set_mocks
+    def outputs(typ: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
+        if typ == "command:local:Command":
+            return {**inputs, "stdout": json.dumps(MEASURED)}
+        return None
 
-    class _Built:
-        def __init__(self, inner: Any) -> None:
-            self.inner = inner
-
-        def new_resource(self, args: Any) -> tuple[str, dict[str, Any]]:
-            id_, state = self.inner.new_resource(args)
-            if args.typ == "command:local:Command":
-                state = {**state, "stdout": json.dumps(MEASURED)}
-            return id_, state
-
-        def call(self, args: Any) -> Any:
-            return self.inner.call(args)
-
-    def set_mocks(the_mocks: Any, *a: Any, **kw: Any) -> None:
-        wrapped = _Built(the_mocks)
-        if kw.get("monitor") is not None:
-            kw["monitor"].mocks = wrapped
-        original(wrapped, *a, **kw)
-
-    monkeypatch.setattr(mocks, "set_mocks", set_mocks)
+    patch_provider_outputs(monkeypatch, outputs)
 
 
 class TestImageInStack:

@@ -180,31 +180,8 @@ def tls_outputs(typ: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-class TlsMocks:
-    """Wraps a Mocks object: pulumi_tls resources get real outputs, the rest is delegated."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-
-    def new_resource(self, args: Any) -> tuple[str, dict[str, Any]]:
-        outputs = tls_outputs(args.typ, dict(args.inputs))
-        if outputs is None:
-            return self.inner.new_resource(args)  # type: ignore[no-any-return]
-        return f"{args.name}-id", outputs
-
-    def call(self, args: Any) -> Any:
-        return self.inner.call(args)
-
-
 def patch_render_mocks(monkeypatch: Any) -> None:
-    import pulumi.runtime.mocks as mocks
+    """pulumi_tls resources get real outputs in every later render."""
+    from tests.conftest import patch_provider_outputs
 
-    original = mocks.set_mocks
-
-    def set_mocks(the_mocks: Any, *a: Any, **kw: Any) -> None:
-        wrapped = TlsMocks(the_mocks)
-        if kw.get("monitor") is not None:
-            kw["monitor"].mocks = wrapped
-        original(wrapped, *a, **kw)
-
-    monkeypatch.setattr(mocks, "set_mocks", set_mocks)
+    patch_provider_outputs(monkeypatch, tls_outputs)
