@@ -25,6 +25,7 @@ class TestLinters:
                 "check",
                 "components",
                 "images",
+                "policy",
                 "tests",
                 "benchmarks",
                 "__main__.py",
@@ -38,6 +39,16 @@ class TestLinters:
     def test_mypy(self):
         result = subprocess.run(
             [sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    def test_mypy_policy_pack(self):
+        """The policy pack runs in its own venv with a flat import of coco_policies."""
+        result = subprocess.run(
+            [sys.executable, "-m", "mypy", "--strict", "policy"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
         )
         assert result.returncode == 0, result.stdout + result.stderr
 
