@@ -30,6 +30,7 @@ import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
 from . import kbs_config as cfg
+from . import kube
 from .kbs_client import sign_admin_token
 from .kbs_config import ReferenceValue
 from .labels import PREFIX
@@ -136,19 +137,9 @@ class KeyBroker(pulumi.ComponentResource):
             return k8s.meta.v1.ObjectMetaArgs(name=obj, namespace=ns_name, labels=labels)
 
         # 1. namespace
-        ns = k8s.core.v1.Namespace(
-            f"{name}-namespace",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=ns_name,
-                labels={
-                    **labels,
-                    # Pod Security admission (kubernetes.io/docs/concepts/security/
-                    # pod-security-admission): reject pods that are not "restricted".
-                    "pod-security.kubernetes.io/enforce": "restricted",
-                    "pod-security.kubernetes.io/enforce-version": "latest",
-                },
-            ),
-            opts=child,
+        # reject pods that are not "restricted"
+        ns = kube.namespace(
+            f"{name}-namespace", ns_name, child, pod_security="restricted", labels=labels
         )
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns])
 

@@ -9,6 +9,9 @@ with (`node.kubernetes.io/worker=`; kubelet cannot set node-role labels on itsel
 from __future__ import annotations
 
 PREFIX = "coco-stack.io"
+# Recommended label on everything the stack creates (kubernetes.io/docs/concepts/overview/
+# working-with-objects/common-labels).
+PART_OF = {"app.kubernetes.io/part-of": "coco-stack"}
 TEE = f"{PREFIX}/tee"
 POOL = f"{PREFIX}/pool"
 WORKER = "node.kubernetes.io/worker"

@@ -23,7 +23,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from . import helm, versions
+from . import helm, kube, versions
+from .labels import PART_OF
 
 # Keys CAA v0.22.0 needs to create a pod VM, per provider (manager.go Required() markers plus the
 # entrypoint.sh checks; AWS_REGION/AWS_SUBNET_ID/AWS_SG_IDS would otherwise come from the node's
@@ -188,12 +189,8 @@ class PeerPods(pulumi.ComponentResource):
     ):
         super().__init__("coco:runtime:PeerPods", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        common = {"app.kubernetes.io/part-of": "coco-stack"}
-        cm_ns = k8s.core.v1.Namespace(
-            f"{name}-cert-manager-namespace",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name="cert-manager", labels=common),
-            opts=child,
-        )
+        common = PART_OF
+        cm_ns = kube.namespace(f"{name}-cert-manager-namespace", "cert-manager", child)
         cert_manager = helm.release(
             f"{name}-cert-manager",
             "cert-manager",
@@ -203,14 +200,9 @@ class PeerPods(pulumi.ComponentResource):
             pulumi.ResourceOptions(parent=self, depends_on=[cm_ns]),
             repo=versions.CERT_MANAGER_REPO,
         )
-        ns = k8s.core.v1.Namespace(
-            f"{name}-namespace",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=versions.PEERPODS_NAMESPACE,
-                # CAA runs privileged with host networking to reach pod VMs
-                labels={**common, "pod-security.kubernetes.io/enforce": "privileged"},
-            ),
-            opts=child,
+        # CAA runs privileged with host networking to reach pod VMs
+        ns = kube.namespace(
+            f"{name}-namespace", versions.PEERPODS_NAMESPACE, child, pod_security="privileged"
         )
         depends: list[pulumi.Resource] = [ns, cert_manager]
         if args.credentials:

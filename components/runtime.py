@@ -23,7 +23,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
-from . import helm, labels, runtime_plan, versions
+from . import helm, kube, labels, runtime_plan, versions
 from .spec import Spec
 
 NAMESPACE = "coco-system"  # the namespace the CoCo install docs use (confidentialcontainers.org)
@@ -35,19 +35,14 @@ class CocoRuntime(pulumi.ComponentResource):
     def __init__(self, name: str, args: Spec, opts: pulumi.ResourceOptions | None = None):
         super().__init__("coco:runtime:CocoRuntime", name, None, opts)
         plans = runtime_plan.runtime_classes(args)
-        common = {"app.kubernetes.io/part-of": "coco-stack"}
-        namespace = k8s.core.v1.Namespace(
+        common = labels.PART_OF
+        # kata-deploy is a privileged daemonset: it writes the host's containerd configuration
+        # and installs the kata artifacts on the node.
+        namespace = kube.namespace(
             f"{name}-namespace",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=NAMESPACE,
-                labels={
-                    **common,
-                    # kata-deploy is a privileged daemonset: it writes the host's containerd
-                    # configuration and installs the kata artifacts on the node.
-                    "pod-security.kubernetes.io/enforce": "privileged",
-                },
-            ),
-            opts=pulumi.ResourceOptions(parent=self),
+            NAMESPACE,
+            pulumi.ResourceOptions(parent=self),
+            pod_security="privileged",
         )
         self.release = helm.release(
             f"{name}-chart",

@@ -195,12 +195,17 @@ def kernel_version(host: Host, tee: str, backported: bool = False) -> Check:
     )
 
 
+def _device(host: Host, name: str, path: str, missing: str, fix: str) -> Check:
+    """A device node the TEE runtime opens: present, or why it is not and how to get it."""
+    if host.exists(path):
+        return Check(name, True, f"{path} exists")
+    return Check(name, False, f"{path} does not exist: {missing}", fix)
+
+
 def kvm_device(host: Host) -> Check:
     # kata-ctl (src/tools/kata-ctl/src/arch/*/mod.rs) requires /dev/kvm on every arch.
-    if host.exists("/dev/kvm"):
-        return Check("kvm-device", True, "/dev/kvm exists")
-    return Check(
-        "kvm-device", False, "/dev/kvm does not exist: KVM is not available",
+    return _device(
+        host, "kvm-device", "/dev/kvm", "KVM is not available",
         "load the KVM module for this CPU (kvm_amd, kvm_intel or kvm on s390x) and fix the "
         "other failing checks",
     )
@@ -209,10 +214,8 @@ def kvm_device(host: Host) -> Check:
 def vhost_vsock(host: Host) -> Check:
     # kata-runtime check lists vhost_vsock among the required host modules: the agent talks to
     # the shim over vsock.
-    if host.exists("/dev/vhost-vsock"):
-        return Check("vhost-vsock", True, "/dev/vhost-vsock exists")
-    return Check(
-        "vhost-vsock", False, "/dev/vhost-vsock does not exist: the vhost_vsock module is missing",
+    return _device(
+        host, "vhost-vsock", "/dev/vhost-vsock", "the vhost_vsock module is missing",
         "modprobe vhost_vsock (and add vhost_vsock to /etc/modules-load.d/)",
     )
 
@@ -321,10 +324,8 @@ def snp_firmware(host: Host) -> Check:
 
 def sev_device(host: Host) -> Check:
     # /dev/sev is the ccp driver's PSP device; QEMU opens it to launch SEV/SNP guests.
-    if host.exists("/dev/sev"):
-        return Check("sev-device", True, "/dev/sev exists")
-    return Check(
-        "sev-device", False, "/dev/sev does not exist: the AMD PSP (ccp) driver is not ready",
+    return _device(
+        host, "sev-device", "/dev/sev", "the AMD PSP (ccp) driver is not ready",
         "modprobe ccp; check `dmesg | grep -i -e ccp -e sev` for firmware errors",
     )
 
