@@ -15,6 +15,10 @@ PART_OF = {"app.kubernetes.io/part-of": "coco-stack"}
 TEE = f"{PREFIX}/tee"
 POOL = f"{PREFIX}/pool"
 WORKER = "node.kubernetes.io/worker"
+# Taint that nodes the stack creates for kata carry from birth; kata-deploy removes it once the
+# runtime is installed (values `startupTaints`, "key:effect"; kata-deploy 4.0.0), so ordinary
+# pods cannot land on a TEE node before it is ready either.
+STARTUP_TAINT_KEY = f"{PREFIX}/runtime-pending"
 
 
 def pool_labels(pool: str, tee: str) -> dict[str, str]:

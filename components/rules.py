@@ -12,7 +12,7 @@ from typing import Any
 
 from . import catalogue
 from .errors import ConfigIssue
-from .spec import Cluster, Kbs, KbsResource, NodePool, Spec
+from .spec import Cluster, Image, Kbs, KbsResource, NodePool, Spec
 
 # Which pool providers a cluster provider can host, and the default pool provider.
 CLUSTER_POOL_PROVIDER = {"aks": "azure", "eks": "aws", "gke": "gcp", "k3s": "baremetal"}
@@ -111,6 +111,39 @@ def _cluster(out: _Collector, c: Cluster, secure: frozenset[str]) -> None:
                 f"systemPool does not apply to cluster provider {c.provider!r}",
                 "remove it: only aks, eks and gke clusters get a system pool",
             )
+    owner = {"attach": ("aks", "eks", "gke"), "resourceGroup": ("aks",), "project": ("gke",)}
+    for key, providers in owner.items():
+        value = getattr(c, "resource_group" if key == "resourceGroup" else key)
+        if value not in (None, False) and c.provider not in providers:
+            out.error(
+                f"{p}.{key}",
+                f"{key} does not apply to cluster provider {c.provider!r}",
+                f"remove it: it applies to {' and '.join(providers)} clusters",
+            )
+    if c.attach and c.provider in owner["attach"] and c.name is None:
+        out.error(
+            f"{p}.name",
+            f"attach: true needs the name of the existing {c.provider} cluster",
+            "set name to the cluster's name",
+        )
+    if c.attach and c.provider == "aks" and c.resource_group is None:
+        out.error(
+            f"{p}.resourceGroup",
+            "attach: true needs the resource group of the existing AKS cluster",
+            "set resourceGroup, as shown by: az aks list -o table",
+        )
+    if c.attach and c.system_pool is not None:
+        out.error(
+            f"{p}.systemPool",
+            "systemPool does not apply to an attached cluster",
+            "remove it: the attached cluster keeps its own system pool",
+        )
+    if c.provider == "gke" and c.project is None:
+        out.error(
+            f"{p}.project",
+            "gke needs the GCP project id",
+            "set it, for example 'my-project-123456' (gcloud config get-value project)",
+        )
     if c.provider != "existing":
         for key in ("context", "kubeconfig"):
             if getattr(c, key) is not None:
@@ -569,6 +602,27 @@ def one_peer_pods_cloud(out: _Collector, pools: list[NodePool]) -> None:
         )
 
 
+def _podvm_image(out: _Collector, image: Image, pools: list[NodePool]) -> None:
+    """Cloud peer pods boot a pod-VM image: the recipe's, published by the stack, or one the
+    user names. IBM Cloud pools name their own (coco-stack cannot publish there)."""
+    clouds = sorted(
+        {p.provider or "" for p in pools if p.mode == "peer-pods"} & {"azure", "aws", "gcp"}
+    )
+    if clouds and image.recipe is None and image.podvm_image is None:
+        out.error(
+            "coco:image.podvmImage",
+            f"{clouds[0]} peer pods need a pod-VM image and the stack has none",
+            "set coco:image.recipe: podvm (the stack builds and publishes it) or podvmImage to "
+            "an image already in the cloud",
+        )
+    if image.podvm_image is not None and not clouds:
+        out.error(
+            "coco:image.podvmImage",
+            "podvmImage applies only to azure, aws or gcp peer-pods pools",
+            "remove it",
+        )
+
+
 def apply(
     values: dict[str, Any],
     *,
@@ -624,6 +678,8 @@ def apply(
             recipes.resolve(image.recipe)
         except RecipeError as exc:
             out.error("coco:image.recipe", str(exc), exc.hint or "name a recipe in images/recipes/")
+    if image is not None:
+        _podvm_image(out, image, pools)
     kbs: Kbs | None = values["kbs"]
     if kbs is not None:
         items = values.get("kbs.resources", list(kbs.resources))

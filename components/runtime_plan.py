@@ -27,10 +27,8 @@ from .spec import NodePool, Spec
 # CoCo RuntimeClass can land on a node before its runtime is ready.
 KATA_RUNTIME_READY = "katacontainers.io/kata-runtime"
 
-# Taint that node pools the stack creates carry from birth; kata-deploy removes it once the
-# runtime is installed (values `startupTaints`, "key:effect"; kata-deploy 4.0.0), so ordinary
-# pods cannot land on a TEE node before it is ready either.
-STARTUP_TAINT_KEY = f"{labels.PREFIX}/runtime-pending"
+# the startup taint (components.labels) in kata-deploy's "key:effect" form
+STARTUP_TAINT_KEY = labels.STARTUP_TAINT_KEY
 STARTUP_TAINT = f"{STARTUP_TAINT_KEY}:NoSchedule"
 
 # Node Feature Discovery labels kata-deploy 4.0.0 uses for TEE RuntimeClasses when NFD is on

@@ -169,6 +169,22 @@ class Cluster(Model):
         description="Kubernetes distribution, for containerd paths: k8s, k3s, rke2, k0s or "
         "microk8s; default k3s for provider k3s, else k8s.",
     )
+    attach: bool = Field(
+        False,
+        description="aks, eks, gke: use the existing managed cluster called `name` instead of "
+        "creating one; the stack adds pools and peer-pod infrastructure to it.",
+    )
+    resource_group: str | None = Field(
+        None,
+        pattern=r"^[-\w.()]{1,89}[-\w()]$",
+        description="aks: Azure resource group of the cluster; default <name>-rg (required "
+        "with attach).",
+    )
+    project: str | None = Field(
+        None,
+        pattern=r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$",
+        description="gke: GCP project id of the cluster and its pools.",
+    )
 
 
 class Host(Model):
@@ -270,6 +286,12 @@ class Image(Model):
         description="Guest image recipe (a name in images/recipes/ or a path to a .toml) built "
         "during `pulumi up` into build/images/<stack>/; its measurements join the KBS reference "
         "values. Building needs root and the Debian tools listed in docs/images.md.",
+    )
+    podvm_image: str | None = Field(
+        None,
+        min_length=1,
+        description="Peer pods: an existing pod-VM image to use instead of publishing the "
+        "recipe's image (Azure gallery image version id, AWS AMI id, GCP image name).",
     )
 
 

@@ -11,12 +11,14 @@ from typing import Any
 
 import pulumi
 
+from . import clouds, initdata, runtime_plan
 from . import cluster as cluster_mod
-from . import runtime_plan
 from .image import GuestImage, GuestImageArgs
 from .kbs import KeyBroker
+from .peerpods import PeerPodPool, PeerPods, provider_config
 from .pools import NodePool
 from .runtime import CocoRuntime
+from .spec import NodePool as PoolSpec
 from .spec import Spec
 
 
@@ -37,11 +39,13 @@ class CocoStack(pulumi.ComponentResource):
 
         # 1. the cluster and the Kubernetes provider everything in it uses
         self.cluster = cluster_mod.build(
-            f"{name}-cluster", spec.cluster, pulumi.ResourceOptions(parent=self)
+            f"{name}-cluster", spec, pulumi.ResourceOptions(parent=self)
         )
         in_cluster = pulumi.ResourceOptions(parent=self, providers=[self.cluster.provider])
+        cloud = clouds.CLUSTER_CLOUD.get(spec.cluster.provider)
 
-        # 2. node pools, in the order the stack file lists them
+        # 2. node pools, in the order the stack file lists them; a cloud creates the nodes of
+        #    nodes-mode pools as children of the pool
         self.pools = {
             pool.name: NodePool(
                 f"{name}-pool-{pool.name}",
@@ -51,6 +55,16 @@ class CocoStack(pulumi.ComponentResource):
             )
             for pool in spec.node_pools
         }
+        for pool in spec.node_pools:
+            if cloud is not None and pool.mode == "nodes":
+                clouds.package(cloud).node_pool(
+                    f"{name}-pool-{pool.name}-nodes",
+                    spec,
+                    pool,
+                    self.cluster,
+                    clouds.pool_nodes(pool),
+                    pulumi.ResourceOptions(parent=self.pools[pool.name]),
+                )
         # 3. runtime: kata-deploy with the shims the pools use, RuntimeClasses per TEE
         self.runtime = (
             CocoRuntime(f"{name}-runtime", spec, in_cluster)
@@ -79,7 +93,6 @@ class CocoStack(pulumi.ComponentResource):
                 spec.kbs,
                 in_cluster,
                 base_dir=base_dir,
-                # the guest-image measurements join these once the image builder lands
                 reference_values=spec.kbs.reference_values,
                 image_reference_values=self.image.reference_values if self.image else None,
                 # coco-dev guests can only produce sample evidence
@@ -88,6 +101,13 @@ class CocoStack(pulumi.ComponentResource):
             if spec.kbs.enabled
             else None
         )
+
+        # 5b. peer pods: the cloud's pod-VM image and infrastructure, then cloud-api-adaptor
+        #     configured with them and with the initdata that points pod VMs at the KBS
+        self.peer_pods: PeerPods | None = None
+        peer_pools = [p for p in spec.node_pools if p.mode == "peer-pods"]
+        if peer_pools and cloud is not None:
+            self.peer_pods = self._peer_pods(name, spec, cloud, peer_pools, in_cluster)
 
         # 6. outputs
         self.runtime_classes: dict[str, str | None] = {
@@ -99,3 +119,49 @@ class CocoStack(pulumi.ComponentResource):
         self.register_outputs(
             {"runtimeClasses": self.runtime_classes, "pools": self.pool_summaries}
         )
+
+    def _peer_pods(
+        self,
+        name: str,
+        spec: Spec,
+        cloud: str,
+        pools: list[PoolSpec],
+        in_cluster: pulumi.ResourceOptions,
+    ) -> PeerPods:
+        package = clouds.package(cloud)
+        here = pulumi.ResourceOptions(parent=self)
+        image_id: pulumi.Input[str]
+        if spec.image.podvm_image is not None:
+            image_id = spec.image.podvm_image
+        else:
+            # components.rules requires a recipe or podvmImage for cloud peer pods
+            assert self.image is not None
+            image_id = package.publish_image(
+                f"{name}-podvm-image", spec, self.cluster, self.image, here
+            )
+        provisioned = package.peer_pods(
+            f"{name}-peer-pods-infra", spec, pools, self.cluster, image_id, here
+        )
+        init: pulumi.Input[str] | None = None
+        if self.kbs is not None:
+            ca = None if spec.kbs.insecure_http else self.kbs.ca_cert_pem
+            init = pulumi.Output.from_input(ca).apply(
+                lambda pem: initdata.annotation_value(initdata.document(self.kbs_url, pem))
+            )
+        config = provider_config(
+            provisioned,
+            [PeerPodPool(p.tee, p.instance_type or "", p.region or "", p.zone) for p in pools],
+            initdata=init,
+        )
+        depends = [self.runtime] if self.runtime is not None else []
+        return PeerPods(
+            f"{name}-peer-pods",
+            provisioned,
+            config,
+            pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(depends_on=depends)),
+        )
+
+    @property
+    def kbs_url(self) -> str:
+        assert self.kbs is not None
+        return self.kbs.url

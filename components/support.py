@@ -7,20 +7,36 @@ instead of half-creating a stack. `coco check` reports the same as warnings.
 
 from __future__ import annotations
 
+import importlib.util
+
 from .errors import ConfigIssue, NotYetSupported
 from .spec import Spec
 
 _LATER = {
-    "aks": "Azure (AKS) clusters",
-    "eks": "AWS (EKS) clusters",
-    "gke": "GCP (GKE) clusters",
     "k3s": "k3s clusters on your own hosts",
 }
+_MANAGED = {"azure": "aks", "aws": "eks", "gcp": "gke"}
+_CLUSTER_CLOUD = {cluster: cloud for cloud, cluster in _MANAGED.items()}
+
+
+def _cloud_ready(cloud: str) -> bool:
+    # the package components.clouds.PACKAGES names (not imported: it imports Pulumi)
+    return importlib.util.find_spec(f"components.{cloud}") is not None
 
 
 def gaps(spec: Spec) -> list[ConfigIssue]:
     """Every part of the spec that no component provisions yet, as warnings."""
     found: list[ConfigIssue] = []
+    cloud = _CLUSTER_CLOUD.get(spec.cluster.provider)
+    if cloud is not None and not _cloud_ready(cloud):
+        found.append(
+            ConfigIssue(
+                "coco:cluster.provider",
+                f"{spec.cluster.provider} clusters are validated but not provisioned yet",
+                "use provider: existing for now",
+                "warning",
+            )
+        )
     if spec.cluster.provider in _LATER:
         found.append(
             ConfigIssue(
@@ -32,7 +48,17 @@ def gaps(spec: Spec) -> list[ConfigIssue]:
         )
     for i, pool in enumerate(spec.node_pools):
         p = f"coco:nodePools[{i}]"
-        if pool.provider != "baremetal":
+        if pool.provider in _MANAGED and spec.cluster.provider == "existing":
+            found.append(
+                ConfigIssue(
+                    f"{p}.provider",
+                    f"{pool.provider} {pool.mode} pools need the stack to know the cloud cluster",
+                    f"set coco:cluster.provider: {_MANAGED[pool.provider]} (with attach: true and "
+                    "the cluster's name to use a cluster you already have)",
+                    "warning",
+                )
+            )
+        elif pool.provider == "ibmcloud":
             found.append(
                 ConfigIssue(
                     f"{p}.provider",

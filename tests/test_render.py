@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from components import render, stackfile
+from components import render, stackfile, support
 from components.errors import NotYetSupported, RenderError, SpecError
 from tests.conftest import ROOT, STACKS, assert_valid_kubernetes, one
 
@@ -228,10 +228,13 @@ class TestRefusals:
         import pulumi.runtime.mocks as mocks
 
         monkeypatch.setattr(mocks, "set_mocks", lambda *a, **k: calls.append(a))
+        # a cloud whose package is not there (as before each cloud issue landed)
+        monkeypatch.setattr(support, "_cloud_ready", lambda cloud: False)
         config = {
             **BASE,
             "coco:cluster": {"provider": "aks", "location": "westeurope"},
             "coco:nodePools": [{"name": "p", "tee": "snp"}],
+            "coco:image": {"recipe": "podvm"},
         }
         with pytest.raises(NotYetSupported) as info:
             render_config(config)

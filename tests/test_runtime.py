@@ -215,6 +215,7 @@ class TestPeerPodsRuntime:
         spec, _ = validate({
             "coco:cluster": {"provider": "aks", "location": "westeurope"},
             "coco:nodePools": [{"name": "snp", "tee": "snp"}, {"name": "tdx", "tee": "tdx"}],
+            "coco:image": {"recipe": "podvm"},
         }, stack="t")
         (plan,) = runtime_plan.runtime_classes(spec)
         assert (plan.name, plan.handler, plan.pools) == ("kata-remote", "kata-remote",
@@ -229,7 +230,7 @@ class TestPeerPodsRuntime:
             validate({"coco:nodePools": [
                 {"name": "a", "tee": "snp", "provider": "azure", "region": "westeurope"},
                 {"name": "b", "tee": "snp", "provider": "aws", "region": "eu-west-1"},
-            ]}, stack="t")
+            ], "coco:image": {"recipe": "podvm"}}, stack="t")
         assert [i.path for i in info.value.issues] == ["coco:nodePools[1].provider"]
 
 
@@ -246,7 +247,10 @@ def _spec_for(offering):
                           "ibmcloud": "eu-de"}[offering.provider]
         if offering.provider == "gcp":
             pool["zone"] = "europe-west4-a"
-    spec, _ = validate({"coco:cluster": cluster, "coco:nodePools": [pool]}, stack="t")
+    image = {"recipe": "podvm"} if offering.mode == "peer-pods" else {}
+    spec, _ = validate(
+        {"coco:cluster": cluster, "coco:nodePools": [pool], "coco:image": image}, stack="t"
+    )
     return spec
 
 

@@ -73,21 +73,28 @@ EXISTING: dict[str, Any] = {
         },
     ],
     "coco:kbs": {"resources": [{"path": "default/key/1", "value": "[secure]"}]},
+    "coco:image": {"recipe": "podvm"},
 }
 AKS: dict[str, Any] = {
     "coco:environment": "dev",
     "coco:cluster": {"provider": "aks", "location": "westeurope"},
-    "coco:nodePools": [{"name": "snp", "tee": "snp"}],
+    "coco:nodePools": [{"name": "snp", "tee": "snp"}],    "coco:image": {"recipe": "podvm"},
 }
 EKS: dict[str, Any] = {
     "coco:environment": "dev",
     "coco:cluster": {"provider": "eks", "region": "eu-west-1"},
-    "coco:nodePools": [{"name": "snp", "tee": "snp"}],
+    "coco:nodePools": [{"name": "snp", "tee": "snp"}],    "coco:image": {"recipe": "podvm"},
 }
 GKE: dict[str, Any] = {
     "coco:environment": "dev",
-    "coco:cluster": {"provider": "gke", "region": "europe-west4", "zone": "europe-west4-a"},
+    "coco:cluster": {
+        "provider": "gke",
+        "region": "europe-west4",
+        "zone": "europe-west4-a",
+        "project": "coco-test-123456",
+    },
     "coco:nodePools": [{"name": "snp", "tee": "snp"}],
+    "coco:image": {"recipe": "podvm"},
 }
 PRODUCTION: dict[str, Any] = {
     "coco:environment": "production",
@@ -312,6 +319,26 @@ MISTAKES = [
          secure=SECURE | {"coco:cluster.kubeconfig"}),
     case("context-on-aks", "aks", "coco:cluster.context", "kind-coco",
          "coco:cluster.context", "context only applies to provider 'existing'"),
+    case("attach-without-name", "aks", "coco:cluster.attach", True,
+         "coco:cluster.name", "attach: true needs the name of the existing aks cluster"),
+    case("attach-aks-without-resource-group", "aks", "coco:cluster",
+         {"provider": "aks", "location": "westeurope", "attach": True, "name": "prod"},
+         "coco:cluster.resourceGroup", "attach: true needs the resource group",
+         hint="az aks list"),
+    case("attach-on-existing", "existing", "coco:cluster.attach", True,
+         "coco:cluster.attach", "attach does not apply to cluster provider 'existing'"),
+    case("project-on-aks", "aks", "coco:cluster.project", "coco-test-123456",
+         "coco:cluster.project", "project does not apply to cluster provider 'aks'"),
+    case("gke-without-project", "gke", "coco:cluster.project", DELETE,
+         "coco:cluster.project", "gke needs the GCP project id"),
+    case("malformed-gcp-project", "gke", "coco:cluster.project", "My_Project",
+         "coco:cluster.project", "String should match pattern"),
+    case("peer-pods-without-image", "eks", "coco:image", {},
+         "coco:image.podvmImage", "aws peer pods need a pod-VM image",
+         hint="coco:image.recipe: podvm"),
+    case("podvm-image-without-cloud-peer-pods", "production", "coco:image",
+         {"podvmImage": "ami-0123456789abcdef0"},
+         "coco:image.podvmImage", "podvmImage applies only to azure, aws or gcp"),
     # --- cluster location, regions and zones ----------------------------------------------------
     case("aks-without-location", "aks", "coco:cluster.location", DELETE,
          "coco:cluster.location", "aks needs a location", hint="'westeurope'"),

@@ -45,6 +45,7 @@ class TestDefaults:
             "coco:cluster": {"provider": "aks", "location": "westeurope"},
             "coco:nodePools": [{"name": "snp", "tee": "snp"},
                                {"name": "cvm", "tee": "snp", "mode": "nodes"}],
+            "coco:image": {"recipe": "podvm"},
         }, stack="t")
         peer, nodes = spec.node_pools
         assert (peer.provider, peer.mode, peer.instance_type, peer.region, peer.count) == (
@@ -53,8 +54,10 @@ class TestDefaults:
 
     def test_gcp_region_from_zone(self):
         spec, _ = validate({
-            "coco:cluster": {"provider": "gke", "zone": "europe-west4-a"},
+            "coco:cluster": {"provider": "gke", "zone": "europe-west4-a",
+                             "project": "coco-test-123456"},
             "coco:nodePools": [{"name": "tdx", "tee": "tdx"}],
+            "coco:image": {"podvmImage": "podvm-snp"},
         }, stack="t")
         (pool,) = spec.node_pools
         assert (pool.region, pool.zone, pool.instance_type) == (
@@ -110,7 +113,8 @@ class TestReviewFindings:
 
     def test_pool_zone_gives_its_region(self):
         spec, _ = validate({"coco:nodePools": [
-            {"name": "g", "tee": "snp", "provider": "gcp", "zone": "europe-west4-a"}]}, stack="t")
+            {"name": "g", "tee": "snp", "provider": "gcp", "zone": "europe-west4-a"}],
+            "coco:image": {"recipe": "podvm"}}, stack="t")
         assert spec.node_pools[0].region == "europe-west4"
 
 
