@@ -79,7 +79,33 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(line)
     for issue in [*warnings, *support.gaps(spec)]:
         print(issue.render(), file=sys.stderr)
+    if args.live:
+        return _live(spec)
     return 0
+
+
+def _live(spec: Spec) -> int:
+    from . import preflight  # the cloud SDKs load only for --live
+
+    if not preflight.clouds_of(spec):
+        print("live check: the stack uses no cloud; nothing to ask")
+        return 0
+    result = preflight.run(spec)
+    for skipped in result.skipped:
+        print(
+            f"live check skipped for {skipped}; only the offline checks ran"
+            + (f"\n  hint: {skipped.hint}" if skipped.hint else ""),
+            file=sys.stderr,
+        )
+    for issue in result.issues:
+        print(issue.render(), file=sys.stderr)
+    errors = [i for i in result.issues if i.severity == "error"]
+    if result.checked:
+        print(
+            f"live check ({', '.join(result.checked)}): "
+            + (f"{len(errors)} error(s)" if errors else "every size is offered where asked")
+        )
+    return EXIT_INVALID if errors else 0
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -113,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate a stack and summarise what it creates")
     check.add_argument("stack", help="a stack name in stacks/ or a path to a stack YAML file")
+    check.add_argument(
+        "--live",
+        action="store_true",
+        help="also ask each cloud the stack uses (with the environment's credentials) whether "
+        "its sizes are offered where the stack asks for them",
+    )
     check.set_defaults(func=cmd_check)
 
     render = sub.add_parser(

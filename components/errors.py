@@ -80,3 +80,12 @@ class RenderError(CocoError):
     def __init__(self, message: str, hint: str = "") -> None:
         super().__init__(message)
         self.hint = hint
+
+
+class NoCredentials(CocoError):
+    """`coco check --live` found no credentials for a cloud; only the offline checks ran."""
+
+    def __init__(self, cloud: str, message: str, hint: str = "") -> None:
+        super().__init__(f"{cloud}: {message}")
+        self.cloud = cloud
+        self.hint = hint

@@ -684,6 +684,18 @@ def apply(
     if kbs is not None:
         items = values.get("kbs.resources", list(kbs.resources))
         _kbs(out, kbs, env, secure_paths, base_dir, pools, items)
+        peer = [i for i, p in enumerate(pools) if p.mode == "peer-pods"]
+        if kbs.enabled and peer and kbs.hostname is None:
+            # pod VMs are cloud VMs on the cluster's network, not pods: the attestation agent
+            # in them dials the KBS URL from its initdata (cloud-api-adaptor docs, "Deploy
+            # Trustee": the KBS must be reachable from the pod VM)
+            out.warn(
+                "coco:kbs.hostname",
+                f"peer-pod VMs (coco:nodePools[{peer[0]}]) run outside the cluster and cannot "
+                "resolve the KBS's in-cluster name",
+                "set hostname (with expose: loadbalancer or ingress) to a name the pod VMs' "
+                "network resolves",
+            )
 
     if None in (env, cluster, raw_pools, kbs, values["runtime"], values["image"]) or (
         None in raw_pools

@@ -72,18 +72,26 @@ EXISTING: dict[str, Any] = {
             "region": "eu-de",
         },
     ],
-    "coco:kbs": {"resources": [{"path": "default/key/1", "value": "[secure]"}]},
+    "coco:kbs": {
+        "resources": [{"path": "default/key/1", "value": "[secure]"}],
+        "expose": "loadbalancer",
+        "hostname": "kbs.example.com",
+    },
     "coco:image": {"recipe": "podvm"},
 }
 AKS: dict[str, Any] = {
     "coco:environment": "dev",
     "coco:cluster": {"provider": "aks", "location": "westeurope"},
-    "coco:nodePools": [{"name": "snp", "tee": "snp"}],    "coco:image": {"recipe": "podvm"},
+    "coco:nodePools": [{"name": "snp", "tee": "snp"}],
+    "coco:image": {"recipe": "podvm"},
+    "coco:kbs": {"expose": "loadbalancer", "hostname": "kbs.example.com"},
 }
 EKS: dict[str, Any] = {
     "coco:environment": "dev",
     "coco:cluster": {"provider": "eks", "region": "eu-west-1"},
-    "coco:nodePools": [{"name": "snp", "tee": "snp"}],    "coco:image": {"recipe": "podvm"},
+    "coco:nodePools": [{"name": "snp", "tee": "snp"}],
+    "coco:image": {"recipe": "podvm"},
+    "coco:kbs": {"expose": "loadbalancer", "hostname": "kbs.example.com"},
 }
 GKE: dict[str, Any] = {
     "coco:environment": "dev",
@@ -95,6 +103,7 @@ GKE: dict[str, Any] = {
     },
     "coco:nodePools": [{"name": "snp", "tee": "snp"}],
     "coco:image": {"recipe": "podvm"},
+    "coco:kbs": {"expose": "loadbalancer", "hostname": "kbs.example.com"},
 }
 PRODUCTION: dict[str, Any] = {
     "coco:environment": "production",
@@ -381,7 +390,8 @@ MISTAKES = [
     case("azure-pool-on-eks", "eks", "coco:nodePools[0].provider", "azure",
          "coco:nodePools[0].provider", "azure pools cannot join a 'eks' cluster"),
     # --- KBS ------------------------------------------------------------------------------------
-    case("ingress-without-hostname", "existing", "coco:kbs.expose", "ingress",
+    case("ingress-without-hostname", "existing", "coco:kbs",
+         {"expose": "ingress", "resources": [{"path": "default/key/1", "value": "[secure]"}]},
          "coco:kbs.hostname", "expose: ingress needs a hostname", hint="'kbs.example.com'"),
     case("invalid-hostname", "existing", "coco:kbs.hostname", "KBS.example.com",
          "coco:kbs.hostname", "'KBS.example.com' is not a valid DNS name"),

@@ -147,3 +147,27 @@ class TestReferenceValues:
         })
         cm = one(result, "kubernetes:core/v1:ConfigMap", "coco-kbs-reference-values")
         assert "snp_launch_measurement" in render.dumps_json(cm.inputs)
+
+
+class TestPeerPodsReachKbs:
+    """Pod VMs dial the KBS from outside the cluster: an in-cluster-only KBS is flagged."""
+
+    POOLS = [{"name": "snp", "tee": "snp"}]
+
+    def test_in_cluster_kbs_is_flagged(self):
+        _, warnings = validate({
+            "coco:cluster": {"provider": "aks", "location": "westeurope"},
+            "coco:nodePools": self.POOLS, "coco:image": {"recipe": "podvm"},
+        }, stack="t")
+        assert [(w.path, w.severity) for w in warnings] == [("coco:kbs.hostname", "warning")]
+        assert "coco:nodePools[0]" in warnings[0].message
+
+    def test_hostname_or_no_kbs_is_quiet(self):
+        for kbs in ({"expose": "loadbalancer", "hostname": "kbs.example.com"},
+                    {"enabled": False}):
+            _, warnings = validate({
+                "coco:cluster": {"provider": "aks", "location": "westeurope"},
+                "coco:nodePools": self.POOLS, "coco:image": {"recipe": "podvm"},
+                "coco:kbs": kbs,
+            }, stack="t")
+            assert "coco:kbs.hostname" not in [w.path for w in warnings]
