@@ -39,7 +39,7 @@ def _summary(spec: Spec, path: Path) -> list[str]:
         )
         cluster = f"existing cluster via {how}"
     else:
-        where = c.location or c.region or c.zone
+        where = c.location or c.region or c.zone or c.server
         cluster = (
             f"{c.provider} cluster {c.name or spec.stack!r} in {where}, Kubernetes "
             f"{c.kubernetes_version}"
@@ -111,6 +111,10 @@ def _live(spec: Spec) -> int:
 def cmd_render(args: argparse.Namespace) -> int:
     from . import render  # imports Pulumi: only when rendering
 
+    if args.diff is not None:
+        return _render_diff(args)
+    if args.out is None:
+        raise RenderError("coco render needs --out DIR", "or --diff REF to compare with a commit")
     started = time.perf_counter()
     sf = stackfile.load(args.stack)
     result = render.run(
@@ -125,6 +129,30 @@ def cmd_render(args: argparse.Namespace) -> int:
     )
     print(render.NOTICE)
     return 0
+
+
+def _render_diff(args: argparse.Namespace) -> int:
+    """`coco render STACK --diff REF`: the stack at REF and in the working tree, compared; the
+    `coco diff` Markdown on stdout, everything else on stderr."""
+    import tempfile
+
+    from . import diff, render
+
+    sf = stackfile.load(args.stack)
+    with tempfile.TemporaryDirectory(prefix="coco-render-diff-") as tmp:
+        base = Path(tmp) / "base"
+        render.render_ref(args.stack, args.diff, base)
+        head = Path(args.out) if args.out else Path(tmp) / "head"
+        result = render.run(
+            sf.config, stack=sf.name, secure_paths=sf.secure_paths, project_dir=sf.project_dir
+        )
+        render.write(result, head)
+        for warning in result.warnings:
+            print(warning, file=sys.stderr)
+        changes = diff.diff_dirs(base, head)
+    sys.stdout.write(diff.markdown(changes))
+    print(render.NOTICE, file=sys.stderr)
+    return 1 if args.exit_code and not changes.empty else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,7 +180,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the program under mocks and write what it registers (not `pulumi preview`)",
     )
     render.add_argument("stack", help="a stack name in stacks/ or a path to a stack YAML file")
-    render.add_argument("--out", required=True, help="output directory")
+    render.add_argument("--out", help="output directory (with --diff: where the head render goes)")
+    render.add_argument(
+        "--diff",
+        metavar="REF",
+        help="also render the stack at git REF and print the `coco diff` Markdown (base: REF, "
+        "head: the working tree)",
+    )
+    render.add_argument(
+        "--exit-code", action="store_true", help="with --diff: exit 1 when something changed"
+    )
     render.set_defaults(func=cmd_render)
 
     from . import kbs_cli

@@ -1,6 +1,7 @@
-"""The stack's cluster: an existing one reached through a kube context or kubeconfig, or a cloud's
-managed cluster (components.clouds: aks, eks, gke). Each exposes `provider`, the Kubernetes
-provider every in-cluster resource uses, `kubeconfig` (a secret) and `outputs`.
+"""The stack's cluster: an existing one reached through a kube context or kubeconfig, a cloud's
+managed cluster (components.clouds: aks, eks, gke), or k3s on the stack's hosts
+(components.hosts). Each exposes `provider`, the Kubernetes provider every in-cluster resource
+uses, `kubeconfig` (a secret) and `outputs`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pulumi_kubernetes as k8s
 
 from . import clouds
 from .clouds import ManagedCluster
+from .hosts import K3sCluster
 from .spec import Cluster, Spec
 
 
@@ -45,6 +47,8 @@ def build(name: str, spec: Spec, opts: pulumi.ResourceOptions) -> ManagedCluster
     """The stack's cluster: attached (existing), or a cloud's managed cluster."""
     if spec.cluster.provider == "existing":
         return ExistingCluster(name, spec.cluster, opts)
+    if spec.cluster.provider == "k3s":
+        return K3sCluster(name, spec, opts)
     if spec.cluster.provider in clouds.CLUSTER_CLOUD:
         cloud = clouds.CLUSTER_CLOUD[spec.cluster.provider]
         return clouds.package(cloud).cluster(name, spec, opts)

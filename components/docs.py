@@ -23,11 +23,12 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 # Which issue brings the components for each provider (see `issues`); bare metal on existing
 # nodes renders today.
 _STATUS = {
-    "azure": "validated; provisioning with the Azure issue",
-    "aws": "validated; provisioning with the AWS issue",
-    "gcp": "validated; provisioning with the GCP issue",
-    "ibmcloud": "validated; provisioning with the bare-metal/IBM Z issue",
-    "baremetal": "renders on existing nodes (nodeSelector); SSH hosts with the bare-metal issue",
+    "azure": "AKS created or attached; docs/azure.md",
+    "aws": "EKS created or attached; docs/aws.md",
+    "gcp": "GKE created or attached; docs/gcp.md",
+    "ibmcloud": "peer pods in an existing VPC (components.ibmcloud; docs/secure-execution.md)",
+    "baremetal": "existing nodes (nodeSelector), or your hosts over SSH: host check, then k3s "
+    "join or node labels; docs/bare-metal.md",
 }
 
 

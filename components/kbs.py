@@ -29,8 +29,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
+from . import kata_measure, kube, se_verifier
 from . import kbs_config as cfg
-from . import kube
 from .kbs_client import sign_admin_token
 from .kbs_config import ReferenceValue
 from .labels import PREFIX
@@ -224,11 +224,18 @@ class KeyBroker(pulumi.ComponentResource):
             policies["attestation-policy.rego"] = (base / args.attestation_policy).read_text(
                 encoding="utf-8"
             )
+        # bare-metal SNP pools: the kata guest's launch measurement (components.kata_measure)
+        declared_rvs = dict(reference_values or {})
+        self.kata_guest: dict[str, Any] | None = None
+        if args.kata_guest is not None:
+            measured = kata_measure.measure(args.kata_guest, base)
+            self.kata_guest = measured.record()
+            declared_rvs = cfg.merge_reference_values(declared_rvs, measured.reference_values())
         # reference values from the spec, joined by the guest images' measurements (known only
         # once the images are built, so an Output); a name in both accepts the values of both,
         # which is how old and new measurements overlap during a rotation
         rv_files = pulumi.Output.all(
-            dict(reference_values or {}), image_reference_values or {}
+            declared_rvs, image_reference_values or {}
         ).apply(lambda both: cfg.reference_value_files(cfg.merge_reference_values(*both)))
         config_map = k8s.core.v1.ConfigMap(
             f"{name}-config",
@@ -294,6 +301,13 @@ class KeyBroker(pulumi.ComponentResource):
             pulumi.Output.all(server_key_pem).apply(lambda v: _resources_digest(v, declared))
         )
 
+        # IBM SE: the verifier's material where Trustee reads it (components.se_verifier)
+        se = (
+            se_verifier.deploy(name, args.se_verifier, ns_name, labels, in_ns)
+            if args.se_verifier is not None
+            else None
+        )
+
         # 5. storage: LocalFs on a persistent volume (never emptyDir: sessions, policies and
         # resources written over the admin API must survive restarts)
         pvc = k8s.core.v1.PersistentVolumeClaim(
@@ -317,6 +331,7 @@ class KeyBroker(pulumi.ComponentResource):
             opts=in_ns,
         )
         volumes, seed_mounts = self._volumes(paths, policies)
+        volumes += [se.volume] if se else []
         store_mount = k8s.core.v1.VolumeMountArgs(name="storage", mount_path=cfg.STORAGE_DIR)
         probe = k8s.core.v1.HTTPGetActionArgs(
             path="/healthz", port="kbs", scheme="HTTP" if args.insecure_http else "HTTPS"
@@ -365,6 +380,7 @@ class KeyBroker(pulumi.ComponentResource):
                                 env=[
                                     k8s.core.v1.EnvVarArgs(name="HOME", value="/tmp"),
                                     k8s.core.v1.EnvVarArgs(name="RUST_LOG", value="info"),
+                                    *(se.env if se else []),
                                 ],
                                 ports=[
                                     k8s.core.v1.ContainerPortArgs(
@@ -390,6 +406,7 @@ class KeyBroker(pulumi.ComponentResource):
                                     ),
                                     store_mount,
                                     k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
+                                    *([se.mount] if se else []),
                                 ],
                                 resources=_resources("100m", "128Mi", "1Gi"),
                             )
@@ -409,6 +426,7 @@ class KeyBroker(pulumi.ComponentResource):
                     rv_map,
                     keys_secret,
                     self.resources_secret,
+                    *([se.secret] if se else []),
                 ],
             ),
         )
@@ -445,6 +463,7 @@ class KeyBroker(pulumi.ComponentResource):
                 "url": self.url,
                 "caCert": self.ca_cert_pem,
                 "adminToken": self.admin_token,
+                **({"kataGuestMeasurement": self.kata_guest} if self.kata_guest else {}),
             }
         )
 

@@ -136,8 +136,9 @@ def provider_config(
             "IBMCLOUD_ZONE": first.zone or "",
             "IBMCLOUD_PODVM_INSTANCE_PROFILE_NAME": first.instance_type,
             "IBMCLOUD_PODVM_INSTANCE_PROFILE_LIST": sizes,
-            # Secure Execution pod VMs are confidential (ibmcloud defaults DISABLECVM true)
-            "DISABLECVM": "false",
+            # SE comes from the SE image on a bz2e profile; DISABLECVM=false would ask the VPC API
+            # for TDX confidential_compute_mode (ibmcloud/provider.go@v0.22.0)
+            "DISABLECVM": "true",
         }
     else:
         raise ValueError(f"no peer pods for provider {cloud.provider!r}")

@@ -1,9 +1,10 @@
 """Node pools: one component per `coco:nodePools[]` entry.
 
-Today: bare-metal pools on existing nodes (nodeSelector). The pool resolves its catalogue
-offering and publishes what the runtime and KBS need: the RuntimeClass, the node selector that
-pins pods to the pool's nodes, the labels its nodes carry, and the attestation facts. Cloud pools
-(azure, aws, gcp, ibmcloud) and SSH-managed hosts arrive with their issues and add children here.
+The pool resolves its catalogue offering and publishes what the runtime and KBS need: the
+RuntimeClass, the node selector that pins pods to the pool's nodes, the labels its nodes carry,
+and the attestation facts. What creates the nodes hangs below it: a cloud's nodes-mode pool
+(components.clouds), or the SSH-managed hosts (components.hosts); pools on existing nodes
+(nodeSelector) and peer-pods pools create no nodes.
 """
 
 from __future__ import annotations

@@ -84,6 +84,7 @@ def main(base_dir: Path | None = None) -> None:
     pulumi.export("environment", spec.environment)
     pulumi.export("runtimeClasses", stack.runtime_classes)
     pulumi.export("pools", stack.pool_summaries)
+    pulumi.export("cluster", stack.cluster.outputs)
     if stack.kbs is not None:
         pulumi.export("kbsNamespace", stack.kbs.namespace)
         pulumi.export("kbsUrl", stack.kbs.url)

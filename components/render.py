@@ -227,8 +227,13 @@ def record(
         def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
             return f"{args.name}-id", dict(args.inputs)
 
-        def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], None]:
-            return {}, None
+        def call(
+            self, args: mocks.MockCallArgs
+        ) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+            # invokes (data lookups) answer empty, with no failures: the SDK's mock monitor
+            # iterates the failure list, so it must be a list, not None
+            # (pulumi/runtime/mocks.py@3.272.0, MockMonitor.Invoke)
+            return {}, []
 
     registrations: list[Registration] = []
     outputs: dict[str, Any] = {}
@@ -267,6 +272,10 @@ def record(
             logger=_QUIET,
         )
         set_all_config(config or {}, secret_keys or [])
+        # a failed render leaves its exception in the SDK's process-wide RPC manager, and the
+        # next render in this process would re-raise it: start each render clean
+        settings.SETTINGS.rpc_manager.clear()
+        settings.SETTINGS.outputs.clear()
         settings.ROOT.set(None)  # set_mocks made a root stack; run_in_stack makes the real one
         try:
             _sync_await(run_in_stack(program))
@@ -345,3 +354,61 @@ def write(render: Render, out: Path) -> tuple[int, int]:
     for obj in objects:
         (manifests / manifest_filename(obj)).write_text(dumps_yaml(obj), encoding="utf-8")
     return len(document["resources"]), len(objects)
+
+
+def render_ref(stack: str, ref: str, out: Path, project_dir: Path | None = None) -> None:
+    """`coco render --diff REF`, the base side: render `stack` as committed at git `ref`, with
+    that commit's own program, into `out`.
+
+    The commit's tree is exported with `git archive` (no worktree, no change to the repository)
+    and rendered by `python -m components.cli render` in a subprocess whose import path starts
+    with that tree, so the base runs its own components/ (the Python dependencies are this
+    environment's). Commands go through images.run, the project's one door to the outside.
+    """
+    import sys
+    import tarfile
+    import tempfile
+
+    from images import run as runner
+    from images.errors import CommandFailed
+
+    _, path, project = stackfile.resolve(stack, project_dir)
+    try:
+        top = Path(runner.run(["git", "-C", str(project), "rev-parse", "--show-toplevel"]).strip())
+        commit = runner.run(["git", "-C", str(top), "rev-parse", "--verify", "--quiet",
+                             f"{ref}^{{commit}}"]).strip()
+    except CommandFailed:
+        raise RenderError(
+            f"{ref!r} is not a commit of a git repository holding {project}",
+            "name a branch, tag or commit (e.g. origin/main); a shallow CI checkout needs "
+            "`git fetch origin main` first",
+        ) from None
+    with tempfile.TemporaryDirectory(prefix="coco-render-ref-") as tmp:
+        tree = Path(tmp) / "tree"
+        archive = Path(tmp) / "tree.tar"
+        with archive.open("wb") as handle:
+            runner.run(["git", "-C", str(top), "archive", "--format=tar", commit], stdout=handle)
+        with tarfile.open(archive) as tar:
+            tar.extractall(tree, filter="data")
+        base_project = tree / project.resolve().relative_to(top.resolve())
+        stack_file = path.resolve()
+        inside = stack_file.is_relative_to(top.resolve())
+        # a stack given by path is read at the ref too; one outside the repository as it is now
+        stack_arg = str(tree / stack_file.relative_to(top.resolve())) if inside else str(path)
+        if inside and not Path(stack_arg).is_file():
+            raise RenderError(
+                f"stack {stack!r} does not exist at {ref} ({commit[:12]})",
+                "render the new stack with `coco render STACK --out DIR` instead",
+            )
+        try:
+            runner.run(
+                [sys.executable, "-m", "components.cli", "render", stack_arg, "--out", str(out)],
+                cwd=base_project,
+                env={"PYTHONPATH": str(tree)},
+            )
+        except CommandFailed as exc:
+            raise RenderError(
+                f"rendering stack {stack!r} at {ref} ({commit[:12]}) failed:\n"
+                + "\n".join(exc.output.strip().splitlines()[-10:]),
+                "that commit's program or stack file does not render; compare with a later ref",
+            ) from None

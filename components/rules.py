@@ -8,9 +8,10 @@ section is missing. Every message says what is wrong and what to do instead.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
-from . import catalogue
+from . import catalogue, versions
 from .errors import ConfigIssue
 from .spec import Cluster, Image, Kbs, KbsResource, NodePool, Spec
 
@@ -143,6 +144,19 @@ def _cluster(out: _Collector, c: Cluster, secure: frozenset[str]) -> None:
             f"{p}.project",
             "gke needs the GCP project id",
             "set it, for example 'my-project-123456' (gcloud config get-value project)",
+        )
+    if c.provider == "k3s" and c.server is None:
+        out.error(
+            f"{p}.server",
+            "a k3s cluster needs a server",
+            "set it to the address of one of the pools' hosts, for example '10.0.0.11': that "
+            "host runs the k3s server and the other hosts join it",
+        )
+    if c.server is not None and c.provider != "k3s":
+        out.error(
+            f"{p}.server",
+            f"server does not apply to cluster provider {c.provider!r}",
+            "remove it: it names the host that runs the k3s server (provider k3s)",
         )
     if c.provider != "existing":
         for key in ("context", "kubeconfig"):
@@ -289,6 +303,15 @@ def _pool(
             )
         if pool.hosts == []:
             out.error(f"{p}.hosts", "hosts is empty", "list at least one host")
+        machine = versions.K3S_MACHINES.get(offering.arch) if offering else None
+        if cluster_provider == "k3s" and offering and machine not in versions.K3S_BINARIES:
+            out.error(
+                f"{p}.tee",
+                f"k3s {versions.K3S_VERSION} has no pinned {offering.arch} binary for "
+                f"{pool.tee} hosts",
+                "join these hosts to a cluster you already run (coco:cluster.provider existing, "
+                "with hosts)",
+            )
     if mode == "nodes":
         if cluster_provider == "existing" and pool.node_selector is None:
             out.error(
@@ -399,6 +422,18 @@ def _pool(
                 f"known regions: {', '.join(offering.regions)}; check the provider's region list",
             )
 
+    # AKS agent pools are named after the pool: lowercase letters and digits, a letter first, at
+    # most 12 characters, and the stack's own system pool is "system"
+    # (learn.microsoft.com/azure/aks/create-node-pools, "Limitations").
+    if cluster_provider == "aks" and mode == "nodes" and (
+        not re.match(r"^[a-z][a-z0-9]{0,11}$", pool.name) or pool.name == "system"
+    ):
+        out.error(
+            f"{p}.name",
+            f"{pool.name!r} cannot name an AKS node pool",
+            "use at most 12 lowercase letters and digits, starting with a letter (not "
+            "'system'), for example 'snpnodes'",
+        )
     count = pool.count if pool.count is not None or mode != "nodes" else 1
     return pool.model_copy(
         update={
@@ -588,6 +623,184 @@ def _kbs(
             out.warn(f"{p}.insecureHttp", "the KBS serves plain HTTP", "use it in dev only")
 
 
+def ibmcloud_pools(
+    out: _Collector, indexed: list[tuple[int, NodePool]], secure: frozenset[str]
+) -> None:
+    """IBM Cloud peer pods (components.ibmcloud): the ids of an existing VPC, a zone, the API
+    key as a secret, and one VPC configuration for all pools (cloud-api-adaptor reads one
+    IBMCLOUD_* set per cluster, src/cloud-providers/ibmcloud/manager.go@v0.22.0)."""
+    first: tuple[int, NodePool] | None = None
+    for index, pool in indexed:
+        p = f"coco:nodePools[{index}]"
+        if pool.provider != "ibmcloud":
+            if pool.ibmcloud is not None:
+                out.error(
+                    f"{p}.ibmcloud",
+                    f"ibmcloud keys do not apply to {pool.provider} pools",
+                    "remove ibmcloud, or set provider: ibmcloud",
+                )
+            continue
+        if pool.mode != "peer-pods":
+            continue  # the catalogue offers ibmcloud se peer-pods only (reported at mode)
+        if pool.ibmcloud is None:
+            out.error(
+                f"{p}.ibmcloud",
+                "ibmcloud peer pods need the ids of an existing VPC, its subnet, the Secure "
+                "Execution pod-VM image and the resource group",
+                "add ibmcloud: {vpcId, subnetId, imageId, resourceGroupId, apiKey}, the API key "
+                f"with: pulumi config set --secret --path '{p}.ibmcloud.apiKey' API_KEY",
+            )
+            continue
+        if pool.zone is None:
+            out.error(
+                f"{p}.zone",
+                "ibmcloud peer pods need a zone (IBMCLOUD_ZONE)",
+                f"set it, for example {catalogue.ZONE_PATTERNS['ibmcloud'][1]!r}",
+            )
+        elif pool.region is not None and not pool.zone.startswith(pool.region + "-"):
+            out.error(
+                f"{p}.zone",
+                f"zone {pool.zone!r} is not in region {pool.region!r}",
+                "pick a zone of the region",
+            )
+        key = f"{p}.ibmcloud.apiKey"
+        if key not in secure:
+            out.error(
+                key,
+                "an API key must be stored as a secret, not in plain text",
+                f"run: pulumi config set --secret --path '{key}' API_KEY",
+            )
+        if first is None:
+            first = (index, pool)
+        elif (pool.ibmcloud, pool.region, pool.zone) != (
+            first[1].ibmcloud,
+            first[1].region,
+            first[1].zone,
+        ):
+            out.error(
+                f"{p}.ibmcloud",
+                f"differs from coco:nodePools[{first[0]}]: cloud-api-adaptor creates every pod "
+                "VM with one VPC configuration",
+                "give every ibmcloud pool the same ibmcloud keys, region and zone",
+            )
+
+
+def _is_base64(path: str, value: str) -> bool:
+    import base64
+    import binascii
+
+    from .stackfile import placeholder
+
+    if value == placeholder(path):
+        return True  # a secure value of a stack file read without Pulumi: not decryptable here
+    try:
+        base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return bool(value)
+
+
+def se_verifier_and_kata_guest(
+    out: _Collector,
+    k: Kbs,
+    env: str | None,
+    pools: list[NodePool],
+    secure: frozenset[str],
+    base: str | None,
+) -> None:
+    """The KBS's IBM SE verifier material (components.se_verifier) and the kata guest measured
+    for bare-metal SNP pools (components.kata_measure)."""
+    from pathlib import Path
+
+    from . import kata_measure
+
+    p = "coco:kbs"
+    if not k.enabled:
+        for key, given in (("seVerifier", k.se_verifier), ("kataGuest", k.kata_guest)):
+            if given is not None:
+                out.error(
+                    f"{p}.{key}",
+                    f"{key} is set but the KBS is disabled",
+                    f"set coco:kbs.enabled: true, or remove {key}",
+                )
+        return
+    se_pools = any(x.tee == "se" for x in pools)
+    v = k.se_verifier
+    if v is None and se_pools:
+        out.warn(
+            f"{p}.seVerifier",
+            "Secure Execution guests cannot attest: the KBS has no SE verifier material",
+            "set seVerifier (hostKeyDocuments, imageHeader, certificates, crls); see "
+            "docs/secure-execution.md",
+        )
+    if v is not None:
+        if not se_pools:
+            out.warn(
+                f"{p}.seVerifier",
+                "no pool of this stack runs Secure Execution guests",
+                "remove seVerifier, or add a pool with tee: se",
+            )
+        if v.skip_certificate_verification:
+            if env == "production":
+                out.error(
+                    f"{p}.seVerifier.skipCertificateVerification",
+                    "trusting host key documents without IBM's signature is refused in "
+                    "production",
+                    "remove it and give certificates and crls",
+                )
+            else:
+                out.warn(
+                    f"{p}.seVerifier.skipCertificateVerification",
+                    "host key documents are trusted without checking IBM's signature",
+                    "use it on development machines only",
+                )
+        else:
+            for key in ("certificates", "crls"):
+                if not getattr(v, key):
+                    out.error(
+                        f"{p}.seVerifier.{key}",
+                        "checking the host key documents needs IBM's signing certificates and "
+                        "their revocation lists",
+                        "add the files from IBM Resource Link (base64), or set "
+                        "skipCertificateVerification: true in development",
+                    )
+        paths = [f"{p}.seVerifier.imageHeader"] + (
+            [f"{p}.seVerifier.rootCa"] if v.root_ca is not None else []
+        )
+        for key, items in (
+            ("hostKeyDocuments", v.host_key_documents),
+            ("certificates", v.certificates),
+            ("crls", v.crls),
+        ):
+            paths += [f"{p}.seVerifier.{key}[{i}]" for i in range(len(items))]
+        values = [v.image_header, *([v.root_ca] if v.root_ca is not None else [])]
+        values += [*v.host_key_documents, *v.certificates, *v.crls]
+        for path, value in zip(paths, values, strict=True):
+            if not _is_base64(path, value.get_secret_value()):
+                out.error(
+                    path,
+                    "is not base64",
+                    f"give the file's bytes base64-encoded: base64 -w0 FILE | pulumi config set "
+                    f"--secret --path '{path}'",
+                )
+            if path not in secure:
+                out.warn(
+                    path,
+                    "stored in plain text in the stack file (it is still handled as a secret)",
+                    f"run: base64 -w0 FILE | pulumi config set --secret --path '{path}'",
+                )
+    g = k.kata_guest
+    if g is not None:
+        for key, message, hint in kata_measure.problems(g, Path(base or ".")):
+            out.error(f"{p}.kataGuest.{key}", message, hint)
+        if not any(x.tee == "snp" and x.mode == "bare-metal" for x in pools):
+            out.warn(
+                f"{p}.kataGuest",
+                "kataGuest measures the guests of bare-metal snp pools; this stack has none",
+                "remove kataGuest, or add a bare-metal snp pool",
+            )
+
+
 def one_peer_pods_cloud(out: _Collector, pools: list[NodePool]) -> None:
     """cloud-api-adaptor serves one provider per cluster (the peerpods chart's single
     `provider` value, values.yaml@v0.22.0), so peer pods of two clouds cannot share a stack."""
@@ -600,6 +813,43 @@ def one_peer_pods_cloud(out: _Collector, pools: list[NodePool]) -> None:
             "cloud-api-adaptor serves one provider per cluster: keep one cloud's peer pods per "
             "stack",
         )
+
+
+def aws_pools_in_cluster_region(
+    out: _Collector, pools: list[tuple[int, NodePool, NodePool]], c: Cluster | None
+) -> None:
+    """An EKS cluster's node groups and pod VMs live in its VPC, so in its region. `pools`:
+    (index as written, resolved pool, pool as written: which of region and zone was set)."""
+    if c is None or c.provider != "eks" or c.region is None:
+        return
+    for i, p, written in pools:
+        if p.provider == "aws" and p.region and p.region != c.region:
+            key = "region" if written.region is not None else "zone"
+            out.error(
+                f"coco:nodePools[{i}].{key}",
+                f"{key} {getattr(written, key)!r} is not in the EKS cluster's region {c.region!r}",
+                f"use a zone of {c.region} (for example {c.region}a), or remove {key}",
+            )
+
+
+def one_aws_podvm_size(out: _Collector, pools: list[tuple[int, NodePool, NodePool]]) -> None:
+    """AWS pod VMs start from one launch template (components/aws/peerpods.py): with
+    USE_PODVM_LAUNCHTEMPLATE, cloud-api-adaptor v0.22.0 passes no instance type of its own
+    (src/cloud-providers/aws/provider.go CreateInstance), so every pod VM gets the template's."""
+    first: tuple[int, str] | None = None
+    for i, p, _ in pools:
+        if p.provider != "aws" or p.mode != "peer-pods" or not p.instance_type:
+            continue
+        if first is None:
+            first = (i, p.instance_type)
+        elif p.instance_type != first[1]:
+            out.error(
+                f"coco:nodePools[{i}].instanceType",
+                f"aws peer-pods pools share one pod-VM launch template, which has "
+                f"coco:nodePools[{first[0]}]'s {first[1]!r}",
+                f"use {first[1]!r} here too, or put pods that need {p.instance_type!r} in a "
+                "nodes-mode pool",
+            )
 
 
 def _podvm_image(out: _Collector, image: Image, pools: list[NodePool]) -> None:
@@ -620,6 +870,27 @@ def _podvm_image(out: _Collector, image: Image, pools: list[NodePool]) -> None:
             "coco:image.podvmImage",
             "podvmImage applies only to azure, aws or gcp peer-pods pools",
             "remove it",
+        )
+
+
+def _gcp_image_format(out: _Collector, image: Image, pools: list[NodePool]) -> None:
+    """GCP publishes the recipe's disk.raw.tar.gz (components.gcp.image), so the recipe must
+    build the gcp-tar format."""
+    gcp_peer_pods = any(p.provider == "gcp" and p.mode == "peer-pods" for p in pools)
+    if not gcp_peer_pods or image.recipe is None or image.podvm_image is not None:
+        return
+    from images import recipe as recipes
+    from images.errors import RecipeError
+
+    try:
+        formats = recipes.load(image.recipe).formats
+    except RecipeError:
+        return  # reported with the recipe's own error
+    if "gcp-tar" not in formats:
+        out.error(
+            "coco:image.recipe",
+            f"recipe {image.recipe!r} does not build gcp-tar, the disk GCP peer pods publish",
+            'add "gcp-tar" to the recipe\'s [outputs] formats, or set podvmImage',
         )
 
 
@@ -661,7 +932,20 @@ def apply(
                 )
             addresses.setdefault(host.address, here)
         pools.append(_pool(out, index, pool, cluster, env, secure_paths))
+    server = cluster.server if cluster is not None and cluster.provider == "k3s" else None
+    if server is not None and server not in addresses:
+        out.error(
+            "coco:cluster.server",
+            f"{server!r} is not one of the pools' hosts",
+            "set it to the address of a host listed in coco:nodePools[].hosts",
+        )
     one_peer_pods_cloud(out, pools)
+    written = [(i, pool) for i, pool in enumerate(raw_pools or ()) if pool is not None]
+    aws_pools = [(i, p, raw) for (i, raw), p in zip(written, pools, strict=True)]
+    one_aws_podvm_size(out, aws_pools)
+    aws_pools_in_cluster_region(out, aws_pools, cluster)
+    valid = [i for i, pool in enumerate(raw_pools or ()) if pool is not None]
+    ibmcloud_pools(out, list(zip(valid, pools, strict=True)), secure_paths)
     if raw_pools == []:
         out.warn(
             "coco:nodePools",
@@ -678,12 +962,26 @@ def apply(
             recipes.resolve(image.recipe)
         except RecipeError as exc:
             out.error("coco:image.recipe", str(exc), exc.hint or "name a recipe in images/recipes/")
+        else:
+            from images.build import check_oci_pins
+
+            try:
+                check_oci_pins(recipes.load(image.recipe))
+            except RecipeError as exc:
+                # valid config, but `pulumi up` would stop at the image build: say so now
+                out.warn(
+                    "coco:image.recipe",
+                    f"the build during `pulumi up` will stop: {exc}",
+                    exc.hint or "pin the payload's digest",
+                )
     if image is not None:
         _podvm_image(out, image, pools)
+        _gcp_image_format(out, image, pools)
     kbs: Kbs | None = values["kbs"]
     if kbs is not None:
         items = values.get("kbs.resources", list(kbs.resources))
         _kbs(out, kbs, env, secure_paths, base_dir, pools, items)
+        se_verifier_and_kata_guest(out, kbs, env, pools, secure_paths, base_dir)
         peer = [i for i, p in enumerate(pools) if p.mode == "peer-pods"]
         if kbs.enabled and peer and kbs.hostname is None:
             # pod VMs are cloud VMs on the cluster's network, not pods: the attestation agent

@@ -120,6 +120,25 @@ NodeSelector = Annotated[dict[str, str], AfterValidator(_node_selector)]
 ResourcePath = Annotated[str, AfterValidator(_resource_path)]
 
 
+# IBM Cloud resource ids (VPC, subnet, image, resource group, security group, cluster): CAA
+# splits IBMCLOUD_PODVM_IMAGE_ID and IBMCLOUD_SECURITY_GROUP_IDS at commas
+# (cloud-api-adaptor src/cloud-providers/ibmcloud/manager.go@v0.22.0), so one id has none.
+_CLOUD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+
+
+def _cloud_id(value: str) -> str:
+    if not _CLOUD_ID.match(value):
+        raise _fail(
+            f"{value!r} is not an IBM Cloud resource id",
+            "copy the id (not the name) from `ibmcloud is vpcs` / `subnets` / `images`, for "
+            "example 'r010-0a1b2c3d-...'",
+        )
+    return value
+
+
+CloudId = Annotated[str, AfterValidator(_cloud_id)]
+
+
 class Model(BaseModel):
     """Base of every spec section: camelCase keys, unknown keys refused, no type coercion."""
 
@@ -185,6 +204,12 @@ class Cluster(Model):
         pattern=r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$",
         description="gke: GCP project id of the cluster and its pools.",
     )
+    server: str | None = Field(
+        None,
+        min_length=1,
+        description="k3s: the address of the pool host (listed in coco:nodePools[].hosts) that "
+        "runs the k3s server; the other hosts join it as agents.",
+    )
 
 
 class Host(Model):
@@ -192,6 +217,33 @@ class Host(Model):
     user: str = Field("root", description="SSH user.")
     port: int = Field(22, ge=1, le=65535, description="SSH port.")
     ssh_key: SecretStr = Field(description="SSH private key, stored as a Pulumi secret.")
+
+
+class IbmCloud(Model):
+    """IBM Cloud peer pods: the existing VPC resources pod VMs are created in."""
+
+    vpc_id: CloudId = Field(description="Id of the existing VPC (IBMCLOUD_VPC_ID).")
+    subnet_id: CloudId = Field(description="Id of the VPC subnet (IBMCLOUD_VPC_SUBNET_ID).")
+    image_id: CloudId = Field(
+        description="Id of the Secure Execution pod-VM image in the VPC (IBMCLOUD_PODVM_IMAGE_ID)."
+    )
+    resource_group_id: CloudId = Field(
+        description="Id of the resource group (IBMCLOUD_RESOURCE_GROUP_ID)."
+    )
+    security_group_id: CloudId | None = Field(
+        None,
+        description="Extra security group of the pod VMs (IBMCLOUD_SECURITY_GROUP_IDS); the "
+        "cluster's own is always added.",
+    )
+    cluster_id: CloudId | None = Field(
+        None,
+        description="Id of the IKS/ROKS cluster (IBMCLOUD_CLUSTER_ID); default: read by CAA from "
+        "kube-system/cluster-info.",
+    )
+    api_key: SecretStr = Field(
+        min_length=1,
+        description="IBM Cloud API key for CAA, stored as a Pulumi secret (IBMCLOUD_API_KEY).",
+    )
 
 
 class NodePool(Model):
@@ -225,12 +277,72 @@ class NodePool(Model):
         min_length=1,
         description="Reuse existing nodes with these labels instead of creating nodes.",
     )
+    ibmcloud: IbmCloud | None = Field(
+        None, description="ibmcloud peer pods: existing VPC ids and the API key."
+    )
 
 
 class KbsResource(Model):
     path: ResourcePath = Field(description="repo/type/tag; guests fetch kbs:///repo/type/tag.")
     value: SecretStr = Field(
         description="Resource value; always a secret, even when written in plain text."
+    )
+
+
+class SeVerifier(Model):
+    """What the KBS's IBM SE verifier reads; every file base64-encoded, handled as a secret."""
+
+    host_key_documents: list[SecretStr] = Field(
+        min_length=1, description="Host key documents (HKD-*.crt) of the IBM Z hosts."
+    )
+    image_header: SecretStr = Field(
+        description="SE image header of the pod-VM image (pvextract-hdr -o hdr.bin se.img)."
+    )
+    certificates: list[SecretStr] = Field(
+        default_factory=list,
+        description="IBM Z host key signing certificate and its CA certificate (IBM Resource "
+        "Link).",
+    )
+    crls: list[SecretStr] = Field(
+        default_factory=list, description="Revocation lists of those certificates."
+    )
+    root_ca: SecretStr | None = Field(
+        None, description="Root CA of the signing chain; default: the system's trust store."
+    )
+    skip_certificate_verification: bool = Field(
+        False,
+        description="Trust host key documents without checking IBM's signatures (development "
+        "only; refused in production).",
+    )
+
+
+class KataGuest(Model):
+    """The kata guest a bare-metal SNP pool boots, measured into snp_launch_measurement."""
+
+    firmware: str = Field(
+        min_length=1,
+        description="Path of the kata SNP firmware (a copy of a host's "
+        f"{versions.KATA_SNP_FIRMWARE}).",
+    )
+    kernel: str = Field(
+        min_length=1,
+        description="Path of the kernel the qemu-snp shim boots (its configuration's `kernel`).",
+    )
+    initrd: str | None = Field(None, description="Path of the initrd, if the shim uses one.")
+    cmdline: str = Field(
+        min_length=1,
+        description="The kernel command line the shim passes (QEMU -append, read on a host).",
+    )
+    vcpus: list[Annotated[int, Field(ge=1, le=512)]] = Field(
+        default_factory=lambda: [versions.KATA_SNP_DEFAULT_VCPUS],
+        min_length=1,
+        description="vCPU counts of the guests (default_vcpus plus the pods' CPU limits).",
+    )
+    cpu_model: str = Field(
+        versions.KATA_SNP_CPU_MODEL, description="QEMU CPU model of the shim's SNP guests."
+    )
+    guest_features: Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{1,16}$")] = Field(
+        "0x1", description="SEV features of the guest's VMSA, hex (sev-snp-measure default)."
     )
 
 
@@ -268,6 +380,14 @@ class Kbs(Model):
     )
     storage_class: DnsName | None = Field(
         None, description="StorageClass of the KBS storage volume; default: the cluster's."
+    )
+    se_verifier: SeVerifier | None = Field(
+        None, description="IBM SE verifier material (se pools): mounted where Trustee reads it."
+    )
+    kata_guest: KataGuest | None = Field(
+        None,
+        description="Bare-metal SNP pools: the kata guest's artifacts; its launch measurement "
+        "becomes a reference value.",
     )
 
 

@@ -11,8 +11,9 @@ from typing import Any
 
 import pulumi
 
-from . import clouds, initdata, runtime_plan
+from . import clouds, ibmcloud, initdata, runtime_plan
 from . import cluster as cluster_mod
+from .hosts import PoolHosts
 from .image import GuestImage, GuestImageArgs
 from .kbs import KeyBroker
 from .peerpods import PeerPodPool, PeerPods, provider_config
@@ -65,6 +66,21 @@ class CocoStack(pulumi.ComponentResource):
                     clouds.pool_nodes(pool),
                     pulumi.ResourceOptions(parent=self.pools[pool.name]),
                 )
+        #    bare-metal hosts: checked over SSH, then joined to k3s or labelled; everything in
+        #    the cluster waits for them
+        hosts = [
+            PoolHosts(
+                f"{name}-pool-{pool.name}-hosts",
+                pool,
+                self.cluster,
+                pulumi.ResourceOptions(parent=self.pools[pool.name]),
+            )
+            for pool in spec.node_pools
+            if pool.hosts
+        ]
+        in_cluster = pulumi.ResourceOptions.merge(
+            in_cluster, pulumi.ResourceOptions(depends_on=hosts)
+        )
         # 3. runtime: kata-deploy with the shims the pools use, RuntimeClasses per TEE
         self.runtime = (
             CocoRuntime(f"{name}-runtime", spec, in_cluster)
@@ -106,8 +122,10 @@ class CocoStack(pulumi.ComponentResource):
         #     configured with them and with the initdata that points pod VMs at the KBS
         self.peer_pods: PeerPods | None = None
         peer_pools = [p for p in spec.node_pools if p.mode == "peer-pods"]
-        if peer_pools and cloud is not None:
-            self.peer_pods = self._peer_pods(name, spec, cloud, peer_pools, in_cluster)
+        # IBM Cloud peer pods join an existing IKS/ROKS cluster (components.ibmcloud)
+        peer_cloud = "ibmcloud" if any(p.provider == "ibmcloud" for p in peer_pools) else cloud
+        if peer_pools and peer_cloud is not None:
+            self.peer_pods = self._peer_pods(name, spec, peer_cloud, peer_pools, in_cluster)
 
         # 6. outputs
         self.runtime_classes: dict[str, str | None] = {
@@ -128,20 +146,24 @@ class CocoStack(pulumi.ComponentResource):
         pools: list[PoolSpec],
         in_cluster: pulumi.ResourceOptions,
     ) -> PeerPods:
-        package = clouds.package(cloud)
-        here = pulumi.ResourceOptions(parent=self)
-        image_id: pulumi.Input[str]
-        if spec.image.podvm_image is not None:
-            image_id = spec.image.podvm_image
+        if cloud == "ibmcloud":
+            # the VPC and the SE image ids come from the spec: nothing to publish or provision
+            provisioned = ibmcloud.peer_pods(pools)
         else:
-            # components.rules requires a recipe or podvmImage for cloud peer pods
-            assert self.image is not None
-            image_id = package.publish_image(
-                f"{name}-podvm-image", spec, self.cluster, self.image, here
+            package = clouds.package(cloud)
+            here = pulumi.ResourceOptions(parent=self)
+            image_id: pulumi.Input[str]
+            if spec.image.podvm_image is not None:
+                image_id = spec.image.podvm_image
+            else:
+                # components.rules requires a recipe or podvmImage for cloud peer pods
+                assert self.image is not None
+                image_id = package.publish_image(
+                    f"{name}-podvm-image", spec, self.cluster, self.image, here
+                )
+            provisioned = package.peer_pods(
+                f"{name}-peer-pods-infra", spec, pools, self.cluster, image_id, here
             )
-        provisioned = package.peer_pods(
-            f"{name}-peer-pods-infra", spec, pools, self.cluster, image_id, here
-        )
         init: pulumi.Input[str] | None = None
         if self.kbs is not None:
             ca = None if spec.kbs.insecure_http else self.kbs.ca_cert_pem

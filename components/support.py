@@ -12,9 +12,7 @@ import importlib.util
 from .errors import ConfigIssue, NotYetSupported
 from .spec import Spec
 
-_LATER = {
-    "k3s": "k3s clusters on your own hosts",
-}
+_LATER: dict[str, str] = {}  # cluster providers validated but not provisioned yet
 _MANAGED = {"azure": "aks", "aws": "eks", "gcp": "gke"}
 _CLUSTER_CLOUD = {cluster: cloud for cloud, cluster in _MANAGED.items()}
 
@@ -55,24 +53,6 @@ def gaps(spec: Spec) -> list[ConfigIssue]:
                     f"{pool.provider} {pool.mode} pools need the stack to know the cloud cluster",
                     f"set coco:cluster.provider: {_MANAGED[pool.provider]} (with attach: true and "
                     "the cluster's name to use a cluster you already have)",
-                    "warning",
-                )
-            )
-        elif pool.provider == "ibmcloud":
-            found.append(
-                ConfigIssue(
-                    f"{p}.provider",
-                    f"{pool.provider} {pool.mode} pools are validated but not provisioned yet",
-                    "use a bare-metal pool on existing nodes for now",
-                    "warning",
-                )
-            )
-        elif pool.hosts is not None:
-            found.append(
-                ConfigIssue(
-                    f"{p}.hosts",
-                    "host checks and labelling over SSH are validated but not run yet",
-                    "select existing, labelled nodes with nodeSelector for now",
                     "warning",
                 )
             )

@@ -47,7 +47,8 @@ _YAML_NAMES = {
 # The keys whose values are secrets (SecretStr fields in components.spec).
 _SECRET_FIELD = re.compile(
     r"^coco:(cluster\.kubeconfig|nodePools\[\d+\]\.hosts\[\d+\]\.sshKey"
-    r"|kbs\.resources\[\d+\]\.value)$"
+    r"|kbs\.resources\[\d+\]\.value|nodePools\[\d+\]\.ibmcloud\.apiKey"
+    r"|kbs\.seVerifier\.(imageHeader|rootCa|(hostKeyDocuments|certificates|crls)\[\d+\]))$"
 )
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -237,7 +238,8 @@ def validate(
                         "stored as a secret, but this key is not secret and would reach resource "
                         "inputs and logs as plain text",
                         "store it without --secret; secrets belong in coco:cluster.kubeconfig, "
-                        "coco:nodePools[].hosts[].sshKey and coco:kbs.resources[].value",
+                        "coco:nodePools[].hosts[].sshKey, coco:nodePools[].ibmcloud.apiKey, "
+                        "coco:kbs.resources[].value and coco:kbs.seVerifier",
                     )
                 )
     sections: dict[str, Any] = {}

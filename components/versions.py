@@ -146,3 +146,74 @@ OVMF_SNP = "/usr/share/ovmf/OVMF.fd"
 # veritysetup for dm-verity (the kernel's dm-mod.create= needs dm built in; bookworm's cloud
 # kernel has it as a module, see ../shared/facts/images.md).
 INITRD_PACKAGES = ("busybox-static", "cryptsetup-bin")
+
+
+# --- k3s on bare-metal hosts (components.k3s) ---------------------------------------------------
+# k3s v1.34.3+k3s1: Kubernetes 1.34, the minor of KUBERNETES_VERSION. The binary is downloaded on
+# each host from the GitHub release and installed only when its sha256 matches (`sha256sum -c`),
+# never through `curl | sh`. Asset names per `uname -m` (k3s, k3s-arm64, k3s-s390x) and the
+# checksum files sha256sum-<arch>.txt: github.com/k3s-io/k3s/releases (release asset list).
+# The amd64 digest is (unverified): taken from andrewrothstein/ansible-k3s defaults/main.yml
+# (k3s_checksums v1.34.3+k3s1 amd64, recorded there from the release's sha256sum-amd64.txt), not
+# checked against the release file here (no network). No s390x digest was found, so k3s pools
+# are amd64 only (components.rules refuses others); Secure Execution hosts join an existing
+# cluster instead.
+K3S_VERSION = "v1.34.3+k3s1"
+K3S_RELEASE_URL = "https://github.com/k3s-io/k3s/releases/download"
+# `uname -m` -> (release asset, sha256)
+K3S_BINARIES = {
+    "x86_64": ("k3s", "f95350e3997165974d1d1406f01aabaf869aed7ca790cc2d83a92a82f26a06c5"),
+}
+# Catalogue arch (components.catalogue Offering.arch) -> `uname -m`
+K3S_MACHINES = {"amd64": "x86_64", "s390x": "s390x"}
+
+
+# --- IBM SE verifier and bare-metal SNP reference values (components.se_verifier, kata_measure) -
+# Where the Trustee v0.21.0 IBM SE verifier reads its material: the defaults in
+# deps/verifier/src/se/ibmse.rs@v0.21.0 (each can be moved with an environment variable; the stack
+# mounts at the defaults instead). Not a version, but pinned to TRUSTEE_VERSION like the formats.
+SE_VERIFIER_DIR = "/run/confidential-containers/ibmse"
+# The qemu-snp shim of kata 4.0.0: src/runtime/config/configuration-qemu-snp.toml.in@4.0.0
+# (default_vcpus = 1, firmware @FIRMWARESNPPATH@ = share/ovmf/AMDSEV.fd, src/runtime/Makefile),
+# and the QEMU CPU model the Go shim gives SNP guests (qemu_amd64.go cpuModel(): "EPYC-v4").
+KATA_SNP_CPU_MODEL = "EPYC-v4"
+KATA_SNP_DEFAULT_VCPUS = 1
+KATA_SNP_FIRMWARE = "/opt/kata/share/ovmf/AMDSEV.fd"
+
+
+# --- Pod-VM guest components as OCI artifacts (images/, podvm recipe) ---------------------------
+# cloud-api-adaptor v0.22.0 does not publish one pinned image of its pod-VM binaries: its podvm
+# Makefile.inc (src/cloud-api-adaptor/podvm/Makefile.inc@v0.22.0, pull_agent_artifact /
+# pull_gc_artifact) pulls each component as an oras artifact, resolving a commit-derived tag to a
+# digest at build time (`oras resolve`, then provenance checked with hack/verify-provenance.sh),
+# with the commits from src/cloud-api-adaptor/versions.yaml@v0.22.0 (oci.kata-containers.reference
+# cf82bb35c80320178bf7570252fe75d6fb263209 = kata 4.0.0; oci.guest-components.reference
+# dcd55ea16ea4f4bcb87c1420f16af92e9eb15f2f). Tags: kata "<commit>-x86_64" (generate_tag in
+# Makefile.inc); attestation-agent "<commit>-<TEE_PLATFORM>_x86_64" with TEE_PLATFORM "none" by
+# default (Makefile.defaults@v0.22.0), confidential-data-hub and api-server-rest "<commit>-x86_64"
+# (guest-components .github/workflows/publish-artifacts.yml: oras push of one .tar.xz file).
+# The podvm-binaries-ubuntu-amd64 image that would hold all binaries is only built locally by the
+# v0.22.0 workflows (podvm_mkosi.yaml runs `make podvm-binaries` without PUSH), so whether a
+# v0.22.0 tag of it exists is (unverified). agent-protocol-forwarder and process-user-data are
+# built from the cloud-api-adaptor source and published in no artifact of their own.
+# Digests: upstream publishes none in a file (only GitHub build attestations per digest), and the
+# registries are not reachable from where this was written, so `digest` is None until resolved
+# once with `coco image resolve REFERENCE` and checked against the attestation
+# (`gh attestation verify oci://REF@DIGEST --repo ...`); the image build refuses a pin without a
+# digest.
+PODVM_KATA_AGENT = ImageRef(
+    repository="ghcr.io/kata-containers/cached-artefacts/agent",
+    tag="cf82bb35c80320178bf7570252fe75d6fb263209-x86_64",
+)
+PODVM_ATTESTATION_AGENT = ImageRef(
+    repository="ghcr.io/confidential-containers/guest-components/attestation-agent",
+    tag="dcd55ea16ea4f4bcb87c1420f16af92e9eb15f2f-none_x86_64",
+)
+PODVM_CONFIDENTIAL_DATA_HUB = ImageRef(
+    repository="ghcr.io/confidential-containers/guest-components/confidential-data-hub",
+    tag="dcd55ea16ea4f4bcb87c1420f16af92e9eb15f2f-x86_64",
+)
+PODVM_API_SERVER_REST = ImageRef(
+    repository="ghcr.io/confidential-containers/guest-components/api-server-rest",
+    tag="dcd55ea16ea4f4bcb87c1420f16af92e9eb15f2f-x86_64",
+)

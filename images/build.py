@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import disk, initrd, pins, report, rootfs, uki, verity
-from .errors import ToolMissing
+from . import disk, initrd, oci, pins, report, rootfs, uki, verity
+from .errors import RecipeError, ToolMissing
 from .recipe import Recipe
 from .run import BUILD_TOOLS, Progress, check_tools, configure, run
 
@@ -123,8 +123,21 @@ def check_build_tools(ctx: Context) -> None:
             # mmdebstrap's root file system holds device nodes and root-owned files
             raise ToolMissing([("root", "(run the build as root, e.g. with sudo)")])
         check_tools(BUILD_TOOLS, files=(pins.EFI_STUB, ctx.recipe.snp_firmware))
+        check_oci_pins(ctx.recipe)
         ctx.facts["mirror"] = rootfs.mirror_state(ctx.recipe)
         ctx.facts["cache_hits"] = {}
+
+
+def check_oci_pins(recipe: Recipe) -> None:
+    """An OCI payload named by a pin whose digest is not resolved yet stops the build here."""
+    for i, item in enumerate(recipe.oci):
+        if not item.digest:
+            raise RecipeError(
+                f"payload.oci[{i}].pin: {item.pin} ({item.image}) has no digest pinned in "
+                "components/versions.py",
+                hint=f"with registry access run `coco image resolve {item.image}`, check the "
+                "digest against the upstream build attestation, and set digest= on the pin",
+            )
 
 
 def install_rootfs(ctx: Context) -> None:
@@ -200,8 +213,12 @@ def normalize_host_files(ctx: Context) -> None:
 
 
 def install_payload(ctx: Context) -> None:
+    """OCI layers first, then the recipe's files (a local file may replace an extracted one)."""
     with ctx.progress.step("payload"):
-        ctx.facts["payload"] = rootfs.install_payload(ctx.recipe, ctx.root)
+        layers, placed = oci.install(ctx.recipe.oci, ctx.root, ctx.recipe.source_date_epoch)
+        placed += rootfs.install_payload(ctx.recipe, ctx.root)
+        ctx.facts["oci"] = layers
+        ctx.facts["payload"] = sorted(placed, key=lambda p: (p["dest"], p["source"]))
 
 
 def make_root_filesystem(ctx: Context) -> None:

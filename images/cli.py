@@ -74,8 +74,22 @@ def cmd_boot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_resolve(args: argparse.Namespace) -> int:
+    """Print REFERENCE@sha256:... for a tag: what a recipe or components/versions.py pins."""
+    from . import oci
+
+    try:
+        ref = oci.Reference.parse(args.reference)
+    except ValueError as exc:
+        raise InputError(str(exc), hint="for example ghcr.io/owner/name:tag") from exc
+    digest = oci.Client().resolve(ref)
+    print(f"{oci.Reference(ref.registry, ref.repository, ref.tag, '')}@{digest}")
+    return 0
+
+
 def add_parsers(subparsers: Any) -> None:
-    """Register `image build` and `image boot` on the `coco` command's subparsers."""
+    """Register `image build`, `image boot` and `image resolve` on the `coco` command's
+    subparsers."""
     image = subparsers.add_parser("image", help="build and boot-test guest images")
     sub = image.add_subparsers(dest="image_command", required=True)
     build = sub.add_parser("build", help="build a recipe: disk images and measurements.json")
@@ -95,6 +109,14 @@ def add_parsers(subparsers: Any) -> None:
         "--debug", action="store_true", default=argparse.SUPPRESS, help="print every command"
     )
     boot.set_defaults(func=cmd_boot, image_main=True)
+    resolve = sub.add_parser(
+        "resolve", help="print the digest an image tag points to now (for pinning OCI payloads)"
+    )
+    resolve.add_argument("reference", help="registry/repository:tag")
+    resolve.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="print every command"
+    )
+    resolve.set_defaults(func=cmd_resolve, image_main=True)
 
 
 def run_command(args: argparse.Namespace) -> int:

@@ -1,7 +1,8 @@
 """Recipes: small declarative TOML files (images/recipes/*.toml) parsed into frozen dataclasses.
 
 A recipe names the base distribution (suite, variant, packages), the payload (files copied into
-the root file system, local or fetched by URL and verified by sha256), the kernel and its command
+the root file system, local or fetched by URL and verified by sha256, and archive members of OCI
+image layers pinned by manifest digest), the kernel and its command
 line, the target formats, and the parameters measurements are computed for. Every error names the
 recipe key and what to write instead.
 """
@@ -42,6 +43,22 @@ class PayloadFile:
 
 
 @dataclass(frozen=True)
+class OciPayload:
+    """Members of one layer of an OCI image or artifact, pinned by manifest digest (images/oci.py).
+
+    `image` is registry/repository:tag@sha256:...; `pin` names the components/versions.py entry
+    it came from (then `digest` may still be empty: the build refuses it). `files` maps archive
+    members (a file, a directory for its subtree, or "." for all) to absolute destinations."""
+
+    image: str
+    digest: str
+    files: tuple[tuple[str, str], ...]
+    layer: str = ""
+    platform: str = "linux/amd64"
+    pin: str = ""
+
+
+@dataclass(frozen=True)
 class Recipe:
     name: str
     path: Path
@@ -56,6 +73,7 @@ class Recipe:
     cmdline: str = "console=ttyS0 panic=-1"
     init: str = "/sbin/init"
     payload: tuple[PayloadFile, ...] = ()
+    oci: tuple[OciPayload, ...] = ()
     formats: tuple[str, ...] = FORMATS
     esp_mib: int = 64
     source_date_epoch: int = pins.SOURCE_DATE_EPOCH
@@ -77,6 +95,7 @@ class Recipe:
         data.pop("path")
         data.pop("extra")
         data["payload"] = [asdict(p) for p in self.payload]
+        data["oci"] = [asdict(o) for o in self.oci]
         return data
 
     def content_hash(self) -> str:
@@ -103,6 +122,10 @@ class Recipe:
 _SUITE = re.compile(r"^[a-z][a-z0-9-]*$")
 _MIRROR = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d+)?(/[A-Za-z0-9._~/-]*)?$")
 _PATH_EXCLUDE = re.compile(r"^/[A-Za-z0-9._*?/+-]+$")
+_OCI_DIGEST = re.compile(r"@(sha256:[0-9a-f]{64})$")
+_OCI_IMAGE = re.compile(
+    r"^[A-Za-z0-9.-]+(:\d+)?/[a-z0-9._/-]+(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?(@sha256:[0-9a-f]{64})?$"
+)
 
 
 def _get(table: dict[str, Any], key: str, kind: type, where: str, default: Any) -> Any:
@@ -172,7 +195,7 @@ def parse(data: dict[str, Any], path: Path) -> Recipe:
     kernel = _get(data, "kernel", dict, "", {})
     _check_keys(kernel, {"package", "modules", "cmdline"}, "kernel.")
     payload = _get(data, "payload", dict, "", {})
-    _check_keys(payload, {"init", "files"}, "payload.")
+    _check_keys(payload, {"init", "files", "oci"}, "payload.")
     outputs = _get(data, "outputs", dict, "", {})
     _check_keys(outputs, {"formats", "esp_mib", "source_date_epoch"}, "outputs.")
     measure = _get(data, "measure", dict, "", {})
@@ -223,6 +246,7 @@ def parse(data: dict[str, Any], path: Path) -> Recipe:
         if not entry.is_url and not (path.parent / entry.source).is_file():
             raise RecipeError(f"{where}source: {entry.source} not found next to {path.name}")
         files.append(entry)
+    oci = [_oci(item, i) for i, item in enumerate(_get(payload, "oci", list, "payload.", []))]
     vcpus = _get(measure, "snp_vcpus", list, "measure.", [1])
     if not vcpus or not all(
         isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in vcpus
@@ -260,6 +284,7 @@ def parse(data: dict[str, Any], path: Path) -> Recipe:
         cmdline=" ".join(_get(kernel, "cmdline", str, "kernel.", Recipe.cmdline).split()),
         init=_get(payload, "init", str, "payload.", "/sbin/init"),
         payload=tuple(sorted(files, key=lambda p: p.dest)),
+        oci=tuple(oci),
         formats=tuple(f for f in FORMATS if f in formats),
         esp_mib=esp_mib,
         source_date_epoch=_get(
@@ -271,4 +296,51 @@ def parse(data: dict[str, Any], path: Path) -> Recipe:
         snp_vmm_type=_get(measure, "snp_vmm_type", str, "measure.", "QEMU"),
         snp_guest_features=_get(measure, "snp_guest_features", str, "measure.", "0x1"),
         tdx_firmware=_get(measure, "tdx_firmware", str, "measure.", ""),
+    )
+
+
+def _oci(item: Any, i: int) -> OciPayload:
+    """One [[payload.oci]] table: exactly one of `image` (pinned by digest) or `pin`."""
+    where = f"payload.oci[{i}]."
+    if not isinstance(item, dict):
+        raise RecipeError(f"payload.oci[{i}]: expected a table")
+    _check_keys(item, {"image", "pin", "layer", "files", "platform"}, where)
+    image, pin = _get(item, "image", str, where, ""), _get(item, "pin", str, where, "")
+    if bool(image) == bool(pin):
+        raise RecipeError(f"{where}image: give either image (a reference pinned by digest) or "
+                          "pin (a name from components/versions.py), not both or neither",
+                          hint=f"pins: {', '.join(sorted(pins.OCI_PINS))}")
+    if pin:
+        if pin not in pins.OCI_PINS:
+            raise RecipeError(f"{where}pin: {pin!r} is not a pinned OCI payload",
+                              hint=f"one of: {', '.join(sorted(pins.OCI_PINS))}")
+        image = pins.OCI_PINS[pin].reference
+    elif not _OCI_DIGEST.search(image):
+        raise RecipeError(f"{where}image: {image!r} is not pinned by digest",
+                          hint="append @sha256:<64 hex> (`coco image resolve REF` prints it)")
+    if not _OCI_IMAGE.match(image):
+        raise RecipeError(f"{where}image: {image!r} is not registry/repository[:tag]@sha256:...")
+    files = _get(item, "files", dict, where, {})
+    if not files:
+        raise RecipeError(f"{where}files: name at least one archive member and its destination",
+                          hint='for example files = { "usr/bin/kata-agent" = '
+                          '"/usr/local/bin/kata-agent" }')
+    for member, dest in files.items():
+        if not isinstance(dest, str) or not dest.startswith("/") or ".." in dest.split("/"):
+            raise RecipeError(f'{where}files."{member}": expected an absolute destination '
+                              f"without '..', got {dest!r}")
+        if ".." in member.split("/"):
+            raise RecipeError(f'{where}files."{member}": archive member paths cannot hold ".."')
+    platform = _get(item, "platform", str, where, "linux/amd64")
+    if not re.fullmatch(r"[a-z0-9]+/[a-z0-9_]+", platform):
+        raise RecipeError(f"{where}platform: {platform!r} is not os/architecture",
+                          hint="for example linux/amd64")
+    match = _OCI_DIGEST.search(image)
+    return OciPayload(
+        image=image,
+        digest=match.group(1) if match else "",
+        files=tuple(sorted(files.items())),
+        layer=_get(item, "layer", str, where, ""),
+        platform=platform,
+        pin=pin,
     )

@@ -85,6 +85,7 @@ def measurements(
             "kernel_release": rootfs.kernel_release(kernel),
             "efi_stub": {"path": pins.EFI_STUB, "sha256": sha256_file(Path(pins.EFI_STUB))},
             "payload": facts["payload"],
+            "oci": facts.get("oci", []),
         },
         "artifacts": artifacts,
         "uki": {

@@ -154,16 +154,16 @@ def normalize_host_files(root: Path) -> None:
         path.chmod(0o644)
 
 
-def _payload_target(root: Path, dest: str) -> Path:
-    """Where a payload file goes inside `root`, refusing anything that could leave it: a
-    relative or `..` path, or a parent directory that is a symlink (/var/run -> /run would
-    write to the build host)."""
+def payload_directory(root: Path, dest: str) -> Path:
+    """The directory `dest` inside `root`, created 0755 with its parents, refusing anything that
+    could leave the root: a relative or `..` path, or a path through a symlink (/var/run -> /run
+    would write to the build host)."""
     parts = PurePosixPath(dest).parts
-    if not dest.startswith("/") or ".." in parts or len(parts) < 2:
+    if not dest.startswith("/") or ".." in parts:
         raise ImageError(f"payload destination {dest!r} must be an absolute path inside the "
                          "image, without '..'")
     current = root
-    for part in parts[1:-1]:
+    for part in parts[1:]:
         current = current / part
         if current.is_symlink():
             raise ImageError(f"payload destination {dest!r} goes through the symlink "
@@ -171,7 +171,20 @@ def _payload_target(root: Path, dest: str) -> Path:
         if not current.exists():
             current.mkdir(mode=0o755)
             current.chmod(0o755)  # whatever the umask
-    target = current / parts[-1]
+        elif not current.is_dir():
+            raise ImageError(f"payload destination {dest!r}: /{current.relative_to(root)} "
+                             "exists and is not a directory")
+    return current
+
+
+def payload_target(root: Path, dest: str) -> Path:
+    """Where a payload file goes inside `root` (parents as payload_directory makes them); an
+    existing symlink or non-file there is refused."""
+    parts = PurePosixPath(dest).parts
+    if len(parts) < 2 or parts[-1] == "..":
+        raise ImageError(f"payload destination {dest!r} must be an absolute path inside the "
+                         "image, without '..'")
+    target = payload_directory(root, str(PurePosixPath(dest).parent)) / parts[-1]
     if target.is_symlink() or (target.exists() and not target.is_file()):
         raise ImageError(f"payload destination {dest} exists and is not a regular file")
     return target
@@ -183,7 +196,7 @@ def install_payload(recipe: Recipe, root: Path) -> list[dict[str, str]]:
     for item in recipe.payload:
         source = fetch(item.source, item.sha256) if item.is_url else recipe.directory / item.source
         data = source.read_bytes()
-        dest = _payload_target(root, item.dest)
+        dest = payload_target(root, item.dest)
         dest.write_bytes(data)
         dest.chmod(item.mode)
         placed.append(

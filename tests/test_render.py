@@ -234,7 +234,7 @@ class TestRefusals:
             **BASE,
             "coco:cluster": {"provider": "aks", "location": "westeurope"},
             "coco:nodePools": [{"name": "p", "tee": "snp"}],
-            "coco:image": {"recipe": "podvm"},
+            "coco:image": {"recipe": "minimal"},
         }
         with pytest.raises(NotYetSupported) as info:
             render_config(config)

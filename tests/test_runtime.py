@@ -215,7 +215,7 @@ class TestPeerPodsRuntime:
         spec, _ = validate({
             "coco:cluster": {"provider": "aks", "location": "westeurope"},
             "coco:nodePools": [{"name": "snp", "tee": "snp"}, {"name": "tdx", "tee": "tdx"}],
-            "coco:image": {"recipe": "podvm"},
+            "coco:image": {"recipe": "minimal"},
         }, stack="t")
         (plan,) = runtime_plan.runtime_classes(spec)
         assert (plan.name, plan.handler, plan.pools) == ("kata-remote", "kata-remote",
@@ -230,7 +230,7 @@ class TestPeerPodsRuntime:
             validate({"coco:nodePools": [
                 {"name": "a", "tee": "snp", "provider": "azure", "region": "westeurope"},
                 {"name": "b", "tee": "snp", "provider": "aws", "region": "eu-west-1"},
-            ], "coco:image": {"recipe": "podvm"}}, stack="t")
+            ], "coco:image": {"recipe": "minimal"}}, stack="t")
         assert [i.path for i in info.value.issues] == ["coco:nodePools[1].provider"]
 
 
@@ -247,9 +247,14 @@ def _spec_for(offering):
                           "ibmcloud": "eu-de"}[offering.provider]
         if offering.provider == "gcp":
             pool["zone"] = "europe-west4-a"
-    image = {"recipe": "podvm"} if offering.mode == "peer-pods" else {}
+        if offering.provider == "ibmcloud":
+            pool["zone"] = "eu-de-1"
+            pool["ibmcloud"] = {"vpcId": "v", "subnetId": "s", "imageId": "i",
+                                "resourceGroupId": "g", "apiKey": "k"}
+    image = {"recipe": "minimal"} if offering.mode == "peer-pods" else {}
     spec, _ = validate(
-        {"coco:cluster": cluster, "coco:nodePools": [pool], "coco:image": image}, stack="t"
+        {"coco:cluster": cluster, "coco:nodePools": [pool], "coco:image": image}, stack="t",
+        secure_paths=frozenset({"coco:nodePools[0].ibmcloud.apiKey"}),
     )
     return spec
 

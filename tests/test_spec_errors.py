@@ -25,7 +25,12 @@ STACK_FILES = sorted((REPO / "stacks").glob("Pulumi.*.yaml"))
 
 SSH_KEY = "coco:nodePools[4].hosts[0].sshKey"
 RESOURCE_VALUE = "coco:kbs.resources[0].value"
-SECURE = frozenset({SSH_KEY, RESOURCE_VALUE})
+IBM_API_KEY = "coco:nodePools[5].ibmcloud.apiKey"
+SE_FILES = frozenset(
+    f"coco:kbs.seVerifier.{key}"
+    for key in ("hostKeyDocuments[0]", "imageHeader", "certificates[0]", "crls[0]")
+)
+SECURE = frozenset({SSH_KEY, RESOURCE_VALUE, IBM_API_KEY}) | SE_FILES
 
 # An existing cluster with one pool of every kind the catalogue offers outside a managed cluster.
 EXISTING: dict[str, Any] = {
@@ -70,27 +75,33 @@ EXISTING: dict[str, Any] = {
             "tee": "se",
             "provider": "ibmcloud",
             "region": "eu-de",
+            "zone": "eu-de-1",
+            "ibmcloud": {"vpcId": "r010-vpc", "subnetId": "02b7-subnet", "imageId": "r010-se",
+                         "resourceGroupId": "0123456789abcdef", "apiKey": "[secure]"},
         },
     ],
     "coco:kbs": {
         "resources": [{"path": "default/key/1", "value": "[secure]"}],
         "expose": "loadbalancer",
         "hostname": "kbs.example.com",
+        # base64 stand-ins for the SE verifier files (components.se_verifier)
+        "seVerifier": {"hostKeyDocuments": ["SEtE"], "imageHeader": "aGRy",
+                       "certificates": ["Y2VydA=="], "crls": ["Y3Js"]},
     },
-    "coco:image": {"recipe": "podvm"},
+    "coco:image": {"recipe": "minimal"},
 }
 AKS: dict[str, Any] = {
     "coco:environment": "dev",
     "coco:cluster": {"provider": "aks", "location": "westeurope"},
     "coco:nodePools": [{"name": "snp", "tee": "snp"}],
-    "coco:image": {"recipe": "podvm"},
+    "coco:image": {"recipe": "minimal"},
     "coco:kbs": {"expose": "loadbalancer", "hostname": "kbs.example.com"},
 }
 EKS: dict[str, Any] = {
     "coco:environment": "dev",
     "coco:cluster": {"provider": "eks", "region": "eu-west-1"},
     "coco:nodePools": [{"name": "snp", "tee": "snp"}],
-    "coco:image": {"recipe": "podvm"},
+    "coco:image": {"recipe": "minimal"},
     "coco:kbs": {"expose": "loadbalancer", "hostname": "kbs.example.com"},
 }
 GKE: dict[str, Any] = {
@@ -102,7 +113,7 @@ GKE: dict[str, Any] = {
         "project": "coco-test-123456",
     },
     "coco:nodePools": [{"name": "snp", "tee": "snp"}],
-    "coco:image": {"recipe": "podvm"},
+    "coco:image": {"recipe": "minimal"},
     "coco:kbs": {"expose": "loadbalancer", "hostname": "kbs.example.com"},
 }
 PRODUCTION: dict[str, Any] = {

@@ -45,7 +45,7 @@ class TestDefaults:
             "coco:cluster": {"provider": "aks", "location": "westeurope"},
             "coco:nodePools": [{"name": "snp", "tee": "snp"},
                                {"name": "cvm", "tee": "snp", "mode": "nodes"}],
-            "coco:image": {"recipe": "podvm"},
+            "coco:image": {"recipe": "minimal"},
         }, stack="t")
         peer, nodes = spec.node_pools
         assert (peer.provider, peer.mode, peer.instance_type, peer.region, peer.count) == (
@@ -114,7 +114,7 @@ class TestReviewFindings:
     def test_pool_zone_gives_its_region(self):
         spec, _ = validate({"coco:nodePools": [
             {"name": "g", "tee": "snp", "provider": "gcp", "zone": "europe-west4-a"}],
-            "coco:image": {"recipe": "podvm"}}, stack="t")
+            "coco:image": {"recipe": "minimal"}}, stack="t")
         assert spec.node_pools[0].region == "europe-west4"
 
 
@@ -152,12 +152,12 @@ class TestReferenceValues:
 class TestPeerPodsReachKbs:
     """Pod VMs dial the KBS from outside the cluster: an in-cluster-only KBS is flagged."""
 
-    POOLS = [{"name": "snp", "tee": "snp"}]
+    POOLS = ({"name": "snp", "tee": "snp"},)
 
     def test_in_cluster_kbs_is_flagged(self):
         _, warnings = validate({
             "coco:cluster": {"provider": "aks", "location": "westeurope"},
-            "coco:nodePools": self.POOLS, "coco:image": {"recipe": "podvm"},
+            "coco:nodePools": list(self.POOLS), "coco:image": {"recipe": "minimal"},
         }, stack="t")
         assert [(w.path, w.severity) for w in warnings] == [("coco:kbs.hostname", "warning")]
         assert "coco:nodePools[0]" in warnings[0].message
@@ -167,7 +167,7 @@ class TestPeerPodsReachKbs:
                     {"enabled": False}):
             _, warnings = validate({
                 "coco:cluster": {"provider": "aks", "location": "westeurope"},
-                "coco:nodePools": self.POOLS, "coco:image": {"recipe": "podvm"},
+                "coco:nodePools": list(self.POOLS), "coco:image": {"recipe": "minimal"},
                 "coco:kbs": kbs,
             }, stack="t")
             assert "coco:kbs.hostname" not in [w.path for w in warnings]

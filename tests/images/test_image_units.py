@@ -274,29 +274,29 @@ class TestBuildHostSafety:
     @pytest.mark.parametrize("dest", ["relative/x", "/../../etc/x", "/usr/../../x", "/"])
     def test_payload_escapes_refused(self, tmp_path, dest):
         from images.errors import ImageError
-        from images.rootfs import _payload_target
+        from images.rootfs import payload_target
 
         with pytest.raises(ImageError):
-            _payload_target(tmp_path, dest)
+            payload_target(tmp_path, dest)
 
     def test_payload_through_symlink_refused(self, tmp_path):
         from images.errors import ImageError
-        from images.rootfs import _payload_target
+        from images.rootfs import payload_target
 
         (tmp_path / "var").mkdir()
         (tmp_path / "var" / "run").symlink_to("/run")
         with pytest.raises(ImageError, match="symlink"):
-            _payload_target(tmp_path, "/var/run/x")
+            payload_target(tmp_path, "/var/run/x")
 
     def test_payload_parents_created_0755(self, tmp_path):
         import os
         import stat
 
-        from images.rootfs import _payload_target
+        from images.rootfs import payload_target
 
         old = os.umask(0o077)
         try:
-            target = _payload_target(tmp_path, "/usr/local/bin/tool")
+            target = payload_target(tmp_path, "/usr/local/bin/tool")
         finally:
             os.umask(old)
         assert target == tmp_path / "usr" / "local" / "bin" / "tool"

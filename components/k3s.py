@@ -1,0 +1,261 @@
+"""k3s on the stack's own hosts: the node configuration and the shell commands that install,
+read and uninstall k3s over SSH.
+
+Pure text, no Pulumi: `components.hosts` runs these as pulumi_command `remote.Command`s, and
+tests/hostcheck/test_hosts_ssh.py runs the same text over a real SSH connection.
+
+How a host is installed (the `install` command, one POSIX sh script):
+- the join token arrives on stdin and is written to a root-only file that the configuration
+  names (`token-file`): it is never on a command line (`ps`), in the environment or in a log;
+- the configuration (`/etc/rancher/k3s/config.yaml`: server URL, node labels and taints) is in
+  the command itself, so `coco render` shows it for review;
+- the binary pinned in components.versions is downloaded and installed only when its sha256
+  matches (`sha256sum -c`), never through `curl | sh`;
+- a systemd unit of our own starts it. Every step compares before it writes, and k3s is
+  restarted only when something changed, so rerunning the command is a no-op.
+`uninstall` undoes exactly that, and removes the state the service created.
+
+Node labels and taints are set at join time (k3s `--node-label` / `--node-taint` as config keys,
+docs.k3s.io/cli/agent). k3s applies them only when the node registers, so a rerun never puts the
+startup taint back after kata-deploy removed it.
+
+Non-goals: HA servers (one server), upgrades in place (a new version is a new install), air-gapped
+installs, architectures without a pinned checksum.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import yaml
+
+from . import versions
+
+Role = Literal["server", "agent"]
+
+# The API server port agents and the kubeconfig use (docs.k3s.io/installation/requirements:
+# inbound TCP 6443 on servers).
+API_PORT = 6443
+# k3s writes the admin kubeconfig pointing at the local API server (docs.k3s.io/cluster-access).
+LOCAL_SERVER = f"https://127.0.0.1:{API_PORT}"
+# How long the server install waits for k3s to write the kubeconfig, in seconds.
+SERVER_WAIT = 300
+_EOF = "COCO_STACK_EOF"
+
+
+@dataclass(frozen=True)
+class Release:
+    """A k3s release: its version, download URL and, per `uname -m`, (asset, sha256)."""
+
+    version: str
+    base_url: str
+    binaries: Mapping[str, tuple[str, str]]
+
+    def url(self, asset: str) -> str:
+        # the tag's '+' is URL-encoded in release download links
+        return f"{self.base_url}/{self.version.replace('+', '%2B')}/{asset}"
+
+
+RELEASE = Release(versions.K3S_VERSION, versions.K3S_RELEASE_URL, versions.K3S_BINARIES)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the install writes on a host; the SSH test points it at a temporary directory."""
+
+    binary: str = "/usr/local/bin/k3s"
+    config_dir: str = "/etc/rancher/k3s"
+    unit_dir: str = "/etc/systemd/system"
+    # k3s's default --data-dir (docs.k3s.io/cli/agent)
+    data_dir: str = "/var/lib/rancher/k3s"
+
+    @property
+    def config(self) -> str:
+        return f"{self.config_dir}/config.yaml"
+
+    @property
+    def token(self) -> str:
+        return f"{self.config_dir}/coco-stack-token"
+
+    @property
+    def kubeconfig(self) -> str:
+        # the server's admin kubeconfig (docs.k3s.io/cluster-access)
+        return f"{self.config_dir}/k3s.yaml"
+
+    def unit(self, role: Role) -> str:
+        return f"{self.unit_dir}/{service(role)}"
+
+
+LAYOUT = Layout()
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """What one node joins with; rendered as k3s's config.yaml (keys = CLI flag names)."""
+
+    labels: Mapping[str, str]
+    taints: Sequence[str]  # "key=value:Effect" or "key:Effect"
+    server_url: str | None = None  # agents only
+    tls_san: Sequence[str] = field(default_factory=tuple)  # servers: names in the API cert
+
+    def render(self, layout: Layout = LAYOUT) -> str:
+        data: dict[str, Any] = {
+            "node-label": [f"{k}={v}" for k, v in sorted(self.labels.items())],
+            "node-taint": sorted(self.taints),
+            "token-file": layout.token,
+        }
+        if self.server_url is not None:
+            data["server"] = self.server_url
+        if self.tls_san:
+            data["tls-san"] = sorted(self.tls_san)
+            # only root reads the admin kubeconfig (k3s's default mode is 0600)
+            data["write-kubeconfig-mode"] = "0600"
+        return yaml.safe_dump(data, sort_keys=True, default_flow_style=False)
+
+
+def service(role: Role) -> str:
+    return "k3s.service" if role == "server" else "k3s-agent.service"
+
+
+def server_url(address: str) -> str:
+    host = f"[{address}]" if ":" in address else address  # IPv6 literal
+    return f"https://{host}:{API_PORT}"
+
+
+def unit(role: Role, layout: Layout = LAYOUT) -> str:
+    """Our systemd unit for k3s. Type: notify for the server, exec for agents, as k3s's own
+    install.sh chooses (SYSTEMD_TYPE in k3s install.sh; unverified against v1.34.3+k3s1).
+    Delegate=yes lets containerd manage the pods' cgroups."""
+    kind = "notify" if role == "server" else "exec"
+    return "\n".join([
+        "[Unit]",
+        f"Description=k3s {role} (installed by coco-stack)",
+        "Documentation=https://docs.k3s.io",
+        "Wants=network-online.target",
+        "After=network-online.target",
+        "",
+        "[Service]",
+        f"Type={kind}",
+        f"ExecStart={layout.binary} {role} --config {layout.config}",
+        "Restart=always",
+        "RestartSec=5s",
+        "Delegate=yes",
+        "LimitNOFILE=1048576",
+        "TasksMax=infinity",
+        "TimeoutStartSec=0",
+        "",
+        "[Install]",
+        "WantedBy=multi-user.target",
+        "",
+    ])
+
+
+def install(
+    role: Role,
+    config: NodeConfig,
+    layout: Layout = LAYOUT,
+    release: Release = RELEASE,
+) -> str:
+    """The create command: reads the join token on stdin; idempotent (a rerun changes nothing)."""
+    q = shlex.quote
+    unit_text = unit(role, layout)
+    cases = [
+        f"  {machine}) asset={q(asset)}; sum={q(digest)} ;;"
+        for machine, (asset, digest) in sorted(release.binaries.items())
+    ]
+    lines = [
+        "set -eu",
+        "umask 077",
+        "changed=",
+        "# put(): move $1.new over $1 unless they are equal; remember a change",
+        'put() { if cmp -s "$1.new" "$1"; then rm -f "$1.new"; '
+        'else mv -f "$1.new" "$1"; changed=1; fi; }',
+        f"mkdir -p {q(layout.config_dir)} {q(layout.unit_dir)} "
+        f"{q(layout.binary.rsplit('/', 1)[0])}",
+        "# the join token: stdin only, root-only file",
+        f"cat > {q(layout.token)}.new",
+        f'[ -s {q(layout.token)}.new ] || {{ echo "coco-stack: no join token on stdin" >&2; '
+        "exit 1; }",
+        f"put {q(layout.token)}",
+        "# node configuration: labels and taints apply when the node registers",
+        f"cat > {q(layout.config)}.new <<'{_EOF}'",
+        config.render(layout).rstrip("\n"),
+        _EOF,
+        f"chmod 0644 {q(layout.config)}.new",
+        f"put {q(layout.config)}",
+        f"# the pinned binary {release.version}, installed only when its sha256 matches",
+        'case "$(uname -m)" in',
+        *cases,
+        f'  *) echo "coco-stack: k3s {release.version} has no pinned binary for $(uname -m)" '
+        ">&2; exit 1 ;;",
+        "esac",
+        f'if ! printf "%s  %s\\n" "$sum" {q(layout.binary)} | sha256sum -c --status 2>/dev/null; '
+        "then",
+        f'  curl -fsSL --retry 3 -o {q(layout.binary)}.new "{release.url("$asset")}"',
+        f'  if ! printf "%s  %s\\n" "$sum" {q(layout.binary)}.new | sha256sum -c --status; then',
+        f"    rm -f {q(layout.binary)}.new",
+        f'    echo "coco-stack: $asset of k3s {release.version} does not match its pinned '
+        'sha256 $sum" >&2',
+        "    exit 1",
+        "  fi",
+        f"  chmod 0755 {q(layout.binary)}.new",
+        f"  mv -f {q(layout.binary)}.new {q(layout.binary)}",
+        "  changed=1",
+        "fi",
+        f"cat > {q(layout.unit(role))}.new <<'{_EOF}'",
+        unit_text.rstrip("\n"),
+        _EOF,
+        f"chmod 0644 {q(layout.unit(role))}.new",
+        f"put {q(layout.unit(role))}",
+        "systemctl daemon-reload",
+        f"systemctl enable {service(role)}",
+        f'if [ -n "$changed" ]; then systemctl restart {service(role)}; '
+        f"else systemctl start {service(role)}; fi",
+    ]
+    if role == "server":
+        lines += [
+            "# wait for the admin kubeconfig",
+            f"i=0; until [ -s {q(layout.kubeconfig)} ]; do",
+            f"  i=$((i + 1)); [ $i -le {SERVER_WAIT // 2} ] || "
+            f'{{ echo "coco-stack: k3s wrote no {layout.kubeconfig} within {SERVER_WAIT} s" >&2; '
+            "exit 1; }",
+            "  sleep 2",
+            "done",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def uninstall(role: Role, layout: Layout = LAYOUT) -> str:
+    """The delete command: stop k3s (and every process in its unit, pods included), remove what
+    `install` wrote and the state the service created."""
+    q = shlex.quote
+    name = service(role)
+    return "\n".join([
+        "set -u",
+        f"systemctl kill --signal=KILL {name} 2>/dev/null || true",
+        f"systemctl disable --now {name} 2>/dev/null || true",
+        f"rm -f {q(layout.unit(role))} {q(layout.binary)} {q(layout.config)} {q(layout.token)} "
+        f"{q(layout.kubeconfig)}",
+        f"rm -rf {q(layout.data_dir)}",
+        "systemctl daemon-reload",
+        "",
+    ])
+
+
+def read_kubeconfig(layout: Layout = LAYOUT) -> str:
+    return f"cat {shlex.quote(layout.kubeconfig)}"
+
+
+def kubeconfig_for(text: str, address: str) -> str:
+    """The server's admin kubeconfig with its local API address replaced by `address`."""
+    data = yaml.safe_load(text) if text else None
+    if not isinstance(data, dict):
+        return ""
+    for cluster in data.get("clusters") or ():
+        inner = cluster.get("cluster") or {}
+        if inner.get("server") == LOCAL_SERVER:
+            inner["server"] = server_url(address)
+    return yaml.safe_dump(data, sort_keys=True, default_flow_style=False)

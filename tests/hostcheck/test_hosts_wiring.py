@@ -1,0 +1,382 @@
+"""The bare-metal hosts wiring under Pulumi mocks: every host is checked and joined (k3s) or
+labelled (existing cluster), with labels the RuntimeClasses select, secrets kept secret, and a
+host that is not ready stopping the program with its name and failures.
+
+Provider outputs are patched where the wiring reads them (the check's stdout, the join token,
+the server's kubeconfig); everything else is the mock echo of the inputs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from components import hostcheck, k3s, labels, render, runtime_plan, versions
+from components.errors import SpecError
+from components.render import Registration, Secret
+from components.validate import validate
+from tests.conftest import one, patch_provider_outputs, resources_of
+from tests.hostcheck import trees
+
+COMMAND = "command:remote:Command"
+TOKEN = "K10-mock-token-abcdefghijklmnopqrstuvwxyz"
+KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nkey-of-{address}\n-----END OPENSSH PRIVATE KEY-----"
+ADMIN_KEY = "LS0tLS1CRUdJTiBFQyBQUklWQVRFIEtFWS0tLS0tCmFkbWluCg=="
+K3S_YAML = f"""apiVersion: v1
+clusters:
+- cluster:
+    certificate-authority-data: Q0E=
+    server: https://127.0.0.1:6443
+  name: default
+contexts:
+- context: {{cluster: default, user: default}}
+  name: default
+current-context: default
+kind: Config
+users:
+- name: default
+  user: {{client-certificate-data: Q0VSVA==, client-key-data: {ADMIN_KEY}}}
+"""
+SNP_HOSTS = ("10.0.0.11", "10.0.0.12")
+TDX_HOSTS = ("10.0.0.21",)
+
+
+def host(address: str) -> dict[str, Any]:
+    return {"address": address, "sshKey": KEY.format(address=address)}
+
+
+def stack(cluster: dict[str, Any]) -> tuple[dict[str, Any], frozenset[str]]:
+    """An SNP pool of two hosts and a TDX pool of one."""
+    config = {
+        "coco:cluster": cluster,
+        "coco:nodePools": [
+            {"name": "snp", "tee": "snp", "hosts": [host(a) for a in SNP_HOSTS]},
+            {"name": "tdx", "tee": "tdx", "hosts": [host(a) for a in TDX_HOSTS]},
+        ],
+    }
+    secure = frozenset(
+        [f"coco:nodePools[0].hosts[{i}].sshKey" for i in range(len(SNP_HOSTS))]
+        + [f"coco:nodePools[1].hosts[{i}].sshKey" for i in range(len(TDX_HOSTS))]
+    )
+    return config, secure
+
+
+K3S = {"provider": "k3s", "server": SNP_HOSTS[0]}
+EXISTING = {"provider": "existing", "context": "lab"}
+
+def verdict(tmp: Path, tee: str, case: str) -> str:
+    return trees.run(trees.build(tmp / f"{tee}-{case}", tee, case), tee)[1]
+
+
+def _connection(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The connection as the mock receives it: the SDK marks it secret (wire-format wrapper)."""
+    connection: dict[str, Any] = inputs["connection"]
+    return connection.get("value", connection)
+
+
+def provider_outputs(
+    tmp: Path, case: dict[str, str] | None = None
+) -> Callable[[str, dict[str, Any]], Any]:
+    """What the providers would report: the check's verdict (per address: a trees case, default
+    ready), the join token, the server's kubeconfig."""
+    cases = case or {}
+
+    def outputs(type_: str, inputs: dict[str, Any]) -> Any:
+        if type_ == "random:index/randomPassword:RandomPassword":
+            return {**inputs, "result": TOKEN}
+        if type_ != COMMAND:
+            return None
+        create = inputs.get("create", "")
+        address = _connection(inputs)["host"]
+        if hostcheck.REMOTE_PATH in create and "--tee" in create:
+            tee = re.search(r"--tee (\w+)", create)
+            assert tee is not None
+            return {**inputs, "stdout": verdict(tmp, tee[1], cases.get(address, "ready"))}
+        if create == k3s.read_kubeconfig():
+            return {**inputs, "stdout": K3S_YAML}
+        return None
+
+    return outputs
+
+
+def commands(result: render.Render) -> list[Registration]:
+    return resources_of(result, COMMAND)
+
+
+def address_of(reg: Registration) -> str:
+    connection = render.unwrap(reg.inputs["connection"])
+    return str(connection["host"])
+
+
+def node_config(reg: Registration) -> dict[str, Any]:
+    """The k3s config.yaml an install command writes (between its heredoc markers)."""
+    create = reg.inputs["create"]
+    heredoc = r"config\.yaml\.new <<'COCO_STACK_EOF'\n(.*?)\nCOCO_STACK_EOF\n"
+    match = re.search(heredoc, create, re.S)
+    assert match is not None, create
+    data: dict[str, Any] = yaml.safe_load(match[1])
+    return data
+
+
+@pytest.fixture(autouse=True)
+def _clean_runtime() -> Iterator[None]:
+    """A render that failed leaves its exception in the Pulumi SDK's global RPC manager, and the
+    next render in this process would re-raise it (components.render.record does not clear it);
+    clear it after every test here, the way pulumi.runtime.test does before each run."""
+    yield
+    from pulumi.runtime.settings import SETTINGS
+
+    SETTINGS.rpc_manager.clear()
+    SETTINGS.outputs.clear()
+
+
+@pytest.fixture
+def k3s_render(
+    render_config: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> render.Render:
+    patch_provider_outputs(monkeypatch, provider_outputs(tmp_path))
+    config, secure = stack(K3S)
+    result: render.Render = render_config(config, secure=secure)
+    return result
+
+
+class TestEveryHostGetsItsCommands:
+    """Each host is checked with its pool's TEE; the server host runs the k3s server, every other
+    host joins it as an agent, after its own check and after the server."""
+
+    def test_checks(self, k3s_render: render.Render) -> None:
+        checks = [c for c in commands(k3s_render) if hostcheck.REMOTE_PATH in c.inputs["create"]]
+        tees = {address_of(c): re.findall(r"--tee (\w+)", c.inputs["create"]) for c in checks}
+        assert tees == {"10.0.0.11": ["snp"], "10.0.0.12": ["snp"], "10.0.0.21": ["tdx"]}
+        for check in checks:
+            assert check.inputs["stdin"] == hostcheck.script_source()
+            assert check.inputs["delete"] == f"rm -f {hostcheck.REMOTE_PATH}"
+
+    def test_server_and_agents(self, k3s_render: render.Render) -> None:
+        names = {r.urn: r.name for r in k3s_render.registrations}
+        installs = {
+            address_of(c): c for c in commands(k3s_render) if "k3s.service" in c.inputs["create"]
+            or "k3s-agent.service" in c.inputs["create"]
+        }
+        assert sorted(installs) == ["10.0.0.11", "10.0.0.12", "10.0.0.21"]
+        server = installs["10.0.0.11"]
+        assert "k3s server --config" in server.inputs["create"]
+        for install in installs.values():  # changes update in place, never uninstall first
+            assert install.inputs["update"] == install.inputs["create"]
+        assert server.inputs["delete"] == k3s.uninstall("server")
+        for address in ("10.0.0.12", "10.0.0.21"):
+            agent = installs[address]
+            assert "k3s agent --config" in agent.inputs["create"]
+            assert agent.inputs["delete"] == k3s.uninstall("agent")
+            assert node_config(agent)["server"] == "https://10.0.0.11:6443"
+            depends = {names[u] for u in agent.dependencies}
+            check = next(
+                c.name for c in commands(k3s_render)
+                if address_of(c) == address and hostcheck.REMOTE_PATH in c.inputs["create"]
+            )
+            assert {server.name, check} <= depends
+        # the check's verdict (node name) flows into the install
+        assert render.unwrap(installs["10.0.0.12"].inputs["triggers"]) == ["node-snp"]
+        assert render.unwrap(installs["10.0.0.21"].inputs["triggers"]) == ["node-tdx"]
+
+    def test_runtime_waits_for_hosts(self, k3s_render: render.Render) -> None:
+        names = {r.urn: r.name for r in k3s_render.registrations}
+        runtime = one(k3s_render, "coco:runtime:CocoRuntime")
+        agents = {c.name for c in commands(k3s_render) if c.name.endswith("-agent")}
+        assert len(agents) == 2
+        assert agents <= {names.get(u, u.rsplit("::", 1)[-1]) for u in runtime.dependencies}
+
+
+class TestLabelsMatchRuntimeClasses:
+    """The labels each host registers with are the ones its pool's RuntimeClass selects (all but
+    the label kata-deploy sets itself); agents carry the TEE and startup taints, the server only
+    the startup taint (it runs the system pods)."""
+
+    def test_labels_and_taints(self, k3s_render: render.Render) -> None:
+        assert k3s_render.spec is not None
+        pool_of = {h.address: p for p in k3s_render.spec.node_pools for h in p.hosts or ()}
+        selectors = {
+            rc.inputs["metadata"]["name"]: rc.inputs["scheduling"]["nodeSelector"]
+            for rc in resources_of(k3s_render, "kubernetes:node.k8s.io/v1:RuntimeClass")
+        }
+        plans = {p.name: p for p in runtime_plan.runtime_classes(k3s_render.spec)}
+        assert sorted(selectors) == sorted(plans) == ["kata-qemu-snp", "kata-qemu-tdx"]
+        for reg in commands(k3s_render):
+            if "config.yaml.new" not in reg.inputs["create"]:
+                continue
+            pool = pool_of[address_of(reg)]
+            config = node_config(reg)
+            registered = dict(item.split("=", 1) for item in config["node-label"])
+            selector = dict(selectors[f"kata-qemu-{pool.tee}"])
+            assert selector.pop(runtime_plan.KATA_RUNTIME_READY) == "true"
+            assert selector == {labels.POOL: pool.name, labels.TEE: pool.tee}
+            assert selector.items() <= registered.items()
+            startup = f"{labels.STARTUP_TAINT_KEY}:NoSchedule"
+            if reg.name.endswith("-agent"):
+                assert config["node-taint"] == [startup, f"{labels.TEE}={pool.tee}:NoSchedule"]
+            else:
+                assert config["node-taint"] == [startup]
+                assert config["tls-san"] == ["10.0.0.11"]
+
+
+class TestSecrets:
+    """SSH keys, the join token and the kubeconfig are secrets in every input, and no rendered
+    file carries them in plain text."""
+
+    def test_ssh_keys(self, k3s_render: render.Render) -> None:
+        for reg in commands(k3s_render):
+            assert isinstance(reg.inputs["connection"], Secret)
+            key = render.unwrap(reg.inputs["connection"])["privateKey"]
+            assert key == KEY.format(address=address_of(reg))
+        text = render.dumps_json(k3s_render.document())
+        assert "PRIVATE KEY" not in text
+        assert "key-of-" not in text
+
+    def test_join_token(self, k3s_render: render.Render) -> None:
+        installs = [c for c in commands(k3s_render) if "config.yaml.new" in c.inputs["create"]]
+        assert len(installs) == 3
+        for reg in installs:
+            assert isinstance(reg.inputs["stdin"], Secret)
+            assert render.unwrap(reg.inputs["stdin"]) == TOKEN
+            assert TOKEN not in reg.inputs["create"]
+        assert TOKEN not in render.dumps_json(k3s_render.document())
+
+    def test_kubeconfig(self, k3s_render: render.Render) -> None:
+        provider = one(k3s_render, "pulumi:providers:kubernetes")
+        assert isinstance(provider.inputs["kubeconfig"], Secret)
+        kubeconfig = yaml.safe_load(render.unwrap(provider.inputs["kubeconfig"]))
+        assert kubeconfig["clusters"][0]["cluster"]["server"] == "https://10.0.0.11:6443"
+        assert kubeconfig["users"][0]["user"]["client-key-data"] == ADMIN_KEY
+        assert ADMIN_KEY not in render.dumps_json(k3s_render.document())
+        read = next(c for c in commands(k3s_render) if c.inputs["create"] == k3s.read_kubeconfig())
+        assert read.inputs["logging"] == "none"
+
+
+class TestHostNotReady:
+    """`pulumi up` stops on a host that is not ready, naming the host and each failing check."""
+
+    def test_stops_with_host_and_reason(
+        self, render_config: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        patch_provider_outputs(monkeypatch, provider_outputs(tmp_path, {"10.0.0.21": "bios-off"}))
+        config, secure = stack(K3S)
+        with pytest.raises(hostcheck.HostNotReady) as caught:
+            render_config(config, secure=secure)
+        message = str(caught.value)
+        assert message.startswith("host 10.0.0.21 (node-tdx) is not ready for tee tdx")
+        assert "tdx-bios:" in message
+        assert "fix: enable in the BIOS" in message
+
+    def test_no_verdict(
+        self, render_config: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        ready = provider_outputs(tmp_path)
+
+        def outputs(type_: str, inputs: dict[str, Any]) -> Any:
+            if (
+                type_ == COMMAND
+                and _connection(inputs)["host"] == "10.0.0.12"
+                and hostcheck.REMOTE_PATH in inputs.get("create", "")
+            ):
+                return {**inputs, "stdout": "python3: command not found"}
+            return ready(type_, inputs)
+
+        patch_provider_outputs(monkeypatch, outputs)
+        config, secure = stack(K3S)
+        no_verdict = r"host 10\.0\.0\.12: the host check gave no verdict"
+        with pytest.raises(hostcheck.VerdictError, match=no_verdict):
+            render_config(config, secure=secure)
+
+
+class TestExistingCluster:
+    """Hosts of an existing cluster are checked, then their node (named by the verdict) gets the
+    pool's labels through the Kubernetes API; nothing is installed on them."""
+
+    def test_node_patches(
+        self, render_config: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        patch_provider_outputs(monkeypatch, provider_outputs(tmp_path))
+        config, secure = stack(EXISTING)
+        result = render_config(config, secure=secure)
+        assert all("config.yaml.new" not in c.inputs["create"] for c in commands(result))
+        assert len(commands(result)) == 3
+        patches = resources_of(result, "kubernetes:core/v1:NodePatch")
+        seen = {
+            (p.inputs["metadata"]["name"], p.inputs["metadata"]["labels"][labels.POOL])
+            for p in patches
+        }
+        # both SNP fake hosts report the host name node-snp
+        assert sorted(seen) == [("node-snp", "snp"), ("node-tdx", "tdx")]
+        assert len(patches) == 3
+        for patch in patches:
+            assert "spec" not in patch.inputs  # taints: see components.hosts
+            assert patch.inputs["metadata"]["labels"][labels.WORKER] == ""
+
+
+class TestSampleStacks:
+    """The sample stacks render: every host is checked, SSH keys stay redacted."""
+
+    @pytest.mark.parametrize("name,checks", [("baremetal-snp", 2), ("baremetal-tdx", 1)])
+    def test_render(self, render_stack: Any, name: str, checks: int) -> None:
+        result = render_stack(name)
+        found = [c for c in commands(result) if hostcheck.REMOTE_PATH in c.inputs["create"]]
+        assert len(found) == checks
+        assert all(isinstance(c.inputs["connection"], Secret) for c in commands(result))
+        assert "REPLACE" not in render.dumps_json(result.document())
+
+
+def _errors(config: dict[str, Any], secure: frozenset[str]) -> list[tuple[str, str]]:
+    with pytest.raises(SpecError) as caught:
+        validate(config, stack="t", secure_paths=secure)
+    return [(i.path, i.message) for i in caught.value.issues if i.severity == "error"]
+
+
+class TestRules:
+    """One mistake each: the error names the key path."""
+
+    def test_k3s_needs_server(self) -> None:
+        config, secure = stack({"provider": "k3s"})
+        assert _errors(config, secure) == [("coco:cluster.server", "a k3s cluster needs a server")]
+
+    def test_server_must_be_a_host(self) -> None:
+        config, secure = stack({"provider": "k3s", "server": "10.9.9.9"})
+        assert _errors(config, secure) == [
+            ("coco:cluster.server", "'10.9.9.9' is not one of the pools' hosts")
+        ]
+
+    def test_server_only_for_k3s(self) -> None:
+        config, secure = stack({**EXISTING, "server": "10.0.0.11"})
+        assert _errors(config, secure) == [
+            ("coco:cluster.server", "server does not apply to cluster provider 'existing'")
+        ]
+
+    def test_k3s_without_pinned_binary(self) -> None:
+        config = {
+            "coco:cluster": {"provider": "k3s", "server": "z-1"},
+            "coco:nodePools": [{"name": "se", "tee": "se", "hosts": [host("z-1")]}],
+        }
+        errors = _errors(config, frozenset({"coco:nodePools[0].hosts[0].sshKey"}))
+        assert errors == [
+            (
+                "coco:nodePools[0].tee",
+                f"k3s {versions.K3S_VERSION} has no pinned s390x binary for se hosts",
+            )
+        ]
+
+
+class TestKubeconfigText:
+    def test_ipv6_server(self) -> None:
+        out = yaml.safe_load(k3s.kubeconfig_for(K3S_YAML, "fd00::1"))
+        assert out["clusters"][0]["cluster"]["server"] == "https://[fd00::1]:6443"
+
+    def test_release_url_encodes_plus(self) -> None:
+        version = versions.K3S_VERSION
+        assert "+" in version
+        assert k3s.RELEASE.url("k3s") == (
+            f"https://github.com/k3s-io/k3s/releases/download/{version.replace('+', '%2B')}/k3s"
+        )

@@ -1,0 +1,206 @@
+"""Bare-metal SNP reference values: the kata guest's launch measurement equals what the
+sev-snp-measure CLI computes on its own from the same inputs, every input is recorded and
+matters, and the stack hands the result to the KBS as snp_launch_measurement.
+
+Fixture provenance: the firmware is synthesized, not a real OVMF. It carries the structures
+sev-snp-measure reads from an AmdSev OVMF (sevsnpmeasure/ovmf.py 0.0.13, after edk2
+OvmfPkg/ResetVector): the footer table (GUID 96b582de-...) ending 32 bytes before the end, with
+the SEV-ES reset block, the SEV metadata offset ("ASEV" header, sections SNP_SEC_MEM,
+SNP_SECRETS, CPUID and SNP_KERNEL_HASHES) and the SEV hashes table entry. The kernel and initrd
+are seeded random bytes. Real kata artifacts are large and not available offline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import shutil
+import struct
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components import kata_measure, render
+from components.errors import SpecError
+from components.spec import KataGuest
+from components.validate import validate
+from tests.conftest import ROOT, one
+
+CMDLINE = "console=hvc0 root=/dev/vda1 rootflags=data=ordered agent.log=debug"
+FOOTER = "96b582de-1fb2-45f7-baea-a366c55a082d"
+RESET_BLOCK = "00f771de-1a7e-4fcb-890e-68c77e2fb44e"
+METADATA = "dc886566-984a-4798-a75e-5585a7bf67cc"
+HASHES_TABLE = "7255371f-3a3b-4b04-927b-1da6efa8d454"
+
+
+def fake_amdsev_firmware(path: Path, *, hashes: bool = True, size: int = 0x10000) -> Path:
+    data = bytearray(random.Random(1).randbytes(size))
+    sections = [(0x800000, 0x1000, 1), (0x801000, 0x1000, 2), (0x802000, 0x1000, 3)]
+    if hashes:
+        sections.append((0x803000, 0x1000, 0x10))
+    meta = b"ASEV" + struct.pack("<III", 16 + 12 * len(sections), 1, len(sections))
+    meta += b"".join(struct.pack("<III", *s) for s in sections)
+    data[size - 0x1000 : size - 0x1000 + len(meta)] = meta
+
+    def entry(guid: str, payload: bytes) -> bytes:
+        return payload + struct.pack("<H", len(payload) + 18) + uuid.UUID(guid).bytes_le
+
+    table = entry(RESET_BLOCK, struct.pack("<I", 0xFFFFF000))
+    table += entry(METADATA, struct.pack("<I", 0x1000))
+    if hashes:
+        table += entry(HASHES_TABLE, struct.pack("<II", 0x803C00, 0x400))
+    table += struct.pack("<H", len(table) + 18) + uuid.UUID(FOOTER).bytes_le
+    data[size - 32 - len(table) : size - 32] = table
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.fixture
+def artifacts(tmp_path: Path) -> dict[str, Path]:
+    kernel = tmp_path / "vmlinuz.container"
+    kernel.write_bytes(random.Random(2).randbytes(40000))
+    initrd = tmp_path / "initrd.img"
+    initrd.write_bytes(random.Random(3).randbytes(3000))
+    return {
+        "firmware": fake_amdsev_firmware(tmp_path / "AMDSEV.fd"),
+        "kernel": kernel,
+        "initrd": initrd,
+    }
+
+
+def _guest(artifacts: dict[str, Path], **overrides: Any) -> KataGuest:
+    values: dict[str, Any] = {
+        "firmware": str(artifacts["firmware"]),
+        "kernel": str(artifacts["kernel"]),
+        "initrd": str(artifacts["initrd"]),
+        "cmdline": CMDLINE,
+        "vcpus": [1, 2, 4],
+    }
+    return KataGuest.model_validate(values | overrides)
+
+
+def _cli(guest: KataGuest, vcpus: int) -> str:
+    tool = shutil.which("sev-snp-measure") or str(Path(sys.executable).parent / "sev-snp-measure")
+    argv = [tool, "--mode", "snp", "--vcpus", str(vcpus), "--vcpu-type", guest.cpu_model,
+            "--vmm-type", "QEMU", "--ovmf", guest.firmware, "--kernel", guest.kernel,
+            "--append", guest.cmdline, "--guest-features", guest.guest_features,
+            "--output-format", "hex"]
+    if guest.initrd:
+        argv += ["--initrd", guest.initrd]
+    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout.strip()
+
+
+class TestLaunchMeasurement:
+    """The digest is sev-snp-measure's, per vCPU count, over every recorded input."""
+
+    def test_equals_the_cli(self, artifacts, tmp_path):
+        guest = _guest(artifacts)
+        measured = kata_measure.measure(guest, tmp_path)
+        assert [v for v, _ in measured.measurements] == [1, 2, 4]
+        for vcpus, digest in measured.measurements:
+            assert digest == _cli(guest, vcpus)
+        assert measured.reference_values() == {
+            "snp_launch_measurement": sorted(d for _, d in measured.measurements)
+        }
+
+    def test_without_initrd_equals_the_cli(self, artifacts, tmp_path):
+        guest = _guest(artifacts, initrd=None, vcpus=[2])
+        assert kata_measure.measure(guest, tmp_path).measurements[0][1] == _cli(guest, 2)
+
+    @pytest.mark.parametrize(
+        "change",
+        [{"cmdline": CMDLINE + " x"}, {"initrd": None}, {"cpuModel": "EPYC-Genoa"},
+         {"guestFeatures": "0x21"}, {"vcpus": [3]}],
+    )
+    def test_every_input_matters(self, artifacts, tmp_path, change):
+        base = kata_measure.measure(_guest(artifacts, vcpus=[1]), tmp_path).measurements
+        other = kata_measure.measure(_guest(artifacts, **{"vcpus": [1], **change}), tmp_path)
+        assert other.measurements[0][1] != base[0][1]
+
+    def test_kernel_bytes_matter(self, artifacts, tmp_path):
+        before = kata_measure.measure(_guest(artifacts, vcpus=[1]), tmp_path).measurements
+        artifacts["kernel"].write_bytes(b"another kernel")
+        after = kata_measure.measure(_guest(artifacts, vcpus=[1]), tmp_path).measurements
+        assert before != after
+
+    def test_record_names_every_input(self, artifacts, tmp_path):
+        record = kata_measure.measure(_guest(artifacts), tmp_path).record()
+        for key in ("firmware", "kernel", "initrd"):
+            path = artifacts[key]
+            assert record[key] == {
+                "path": str(path),
+                "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            }
+        assert (record["cmdline"], record["vcpu_type"], record["guest_features"]) == (
+            CMDLINE, "EPYC-v4", "0x1")
+        assert (record["mode"], record["vmm_type"]) == ("snp", "QEMU")
+        assert json.loads(json.dumps(record)) == record  # JSON-ready
+
+    def test_relative_paths_from_the_project(self, artifacts, tmp_path):
+        guest = _guest(artifacts, firmware="AMDSEV.fd", kernel="vmlinuz.container",
+                       initrd="initrd.img")
+        absolute = kata_measure.measure(_guest(artifacts), tmp_path)
+        relative = kata_measure.measure(guest, tmp_path)
+        assert relative.measurements == absolute.measurements
+        assert relative.firmware.path == "AMDSEV.fd"
+
+
+class TestProblems:
+    """What cannot be measured is named by key, with what to use instead."""
+
+    def test_generic_ovmf_refused(self, artifacts, tmp_path):
+        fake_amdsev_firmware(artifacts["firmware"], hashes=False)
+        found = kata_measure.problems(_guest(artifacts), tmp_path)
+        assert [key for key, _, _ in found] == ["firmware"]
+        assert "AMDSEV.fd" in found[0][2]
+        with pytest.raises(ValueError, match="firmware"):
+            kata_measure.measure(_guest(artifacts), tmp_path)
+
+    def test_missing_file_and_unknown_cpu(self, artifacts, tmp_path):
+        guest = _guest(artifacts, kernel=str(tmp_path / "nope"), cpuModel="EPYC-v9")
+        assert [k for k, _, _ in kata_measure.problems(guest, tmp_path)] == ["kernel", "cpuModel"]
+
+
+def _stack(artifacts: dict[str, Path], **kata: Any) -> dict[str, Any]:
+    return {
+        "coco:cluster": {"provider": "existing", "context": "lab"},
+        "coco:nodePools": [{"name": "snp", "tee": "snp", "mode": "bare-metal",
+                            "nodeSelector": {"coco-stack.io/tee": "snp"}}],
+        "coco:kbs": {
+            "referenceValues": {"snp_launch_measurement": ["00" * 48]},
+            "kataGuest": {"firmware": str(artifacts["firmware"]),
+                          "kernel": str(artifacts["kernel"]), "cmdline": CMDLINE, **kata},
+        },
+    }
+
+
+class TestStack:
+    """The stack's KBS trusts the measured kata guest, next to the spec's own values."""
+
+    def test_reference_value_reaches_the_kbs(self, artifacts, render_config, tmp_path):
+        result = render_config(_stack(artifacts, vcpus=[1, 2]))
+        files = render.unwrap(
+            one(result, "kubernetes:core/v1:ConfigMap", "coco-kbs-reference-values").inputs
+        )["data"]
+        stored = json.loads(files["snp_launch_measurement"])
+        guest = KataGuest.model_validate(_stack(artifacts, vcpus=[1, 2])["coco:kbs"]["kataGuest"])
+        expected = sorted([_cli(guest, 1), _cli(guest, 2), "00" * 48])
+        assert stored["value"] == expected
+
+    def test_missing_firmware_is_an_error(self, artifacts):
+        artifacts["firmware"].unlink()
+        with pytest.raises(SpecError) as info:
+            validate(_stack(artifacts), stack="t", base_dir=str(ROOT))
+        errors = [i.path for i in info.value.issues if i.severity == "error"]
+        assert errors == ["coco:kbs.kataGuest.firmware"]
+
+    def test_without_a_bare_metal_snp_pool_it_warns(self, artifacts):
+        config = _stack(artifacts)
+        config["coco:nodePools"][0]["tee"] = "tdx"
+        _, warnings = validate(config, stack="t", base_dir=str(ROOT))
+        assert "coco:kbs.kataGuest" in {w.path for w in warnings}
