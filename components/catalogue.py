@@ -104,8 +104,9 @@ _RV_AZ_SNP = (
 _RV_AZ_TDX = ("mr_seam", "mr_td", "tdx_pcr11", "xfam")
 _RV_TPM = ("tpm_pcr11", "trusted_aks")
 _RV_SAMPLE = ("launch_digest", "major_version", "minimum_minor_version", "svn")
-# The default policy has no rules for Secure Execution evidence: SE guests are judged by a
-# policy the operator supplies (coco:kbs.attestationPolicy).
+# The default policy (attestation-service/src/ear_token/ear_default_policy_cpu.rego@v0.21.0)
+# affirms SE evidence the SE verifier accepted (its rules only check that `input.se` exists); it
+# reads no reference values, so what an SE guest runs is pinned by its encrypted image.
 _RV_SE: tuple[str, ...] = ()
 # Every name the default policy reads.
 DEFAULT_POLICY_REFERENCE_VALUES = tuple(

@@ -51,6 +51,8 @@ def connection(host: Host) -> remote.ConnectionArgs:
         user=host.user,
         port=float(host.port),
         private_key=pulumi.Output.secret(host.ssh_key.get_secret_value()),
+        # None: any host key is accepted (refused in production by components.rules)
+        host_key=host.host_key,
     )
 
 

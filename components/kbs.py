@@ -125,7 +125,10 @@ class KeyBroker(pulumi.ComponentResource):
         image_reference_values: pulumi.Input[Mapping[str, ReferenceValue]] | None = None,
         base_dir: Path | None = None,
         allow_sample: bool = False,
+        resource_values: Mapping[str, pulumi.Input[str]] | None = None,
     ):
+        """`resource_values`: resource path -> value, overriding the spec's value for that path
+        (components for other languages pass secret Outputs here)."""
         super().__init__("coco:kbs:KeyBroker", name, None, opts)
         self.namespace = args.namespace
         self.url = kbs_url(args)
@@ -281,6 +284,10 @@ class KeyBroker(pulumi.ComponentResource):
             opts=in_ns,
         )
         resources = sorted(args.resources, key=lambda r: r.path)
+        values: dict[str, pulumi.Input[str]] = {
+            r.path: r.value.get_secret_value() for r in resources
+        }
+        values.update(resource_values or {})
         paths = {resource_key(r.path): r.path for r in resources}
         self.resources_secret = k8s.core.v1.Secret(
             f"{name}-resources",
@@ -291,14 +298,14 @@ class KeyBroker(pulumi.ComponentResource):
                 annotations={f"{PREFIX}/resource-paths": json.dumps(paths, sort_keys=True)},
             ),
             type="Opaque",
-            string_data={
-                resource_key(r.path): _secret(r.value.get_secret_value()) for r in resources
-            },
+            string_data={resource_key(r.path): _secret(values[r.path]) for r in resources},
             opts=in_ns,
         )
-        declared = [(r.path, r.value.get_secret_value()) for r in resources]
+        declared_paths = [r.path for r in resources]
         resources_digest = _secret(
-            pulumi.Output.all(server_key_pem).apply(lambda v: _resources_digest(v, declared))
+            pulumi.Output.all(server_key_pem, *(values[p] for p in declared_paths)).apply(
+                lambda v: _resources_digest(v, list(zip(declared_paths, v[1:], strict=True)))
+            )
         )
 
         # IBM SE: the verifier's material where Trustee reads it (components.se_verifier)

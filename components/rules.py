@@ -303,6 +303,17 @@ def _pool(
             )
         if pool.hosts == []:
             out.error(f"{p}.hosts", "hosts is empty", "list at least one host")
+        for h, host in enumerate(pool.hosts or ()):
+            if env == "production" and host.host_key is None:
+                # without it the SSH client accepts any host key (pulumi-command ConnectionArgs
+                # host_key: "If not provided, the host key will be ignored"), and the k3s join
+                # token would go to whoever answers at that address
+                out.error(
+                    f"{p}.hosts[{h}].hostKey",
+                    "production hosts need a pinned SSH host key",
+                    f"set it to the output of: ssh-keyscan -t ed25519 {host.address} | cut -d' ' "
+                    "-f2-",
+                )
         machine = versions.K3S_MACHINES.get(offering.arch) if offering else None
         if cluster_provider == "k3s" and offering and machine not in versions.K3S_BINARIES:
             out.error(

@@ -217,6 +217,14 @@ class Host(Model):
     user: str = Field("root", description="SSH user.")
     port: int = Field(22, ge=1, le=65535, description="SSH port.")
     ssh_key: SecretStr = Field(description="SSH private key, stored as a Pulumi secret.")
+    host_key: (
+        Annotated[str, Field(pattern=r"^(ssh-ed25519|ecdsa-sha2-nistp\d+|ssh-rsa) \S+$")] | None
+    ) = Field(
+        None,
+        description="The host's SSH public host key, `TYPE BASE64` (the part of "
+        "`ssh-keyscan -t ed25519 HOST` after the host name); connections to a host that "
+        "presents another key fail. Required in production.",
+    )
 
 
 class IbmCloud(Model):

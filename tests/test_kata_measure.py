@@ -95,8 +95,24 @@ def _cli(guest: KataGuest, vcpus: int) -> str:
     return subprocess.run(argv, check=True, capture_output=True, text=True).stdout.strip()
 
 
+# Known answers for the fixture above (1 and 4 vCPUs), recorded once with the sev-snp-measure
+# 0.0.13 CLI (`_cli`) on 2026-11-27. `test_equals_the_cli` runs the same library twice; these
+# constants catch a change of either (a library upgrade, a changed input order) that moves the
+# digest the KBS would trust.
+KNOWN_DIGESTS = {
+    1: "649daae2fb23eb578904842db747a580ae3ca995770b90c338cd4a58a07dc341"
+    "67f84bc2259e0a7a678b8310505323ed",
+    4: "25df425e1710f5d7f444f9d36c6247b6d9a571789fc1d29e11fa8f237d8ff0b8"
+    "76387ac266bc65d15dad6418b699514c",
+}
+
+
 class TestLaunchMeasurement:
     """The digest is sev-snp-measure's, per vCPU count, over every recorded input."""
+
+    def test_known_answers(self, artifacts, tmp_path):
+        measured = dict(kata_measure.measure(_guest(artifacts), tmp_path).measurements)
+        assert {v: measured[v] for v in KNOWN_DIGESTS} == KNOWN_DIGESTS
 
     def test_equals_the_cli(self, artifacts, tmp_path):
         guest = _guest(artifacts)

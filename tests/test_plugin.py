@@ -26,6 +26,7 @@ import pulumi
 import pytest
 import yaml
 
+from components import render
 from components.plugin import PACKAGE, ComponentArgsError
 from components.plugin import exported as ex
 
@@ -318,13 +319,28 @@ class TestBadInputs:
         assert "resourcePolicy: allow-all" in message
         assert "refused in production" in message
 
-    def test_secret_output_value(self) -> None:
-        message = self._error(
-            ex.KeyBroker,
-            {"resources": [{"path": "default/key/1", "value": pulumi.Output.secret("x")}]},
-        )
-        assert "resources[0].value: is an Output" in message
-        assert "coco kbs set-resource" in message
+    def test_secret_output_value_is_accepted_and_stays_secret(self) -> None:
+        def program() -> None:
+            ex.KeyBroker(
+                "kb",
+                {"resources": [{"path": "default/key/1", "value": pulumi.Output.secret("x1y2z3")}]},
+            )
+
+        result = render_program(program)
+        (secret,) = [
+            r for r in result.registrations
+            if r.type == "kubernetes:core/v1:Secret" and r.name.endswith("-resources")
+        ]
+        from components import kbs as kbs_mod
+        from components.render import Secret as Sealed
+
+        data = secret.inputs["stringData"]
+        key = kbs_mod.resource_key("default/key/1")
+        # the Output's value arrives marked secret (the SDK may seal the whole map)
+        assert isinstance(data, Sealed) or isinstance(data[key], Sealed)
+        assert render.unwrap(data)[key] == "x1y2z3"
+        assert "[output]" not in json.dumps(render.unwrap(secret.inputs))
+        assert "x1y2z3" not in json.dumps(result.document())
 
     def test_cloud_pool(self) -> None:
         message = self._error(

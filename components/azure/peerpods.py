@@ -100,19 +100,25 @@ class AzurePeerPodInfra(pulumi.ComponentResource):
             opts=child,
         )
         self.identity = identity
-        self.federated = [
-            azure.managedidentity.FederatedIdentityCredential(
-                f"{name}-federated-{account}",
-                resource_group_name=group,
-                resource_name_=common.named(identity, f"{cluster_name}-caa"),
-                federated_identity_credential_resource_name=account,
-                issuer=cluster.oidc_issuer,
-                subject=federated_subject(account),
-                audiences=[common.TOKEN_AUDIENCE],
-                opts=child,
+        # one after the other: Azure refuses concurrent writes of federated credentials on one
+        # identity (ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity;
+        # Azure/bicep#10928, hashicorp/terraform-provider-azurerm#19968)
+        self.federated: list[azure.managedidentity.FederatedIdentityCredential] = []
+        for account in SERVICE_ACCOUNTS:
+            self.federated.append(
+                azure.managedidentity.FederatedIdentityCredential(
+                    f"{name}-federated-{account}",
+                    resource_group_name=group,
+                    resource_name_=common.named(identity, f"{cluster_name}-caa"),
+                    federated_identity_credential_resource_name=account,
+                    issuer=cluster.oidc_issuer,
+                    subject=federated_subject(account),
+                    audiences=[common.TOKEN_AUDIENCE],
+                    opts=pulumi.ResourceOptions.merge(
+                        child, pulumi.ResourceOptions(depends_on=self.federated[-1:])
+                    ),
+                )
             )
-            for account in SERVICE_ACCOUNTS
-        ]
 
         def grant(suffix: str, role: str, scope: pulumi.Input[str]) -> None:
             azure.authorization.RoleAssignment(

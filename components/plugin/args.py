@@ -13,6 +13,8 @@ The values are checked by the stack spec (components.spec, components.rules) exa
 
 from typing import Any, NotRequired, TypedDict
 
+import pulumi
+
 
 class Pool(TypedDict):
     """One TEE node pool on existing nodes (as `coco:nodePools[]`)."""
@@ -56,8 +58,9 @@ class KbsResource(TypedDict):
 
     path: str
     """repo/type/tag; guests fetch kbs:///repo/type/tag."""
-    value: str
-    """The value. Every resource input that carries it is a Pulumi secret."""
+    value: pulumi.Input[str]
+    """The value: pass a secret (pulumi.secret(...) or a secret config value) so it is encrypted in
+    your program's state too. Every resource input that carries it is a Pulumi secret."""
 
 
 class KeyBrokerArgs(TypedDict):

@@ -236,9 +236,9 @@ _KBS_KEYS = {
 class KeyBroker(pulumi.ComponentResource):
     """The Trustee key broker (KBS), secure by default: HTTPS with a certificate from its own
     CA, admin API behind a signed JWT, resources released only on an affirming attestation
-    result, persistent storage. Resource values must be plain strings in the consumer program
-    (the KBS rolls its pod when they change, which the component computes while it is built);
-    the component makes every input that carries them a Pulumi secret."""
+    result, persistent storage. Resource values may be secret Outputs (recommended: then they
+    are encrypted in the calling program's state too); the component makes every input that
+    carries them a Pulumi secret."""
 
     url: pulumi.Output[str]
     """The URL guests and the admin client use."""
@@ -254,23 +254,17 @@ class KeyBroker(pulumi.ComponentResource):
     ) -> None:
         section: dict[str, Any] = {"enabled": True}
         section.update({key: args[f] for f, key in _KBS_KEYS.items() if f in args})  # type: ignore[literal-required]
-        issues: list[ConfigIssue] = []
         resources = []
-        for i, resource in enumerate(args.get("resources", [])):
-            value = resource.get("value")
+        # Output values (pulumi.secret(...) in the calling program, so they are encrypted in
+        # its state too) are validated with a placeholder and handed to the KBS as they are
+        outputs: dict[str, pulumi.Input[str]] = {}
+        for resource in args.get("resources", []):
+            item = dict(resource)
+            value = item.get("value")
             if isinstance(value, pulumi.Output):
-                issues.append(
-                    ConfigIssue(
-                        f"resources[{i}].value",
-                        "is an Output (a secret from config or another resource); the KBS "
-                        "needs the value while the component is built",
-                        "pass a plain string (the component makes it a secret), or store it "
-                        "after deployment with `coco kbs set-resource` and the adminToken output",
-                    )
-                )
-            resources.append(dict(resource))
-        if issues:
-            raise ComponentArgsError("KeyBroker", name, issues)
+                outputs[str(item.get("path"))] = value
+                item["value"] = "[output]"
+            resources.append(item)
         section["resources"] = resources
         if "referenceValues" in section:
             section["referenceValues"] = {
@@ -291,6 +285,7 @@ class KeyBroker(pulumi.ComponentResource):
             reference_values=spec.kbs.reference_values,
             base_dir=Path.cwd(),
             allow_sample=args.get("allow_sample_evidence", False),
+            resource_values=outputs,
         )
         self.url = pulumi.Output.from_input(broker.url)
         self.ca_cert = broker.ca_cert_pem

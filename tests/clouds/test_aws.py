@@ -79,7 +79,9 @@ class TestSampleStacks:
         result = render_stack(stack)
         assert assert_valid_kubernetes(result) >= 1
         assert one(result, "aws:eks/cluster:Cluster").inputs["version"] == "1.34"
-        for reg in resources_of(result, LT) + resources_of(result, "aws:ec2/ami:Ami"):
+        regs = resources_of(result, LT) + resources_of(result, "aws:ec2/ami:Ami")
+        assert regs, "no launch template or AMI to check"
+        for reg in regs:
             props = render.unwrap(reg.inputs)
             for policy in ("confidential-pools", "peer-pod-image-tee-features"):
                 assert policy_violations(policy, reg.type, props, reg.name) == [], reg.name

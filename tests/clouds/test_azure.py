@@ -262,6 +262,9 @@ class TestPeerPods:
             assert inputs["issuer"] == ISSUER
             assert inputs["audiences"] == ["api://AzureADTokenExchange"]
             assert inputs["resourceName"] == "test-caa"
+        # Azure refuses concurrent federated-credential writes on one identity: a chain
+        first, second = resources_of(result, FEDERATED)
+        assert first.urn in second.dependencies or second.urn in first.dependencies
         roles = {n: v for n, v in _roles(result).items() if v[2] == CAA_PRINCIPAL}
         assert sorted((g, s) for g, s, _ in roles.values()) == sorted([
             (common.VIRTUAL_MACHINE_CONTRIBUTOR,

@@ -206,9 +206,11 @@ class TestLabelsMatchRuntimeClasses:
         }
         plans = {p.name: p for p in runtime_plan.runtime_classes(k3s_render.spec)}
         assert sorted(selectors) == sorted(plans) == ["kata-qemu-snp", "kata-qemu-tdx"]
+        checked = []
         for reg in commands(k3s_render):
             if "config.yaml.new" not in reg.inputs["create"]:
                 continue
+            checked.append(address_of(reg))
             pool = pool_of[address_of(reg)]
             config = node_config(reg)
             registered = dict(item.split("=", 1) for item in config["node-label"])
@@ -222,6 +224,7 @@ class TestLabelsMatchRuntimeClasses:
             else:
                 assert config["node-taint"] == [startup]
                 assert config["tls-san"] == ["10.0.0.11"]
+        assert sorted(checked) == sorted([*SNP_HOSTS, *TDX_HOSTS])  # every host, once
 
 
 class TestSecrets:
@@ -367,6 +370,42 @@ class TestRules:
                 f"k3s {versions.K3S_VERSION} has no pinned s390x binary for se hosts",
             )
         ]
+
+
+class TestHostKeys:
+    """A pinned SSH host key reaches every connection; production refuses hosts without one."""
+
+    KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBqbHAiRSZBmWrRCjnVpd2AYZXvN6Rs4E0ZcmDkrbJ3X"
+
+    def test_production_needs_host_keys(self) -> None:
+        config, secure = stack(EXISTING)
+        config["coco:environment"] = "production"
+        errors = _errors(config, secure)
+        message = "production hosts need a pinned SSH host key"
+        assert errors == [
+            (f"coco:nodePools[{p}].hosts[{h}].hostKey", message)
+            for p, count in enumerate((len(SNP_HOSTS), len(TDX_HOSTS)))
+            for h in range(count)
+        ]
+
+    def test_malformed_host_key(self) -> None:
+        config, secure = stack(EXISTING)
+        config["coco:nodePools"][1]["hosts"][0]["hostKey"] = "AAAAC3Nza only-base64"
+        paths = [path for path, _ in _errors(config, secure)]
+        assert paths == ["coco:nodePools[1].hosts[0].hostKey"]
+
+    def test_pinned_key_reaches_the_connection(
+        self, render_config: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        patch_provider_outputs(monkeypatch, provider_outputs(tmp_path))
+        config, secure = stack(K3S)
+        for pool in config["coco:nodePools"]:
+            for h in pool["hosts"]:
+                h["hostKey"] = self.KEY
+        result = render_config(config, secure=secure)
+        found = [render.unwrap(c.inputs["connection"]).get("hostKey") for c in commands(result)]
+        assert len(found) >= len(SNP_HOSTS) + len(TDX_HOSTS)
+        assert set(found) == {self.KEY}
 
 
 class TestKubeconfigText:

@@ -5,6 +5,7 @@ without them, a failure in CI where COCO_REQUIRE_IMAGE_TESTS=1)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import lzma
@@ -290,13 +291,19 @@ class TestRecipeKeys:
 
     def test_unresolved_pin_stops_the_build(self):
         podvm = recipe.load("podvm")
-        unresolved = [o for o in podvm.oci if not o.digest]
-        if not unresolved:
-            pytest.skip("every podvm pin has a digest")
+        # a pin without a digest, whatever the state of the real pins
+        first = dataclasses.replace(podvm.oci[0], digest="")
+        unpinned = dataclasses.replace(podvm, oci=(first, *podvm.oci[1:]))
         with pytest.raises(RecipeError) as info:
-            build.check_oci_pins(podvm)
+            build.check_oci_pins(unpinned)
+        assert "payload.oci[0].pin" in str(info.value)
         assert "has no digest pinned" in str(info.value)
         assert "coco image resolve" in info.value.hint
+        # and pinned ones pass
+        pinned = dataclasses.replace(
+            podvm, oci=tuple(dataclasses.replace(o, digest="sha256:" + "a" * 64) for o in podvm.oci)
+        )
+        build.check_oci_pins(pinned)
 
     def test_digest_changes_the_content_hash(self, tmp_path: Path):
         text = (

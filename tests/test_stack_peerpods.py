@@ -1,0 +1,96 @@
+"""Peer pods through the whole stack, for every cloud's peer-pods sample stack: the runtime enables
+the remote shim, the peerpods chart gets every key the pinned release requires, its INITDATA
+points the pod VMs at this stack's KBS and trusts this stack's CA, and the chart runs after the
+runtime. The clouds' own tests (tests/clouds/, tests/test_ibm_se.py) trace each key to its
+resource output; here the wiring between the components is checked."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import tomllib
+from typing import Any
+
+import pytest
+
+from components import peerpods, render, runtime_plan
+from tests.conftest import one, resources_of
+from tests.kbs.tls_mocks import patch_render_mocks
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+# sample stack -> the cloud-api-adaptor provider it configures
+STACKS = {
+    "azure-snp": "azure",
+    "azure-tdx": "azure",
+    "aws-snp": "aws",
+    "gcp-snp": "gcp",
+    "gcp-tdx": "gcp",
+    "ibm-se": "ibmcloud",
+}
+
+
+def _initdata(value: str) -> dict[str, Any]:
+    return tomllib.loads(gzip.decompress(base64.b64decode(value)).decode())
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[str, render.Render]:
+    mp = pytest.MonkeyPatch()
+    patch_render_mocks(mp)  # real CA and server certificates from the tls resources
+    try:
+        from tests.conftest import ROOT
+
+        return {name: render.run_stack(name, ROOT) for name in STACKS}
+    finally:
+        mp.undo()
+
+
+@pytest.mark.parametrize("stack", sorted(STACKS))
+def test_peer_pods_wired_to_runtime_and_kbs(rendered: dict[str, render.Render], stack: str) -> None:
+    result = rendered[stack]
+    provider = STACKS[stack]
+    chart = one(result, RELEASE, "coco-peer-pods-chart")
+    values = render.unwrap(chart.inputs["values"])
+    assert values["provider"] == provider
+    config = values["providerConfigs"][provider]
+    # every key the pinned release requires is there, and no credential is
+    assert set(peerpods.REQUIRED_KEYS[provider]) <= set(config)
+    assert not set(config) & peerpods.CREDENTIAL_KEYS[provider]
+    assert values["secrets"]["mode"] == "reference"
+
+    # the remote shim is the one kata-deploy installs, and the chart waits for the runtime
+    kata = render.unwrap(one(result, RELEASE, "coco-runtime-chart").inputs["values"])
+    shims = kata["kata-as-coco-runtime"]["shims"]
+    assert sorted(k for k in shims if k != "disableAll") == ["remote"]
+    # the PeerPods component (parent of the chart) waits for the runtime's release: children
+    # are created after their parent, and the parent after its dependencies
+    runtime = one(result, RELEASE, "coco-runtime-chart")
+    component = one(result, "coco:runtime:PeerPods", "coco-peer-pods")
+    assert runtime.urn in component.dependencies
+    assert chart.parent_urn == component.urn
+
+    # INITDATA: the stack's KBS URL and the stack's own CA
+    init = _initdata(config["INITDATA"])
+    assert init["algorithm"] == "sha256"
+    aa = tomllib.loads(init["data"]["aa.toml"])
+    cdh = tomllib.loads(init["data"]["cdh.toml"])
+    url = result.outputs["kbsUrl"]
+    assert aa["token_configs"]["kbs"]["url"] == url == cdh["kbc"]["url"]
+    ca = render.unwrap(result.outputs["kbsCaCert"])
+    assert ca.startswith("-----BEGIN CERTIFICATE-----")
+    assert aa["token_configs"]["kbs"]["cert"] == ca == cdh["kbc"]["kbs_cert"]
+
+
+@pytest.mark.parametrize("stack", sorted(STACKS))
+def test_runtime_class_per_pool(rendered: dict[str, render.Render], stack: str) -> None:
+    result = rendered[stack]
+    assert result.spec is not None
+    peer = [p.name for p in result.spec.node_pools if p.mode == "peer-pods"]
+    assert peer
+    classes = result.outputs["runtimeClasses"]
+    assert {classes[p] for p in peer} == {"kata-remote"}
+    (rc,) = [
+        r for r in resources_of(result, "kubernetes:node.k8s.io/v1:RuntimeClass")
+        if r.inputs["metadata"]["name"] == "kata-remote"
+    ]
+    assert rc.inputs["scheduling"]["nodeSelector"][runtime_plan.KATA_RUNTIME_READY] == "true"
