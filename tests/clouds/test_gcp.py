@@ -427,7 +427,10 @@ class TestImageRecipeRule:
 
     def test_recipe_with_gcp_tar_or_existing_image(self, tmp_path):
         recipe = self._recipe(tmp_path, 'formats = ["raw", "gcp-tar"]')
-        validate(peer_pods_config("snp", "n2d-standard-2", "europe-west4-a", recipe=recipe),
-                 stack="t")
-        validate(peer_pods_config("snp", "n2d-standard-2", "europe-west4-a",
-                                  podvmImage="an-image"), stack="t")
+        for config in (
+            peer_pods_config("snp", "n2d-standard-2", "europe-west4-a", recipe=recipe),
+            peer_pods_config("snp", "n2d-standard-2", "europe-west4-a", podvmImage="an-image"),
+        ):
+            spec, warnings = validate(config, stack="t")  # raises SpecError on any error
+            assert spec.node_pools[0].mode == "peer-pods"
+            assert "coco:image.recipe" not in [w.path for w in warnings]
