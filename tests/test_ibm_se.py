@@ -4,8 +4,6 @@ material mounted where the pinned Trustee reads it; secrets stay secrets end to 
 from __future__ import annotations
 
 import base64
-import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,21 +66,6 @@ SECURE = frozenset(
         "coco:kbs.seVerifier.crls[0]",
     }
 )
-# The regex components.validate needs for these keys ("lines for the lead"); until it lands
-# there, the fixture below extends it for this module only (a no-op afterwards).
-SECRET_KEYS = (
-    r"|nodePools\[\d+\]\.ibmcloud\.apiKey"
-    r"|kbs\.seVerifier\.(imageHeader|rootCa|(hostKeyDocuments|certificates|crls)\[\d+\])"
-)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _secret_keys() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as patch:
-        if not validate._SECRET_FIELD.match("coco:nodePools[0].ibmcloud.apiKey"):
-            pattern = validate._SECRET_FIELD.pattern
-            patch.setattr(validate, "_SECRET_FIELD", re.compile(pattern[:-2] + SECRET_KEYS + ")$"))
-        yield
 
 
 def _config(pool: dict[str, Any] | None = None, **kbs: Any) -> dict[str, Any]:

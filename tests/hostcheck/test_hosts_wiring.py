@@ -9,7 +9,7 @@ the server's kubeconfig); everything else is the mock echo of the inputs.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -121,18 +121,6 @@ def node_config(reg: Registration) -> dict[str, Any]:
     assert match is not None, create
     data: dict[str, Any] = yaml.safe_load(match[1])
     return data
-
-
-@pytest.fixture(autouse=True)
-def _clean_runtime() -> Iterator[None]:
-    """A render that failed leaves its exception in the Pulumi SDK's global RPC manager, and the
-    next render in this process would re-raise it (components.render.record does not clear it);
-    clear it after every test here, the way pulumi.runtime.test does before each run."""
-    yield
-    from pulumi.runtime.settings import SETTINGS
-
-    SETTINGS.rpc_manager.clear()
-    SETTINGS.outputs.clear()
 
 
 @pytest.fixture
