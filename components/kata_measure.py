@@ -1,10 +1,10 @@
 """Reference values for bare-metal SNP pools: the launch measurement of the kata guest.
 
 Scope: given the artifacts the pinned kata release's qemu-snp shim boots (firmware, kernel,
-optional initrd, kernel command line) as local files, and the shim's vCPU counts and CPU model,
-compute the SEV-SNP launch measurement with sev-snp-measure, the library the images issue
-measures with (images/measure.py), and record every input with its sha256. `components.kbs`
-turns the result into the reference value `snp_launch_measurement` the KBS trusts.
+optional initrd, kernel command line), and the shim's vCPU counts and CPU model, compute the
+SEV-SNP launch measurement with sev-snp-measure, the library the images issue measures with
+(images/measure.py), and record every input with its sha256. `components.kbs` turns the result
+into the reference value `snp_launch_measurement` the KBS trusts.
 
 What the measurement covers (sev-snp-measure guest.py, mode snp, VMM QEMU): the firmware pages,
 the SEV hashes table (sha256 of kernel, initrd, command line: QEMU direct boot with an OVMF built
@@ -13,19 +13,28 @@ the CPU model's signature and the guest features matter). The kata root image is
 part of it: it is bound through the dm-verity root hash in the command line
 (kernel_verity_params, configuration-qemu-snp.toml.in@4.0.0).
 
-Non-goals: downloading artifacts (copy them from a host that runs the pinned kata-deploy, or
-from the release tarball, and name the copies); the guest policy, TCB and platform values
-(separate reference values); TDX (MRTD/RTMRs are not computed here); IBM SE (the SE image
-header built by pvimg is the measurement: components.se_verifier, docs/secure-execution.md).
+The firmware and kernel are local files when the spec names them; otherwise they are the members
+the shim boots (versions.KATA_SNP_MEMBERS) of the pinned release tarball (versions.KATA_STATIC,
+about 1.9 GB), downloaded once into the image cache, checked against its sha256 and kept with
+its extracted members (images.release). The command line always comes from the spec: the Go shim
+assembles it at run time (kernel_params, the dm-verity parameters kata-deploy writes, the
+agent's own), so it is read off a host rather than predicted.
+
+Non-goals: the guest policy, TCB and platform values (separate reference values); TDX
+(MRTD/RTMRs are not computed here); IBM SE (the SE image header built by pvimg is the
+measurement: components.se_verifier, docs/secure-execution.md).
 """
 
 from __future__ import annotations
 
 import hashlib
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import versions
+from .errors import CocoError
 from .spec import KataGuest
 
 REFERENCE_VALUE = "snp_launch_measurement"
@@ -49,6 +58,7 @@ class KataMeasurement:
     cpu_model: str
     guest_features: str
     measurements: tuple[tuple[int, str], ...]  # (vcpus, hex digest), sorted by vcpus
+    release: dict[str, str] | None = None  # url and sha256 of the release tarball, when used
 
     def reference_values(self) -> dict[str, list[str | int | bool]]:
         return {REFERENCE_VALUE: sorted({digest for _, digest in self.measurements})}
@@ -61,6 +71,7 @@ class KataMeasurement:
             "firmware": vars(self.firmware),
             "kernel": vars(self.kernel),
             "initrd": vars(self.initrd) if self.initrd else None,
+            "release": self.release,
             "cmdline": self.cmdline,
             "vcpu_type": self.cpu_model,
             "guest_features": self.guest_features,
@@ -80,6 +91,10 @@ def problems(guest: KataGuest, base: Path) -> list[tuple[str, str, str]]:
     from sevsnpmeasure.ovmf import OVMF, SectionType
 
     found = []
+    try:
+        released = release_files(guest)
+    except CocoError as exc:
+        return [("mirror", str(exc), exc.hint)]
     for key in ("firmware", "kernel", "initrd"):
         value = getattr(guest, key)
         if value is not None and not _path(base, value).is_file():
@@ -87,8 +102,9 @@ def problems(guest: KataGuest, base: Path) -> list[tuple[str, str, str]]:
                 (
                     key,
                     f"file {value!r} does not exist",
-                    "copy it from a host running the pinned kata-deploy; paths are relative to "
-                    "the project directory",
+                    "copy it from a host running the pinned kata-deploy (paths are relative to "
+                    "the project directory), or leave out firmware and kernel to take them from "
+                    "the pinned kata release",
                 )
             )
     if guest.cpu_model not in vcpu_types.CPU_SIGS:
@@ -99,7 +115,7 @@ def problems(guest: KataGuest, base: Path) -> list[tuple[str, str, str]]:
                 f"use one of: {', '.join(sorted(vcpu_types.CPU_SIGS))}",
             )
         )
-    firmware = _path(base, guest.firmware)
+    firmware = released.get("firmware") or _path(base, guest.firmware or "")
     if firmware.is_file():
         try:
             ovmf = OVMF(str(firmware))
@@ -110,8 +126,8 @@ def problems(guest: KataGuest, base: Path) -> list[tuple[str, str, str]]:
             found.append(
                 (
                     "firmware",
-                    f"{guest.firmware!r} has no SEV kernel hashes table, so the kernel, initrd and "
-                    "command line cannot be part of the launch measurement",
+                    f"{_label(guest, 'firmware')!r} has no SEV kernel hashes table, so the kernel, "
+                    "initrd and command line cannot be part of the launch measurement",
                     "use the AmdSev firmware kata ships (share/ovmf/AMDSEV.fd), not a generic "
                     "OVMF",
                 )
@@ -119,8 +135,44 @@ def problems(guest: KataGuest, base: Path) -> list[tuple[str, str, str]]:
     return found
 
 
-def _artifact(base: Path, value: str) -> Artifact:
-    return Artifact(value, hashlib.sha256(_path(base, value).read_bytes()).hexdigest())
+def _label(guest: KataGuest, key: str) -> str:
+    value: str | None = getattr(guest, key)
+    if value is not None:
+        return value
+    return f"{versions.KATA_STATIC.filename}:{versions.KATA_SNP_MEMBERS[key]}"
+
+
+def release_files(guest: KataGuest) -> dict[str, Path]:
+    """The firmware and kernel the spec leaves out, from the pinned kata release (fetched and
+    checked on first use, then read from the cache). Raises images.errors.ImageError."""
+    keys = [key for key in ("firmware", "kernel") if getattr(guest, key) is None]
+    if not keys:
+        return {}
+    from images import release
+
+    names = [versions.KATA_SNP_MEMBERS[key] for key in keys]
+    files = release.members(versions.KATA_STATIC, names, guest.mirror, progress=_Report())
+    return {key: files[versions.KATA_SNP_MEMBERS[key]] for key in keys}
+
+
+class _Report:
+    """Progress of the release download on stderr, every 10 percent (Pulumi shows a program's
+    stderr as it runs)."""
+
+    def __init__(self) -> None:
+        self.last: dict[str, int] = {}
+
+    def __call__(self, what: str, done: int, total: int | None) -> None:
+        if not total:
+            return
+        step = done * 10 // total
+        if step > self.last.get(what, 0):
+            self.last[what] = step
+            print(f"coco: {what}: {step * 10}% of {total >> 20} MiB", file=sys.stderr, flush=True)
+
+
+def _artifact(label: str, path: Path) -> Artifact:
+    return Artifact(label, hashlib.sha256(path.read_bytes()).hexdigest())
 
 
 def measure(guest: KataGuest, base: Path) -> KataMeasurement:
@@ -132,7 +184,9 @@ def measure(guest: KataGuest, base: Path) -> KataMeasurement:
     found = problems(guest, base)
     if found:
         raise ValueError("; ".join(f"{key}: {message}" for key, message, _ in found))
-    firmware, kernel = _path(base, guest.firmware), _path(base, guest.kernel)
+    released = release_files(guest)
+    firmware = released.get("firmware") or _path(base, guest.firmware or "")
+    kernel = released.get("kernel") or _path(base, guest.kernel or "")
     initrd = _path(base, guest.initrd) if guest.initrd else None
     digests = tuple(
         (
@@ -152,9 +206,14 @@ def measure(guest: KataGuest, base: Path) -> KataMeasurement:
         for vcpus in sorted(set(guest.vcpus))
     )
     return KataMeasurement(
-        firmware=_artifact(base, guest.firmware),
-        kernel=_artifact(base, guest.kernel),
-        initrd=_artifact(base, guest.initrd) if guest.initrd else None,
+        firmware=_artifact(_label(guest, "firmware"), firmware),
+        kernel=_artifact(_label(guest, "kernel"), kernel),
+        initrd=_artifact(guest.initrd, initrd) if guest.initrd and initrd else None,
+        release=(
+            {"url": guest.mirror or versions.KATA_STATIC.url, "sha256": versions.KATA_STATIC.sha256}
+            if released
+            else None
+        ),
         cmdline=guest.cmdline,
         cpu_model=guest.cpu_model,
         guest_features=guest.guest_features,

@@ -327,14 +327,23 @@ class SeVerifier(Model):
 class KataGuest(Model):
     """The kata guest a bare-metal SNP pool boots, measured into snp_launch_measurement."""
 
-    firmware: str = Field(
+    firmware: str | None = Field(
+        None,
         min_length=1,
         description="Path of the kata SNP firmware (a copy of a host's "
-        f"{versions.KATA_SNP_FIRMWARE}).",
+        f"{versions.KATA_SNP_FIRMWARE}); omitted: taken from the pinned kata release "
+        f"({versions.KATA_STATIC.filename}, checked by sha256).",
     )
-    kernel: str = Field(
+    kernel: str | None = Field(
+        None,
         min_length=1,
-        description="Path of the kernel the qemu-snp shim boots (its configuration's `kernel`).",
+        description="Path of the kernel the qemu-snp shim boots (its configuration's `kernel`); "
+        "omitted: taken from the pinned kata release.",
+    )
+    mirror: Annotated[str, Field(pattern=r"^https?://\S+$")] | None = Field(
+        None,
+        description=f"URL to download {versions.KATA_STATIC.filename} from instead of GitHub (an "
+        "internal mirror); its pinned sha256 is checked all the same.",
     )
     initrd: str | None = Field(None, description="Path of the initrd, if the shim uses one.")
     cmdline: str = Field(

@@ -39,6 +39,21 @@ class ImageRef:
         return f"{ref}@{self.digest}" if self.digest else ref
 
 
+@dataclass(frozen=True)
+class ReleaseArtifact:
+    """A release file pinned by URL and sha256 (fetched and checked by images.release)."""
+
+    name: str
+    version: str
+    url: str
+    sha256: str  # hex, of the whole file
+    size: int | None = None  # bytes, when known: progress and an early size check
+
+    @property
+    def filename(self) -> str:
+        return self.url.rsplit("/", 1)[-1]
+
+
 # The release set. Source: confidential-containers/confidential-containers releases/v0.22.0.md.
 COCO_RELEASE = "v0.22.0"
 KATA_VERSION = "4.0.0"
@@ -179,6 +194,33 @@ SE_VERIFIER_DIR = "/run/confidential-containers/ibmse"
 KATA_SNP_CPU_MODEL = "EPYC-v4"
 KATA_SNP_DEFAULT_VCPUS = 1
 KATA_SNP_FIRMWARE = "/opt/kata/share/ovmf/AMDSEV.fd"
+
+# The kata 4.0.0 release tarball kata-deploy installs from (everything under ./opt/kata), the
+# source of the qemu-snp guest's firmware and kernel when coco:kbs.kataGuest names no files.
+# Asset name: github.com/kata-containers/kata-containers/releases/tag/4.0.0 (kata-static-<version>-
+# <arch>.tar.zst). The sha256 and size are (unverified) against the release itself, which is not
+# reachable from where this was written: they are the value several unrelated projects pin for
+# this asset, found with the code search on 2026-11-27 (Dockerfile ARGs KATA_AMD64_SHA256, a
+# `known_sha256` shell table, a Python _KATA_TARBALL_SHA256 map and a cache layout recording
+# 1,952,994,060 bytes), all agreeing. A wrong value fails closed: the download is refused.
+KATA_STATIC = ReleaseArtifact(
+    name="kata-static",
+    version=KATA_VERSION,
+    url="https://github.com/kata-containers/kata-containers/releases/download/"
+    f"{KATA_VERSION}/kata-static-{KATA_VERSION}-amd64.tar.zst",
+    sha256="2c3b9dfeba355582b40aee462b12916c9740654d0230f696adf719d67b063a8c",
+    size=1_952_994_060,
+)
+# Members of KATA_STATIC the qemu-snp shim boots (kata-containers@4.0.0): the firmware
+# tools/packaging/static-build/ovmf/build-ovmf.sh installs as share/ovmf/AMDSEV.fd, and the kernel
+# src/runtime/Makefile names for KERNELCONFIDENTIALTYPE = compressed (MAKE_KERNEL_NAME:
+# vmlinuz.container in KERNELDIR = share/kata-containers), a symlink build-kernel.sh makes to the
+# versioned kernel. kata-deploy builds with PREFIX /opt/kata. No initrd: the shim boots the image
+# kata-containers-confidential.img, bound by the dm-verity root hash in its command line.
+KATA_SNP_MEMBERS = {
+    "firmware": "opt/kata/share/ovmf/AMDSEV.fd",
+    "kernel": "opt/kata/share/kata-containers/vmlinuz.container",
+}
 
 
 # --- Pod-VM guest components as OCI artifacts (images/, podvm recipe) ---------------------------

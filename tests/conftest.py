@@ -8,7 +8,10 @@ plain recorded data, never inside callbacks that might not run.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import http.server
+import threading
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +114,41 @@ def render_stack() -> Callable[[str], render.Render]:
         return render.run_stack(stack, ROOT)
 
     return run
+
+
+class StaticServer:
+    """Files under `root` over HTTP on loopback (a real server), with the paths asked for."""
+
+    def __init__(self, root: Path) -> None:
+        self.root, self.requests = root, list[str]()
+        server = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.requests.append(self.path)
+                super().do_GET()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), partial(Handler, directory=str(root))
+        )
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/{name}"
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[StaticServer]:
+    root = tmp_path / "www"
+    root.mkdir()
+    served = StaticServer(root)
+    yield served
+    served.stop()

@@ -13,22 +13,27 @@ are seeded random bytes. Real kata artifacts are large and not available offline
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import random
 import shutil
 import struct
 import subprocess
 import sys
+import tarfile
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+import zstandard
 
-from components import kata_measure, render
+from components import kata_measure, render, versions
 from components.errors import SpecError
 from components.spec import KataGuest
 from components.validate import validate
+from components.versions import ReleaseArtifact
 from tests.conftest import ROOT, one
 
 CMDLINE = "console=hvc0 root=/dev/vda1 rootflags=data=ordered agent.log=debug"
@@ -220,3 +225,82 @@ class TestStack:
         config["coco:nodePools"][0]["tee"] = "tdx"
         _, warnings = validate(config, stack="t", base_dir=str(ROOT))
         assert "coco:kbs.kataGuest" in {w.path for w in warnings}
+
+
+KERNEL_MEMBER = "./opt/kata/share/kata-containers/vmlinuz-6.18.35-200"
+
+
+def _release_tarball(path: Path, firmware: bytes, kernel: bytes) -> Path:
+    """Laid out like kata-static: the kernel through the vmlinuz.container link."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        link = tarfile.TarInfo("./opt/kata/share/kata-containers/vmlinuz.container")
+        link.type, link.linkname = tarfile.SYMTYPE, "vmlinuz-6.18.35-200"
+        archive.addfile(link)
+        for name, data in (("./opt/kata/share/ovmf/AMDSEV.fd", firmware), (KERNEL_MEMBER, kernel)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    path.write_bytes(zstandard.ZstdCompressor().compress(raw.getvalue()))
+    return path
+
+
+class TestFromRelease:
+    """Without firmware and kernel, the guest is measured from the pinned kata release's members:
+    fetched over HTTP, checked against the pinned sha256, links followed."""
+
+    @pytest.fixture
+    def pinned(self, server, artifacts, monkeypatch, tmp_path) -> ReleaseArtifact:
+        monkeypatch.setenv("COCO_IMAGE_CACHE", str(tmp_path / "cache"))
+        name = "kata-static-4.0.0-amd64.tar.zst"
+        data = _release_tarball(server.root / name, artifacts["firmware"].read_bytes(),
+                                artifacts["kernel"].read_bytes()).read_bytes()
+        artifact = ReleaseArtifact("kata-static", "4.0.0", server.url(name),
+                                   hashlib.sha256(data).hexdigest(), len(data))
+        monkeypatch.setattr(versions, "KATA_STATIC", artifact)
+        return artifact
+
+    def test_measures_the_release_members(self, pinned, artifacts, tmp_path):
+        from_release = kata_measure.measure(KataGuest(cmdline=CMDLINE, vcpus=[1, 4]), tmp_path)
+        from_files = kata_measure.measure(_guest(artifacts, initrd=None, vcpus=[1, 4]), tmp_path)
+        assert from_release.measurements == from_files.measurements
+        assert from_release.firmware == kata_measure.Artifact(
+            f"{pinned.filename}:opt/kata/share/ovmf/AMDSEV.fd", from_files.firmware.sha256)
+        assert from_release.kernel.path == (
+            f"{pinned.filename}:opt/kata/share/kata-containers/vmlinuz.container")
+        assert from_release.record()["release"] == {"url": pinned.url, "sha256": pinned.sha256}
+        assert from_files.record()["release"] is None
+
+    def test_a_named_kernel_replaces_only_the_kernel(self, pinned, artifacts, tmp_path):
+        other = tmp_path / "other-kernel"
+        other.write_bytes(b"another kernel" * 100)
+        mixed = kata_measure.measure(KataGuest(cmdline=CMDLINE, kernel=str(other)), tmp_path)
+        files = kata_measure.measure(_guest(artifacts, initrd=None, kernel=str(other),
+                                            vcpus=[1]), tmp_path)
+        assert mixed.measurements == files.measurements
+        assert mixed.firmware.path.startswith(pinned.filename)
+        assert mixed.kernel.path == str(other)
+
+    def test_a_mirror_is_used_and_checked(self, pinned, server, tmp_path):
+        (server.root / "copy.tar.zst").write_bytes((server.root / pinned.filename).read_bytes())
+        guest = KataGuest(cmdline=CMDLINE, mirror=server.url("copy.tar.zst"))
+        measured = kata_measure.measure(guest, tmp_path)
+        assert server.requests == ["/copy.tar.zst"]
+        assert measured.record()["release"]["url"] == server.url("copy.tar.zst")
+
+    def test_other_bytes_are_an_error_at_the_mirror_key(self, pinned, artifacts, monkeypatch):
+        monkeypatch.setattr(versions, "KATA_STATIC", replace(pinned, sha256="0" * 64))
+        config = _stack(artifacts, vcpus=[1])
+        del config["coco:kbs"]["kataGuest"]["firmware"], config["coco:kbs"]["kataGuest"]["kernel"]
+        with pytest.raises(SpecError) as info:
+            validate(config, stack="t", base_dir=str(ROOT))
+        errors = [(i.path, i.message) for i in info.value.issues if i.severity == "error"]
+        assert [path for path, _ in errors] == ["coco:kbs.kataGuest.mirror"]
+        assert "the pin is " + "0" * 64 in errors[0][1]
+
+    def test_download_progress_goes_to_stderr(self, pinned, tmp_path, capsys):
+        kata_measure.measure(KataGuest(cmdline=CMDLINE), tmp_path)
+        err = capsys.readouterr().err
+        assert f"coco: download {pinned.filename}: 100%" in err
+        kata_measure.measure(KataGuest(cmdline=CMDLINE), tmp_path)
+        assert capsys.readouterr().err == ""  # the members came from the cache

@@ -1,0 +1,266 @@
+"""Release files pinned by URL and sha256: fetched once into the image cache, checked, and
+opened for a few named members.
+
+Scope: one HTTP(S) download per pinned file (components.versions.ReleaseArtifact), streamed to
+`<cache>/release/sha256/<hex>` and renamed into place only when its sha256 (and size, when
+pinned) match, so a cache entry is always a verified file. `members` then reads named members out
+of such a tar archive (plain, gzip, xz or zstd), following symbolic and hard links inside the
+archive (release tarballs name their kernels through links such as kata's vmlinuz.container), and
+keeps them under `<cache>/release/<hex>/files/` with an index of their sha256. A later call that
+asks for members already extracted reads only those small files, each checked against the index;
+anything else re-reads the archive, whose sha256 is checked again on that same pass.
+
+Non-goals: resuming interrupted downloads, signatures (the pinned sha256 is the trust anchor),
+archives other than tar, and extracting into a root file system (images.oci does that for OCI
+layers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import posixpath
+import tarfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any, cast
+
+import requests
+import zstandard
+
+from components.versions import ReleaseArtifact
+
+from .errors import DownloadError, ImageError
+from .rootfs import cache_dir
+
+# (what, bytes done, bytes in all or None); called about every MiB
+Progress = Callable[[str, int, "int | None"], None]
+_CHUNK = 1 << 20
+_MAX_LINKS = 40  # as the kernel's symlink limit
+
+
+def cached_path(artifact: ReleaseArtifact) -> Path:
+    return cache_dir() / "release" / "sha256" / artifact.sha256
+
+
+def fetch(
+    artifact: ReleaseArtifact,
+    url: str | None = None,
+    *,
+    session: requests.Session | None = None,
+    progress: Progress | None = None,
+    timeout: float = 300.0,
+) -> Path:
+    """The verified file in the cache, downloaded from `url` (default: the pinned URL, e.g. an
+    internal mirror instead) on a miss. Raises DownloadError naming what did not match."""
+    target = cached_path(artifact)
+    if target.is_file() and (artifact.size is None or target.stat().st_size == artifact.size):
+        return target
+    source = url or artifact.url
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.parent / f".{target.name}.{os.getpid()}"
+    hasher, done = hashlib.sha256(), 0
+    http = session or requests.Session()
+    try:
+        try:
+            response = http.get(source, stream=True, timeout=(30.0, timeout))
+        except requests.RequestException as exc:
+            raise DownloadError(
+                f"{artifact.filename}: cannot reach {source}: {exc}",
+                hint="check the network, or fetch it elsewhere and point the mirror URL at a "
+                "copy (its sha256 is checked all the same)",
+            ) from exc
+        with response, partial.open("wb") as out:
+            if response.status_code != 200:
+                raise DownloadError(
+                    f"{artifact.filename}: {source} answered HTTP {response.status_code}",
+                    hint="check the URL; a mirror must serve the file under that exact address",
+                )
+            announced = response.headers.get("Content-Length")
+            if artifact.size is not None and announced and int(announced) != artifact.size:
+                raise DownloadError(
+                    f"{artifact.filename}: {source} serves {announced} bytes, the pin says "
+                    f"{artifact.size}",
+                    hint="the server has another file under that name; use the pinned release",
+                )
+            for chunk in response.iter_content(_CHUNK):
+                hasher.update(chunk)
+                out.write(chunk)
+                done += len(chunk)
+                if artifact.size is not None and done > artifact.size:
+                    raise DownloadError(
+                        f"{artifact.filename}: {source} sent more than the pinned "
+                        f"{artifact.size} bytes",
+                        hint="the server has another file under that name",
+                    )
+                if progress:
+                    progress(f"download {artifact.filename}", done, artifact.size)
+        actual = hasher.hexdigest()
+        if actual != artifact.sha256:
+            raise DownloadError(
+                f"{artifact.filename}: downloaded {done} bytes with sha256 {actual}, the pin "
+                f"is {artifact.sha256}",
+                hint="the server sent other bytes than the pinned release: the file was "
+                "tampered with or replaced, or the pin in components/versions.py is wrong",
+            )
+        partial.replace(target)  # atomic: never a truncated or unverified cache entry
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
+
+
+class _Reader:
+    """A read-only stream over a file that hashes what passes through and reports progress."""
+
+    def __init__(self, raw: IO[bytes], hasher: Any, progress: Progress | None, what: str) -> None:
+        self.raw, self.hasher, self.progress, self.what = raw, hasher, progress, what
+        self.done, self.total = 0, os.fstat(raw.fileno()).st_size
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        if self.hasher is not None:
+            self.hasher.update(data)
+        self.done += len(data)
+        if self.progress and data:
+            self.progress(self.what, self.done, self.total)
+        return data
+
+
+@contextmanager
+def _tar(
+    path: Path, hasher: Any = None, progress: Progress | None = None, what: str = ""
+) -> Iterator[tarfile.TarFile]:
+    """The archive as a tar stream (plain, gzip, xz or zstd), every byte read through `hasher`."""
+    with path.open("rb") as raw:
+        zstd = raw.read(4) == b"\x28\xb5\x2f\xfd"
+        raw.seek(0)
+        stream = cast(IO[bytes], _Reader(raw, hasher, progress, what))
+        if zstd:
+            with (
+                zstandard.ZstdDecompressor().stream_reader(stream) as decompressed,
+                tarfile.open(fileobj=decompressed, mode="r|") as archive,
+            ):
+                yield archive
+        else:
+            with tarfile.open(fileobj=stream, mode="r|*") as archive:
+                yield archive
+
+
+def _name(name: str) -> str:
+    return posixpath.normpath("/" + name).lstrip("/")
+
+
+def _resolve(name: str, links: dict[str, tuple[str, bool]], regular: set[str]) -> str:
+    """The regular file `name` leads to through the archive's links."""
+    current = _name(name)
+    for _ in range(_MAX_LINKS):
+        if current in regular:
+            return current
+        if current not in links:
+            raise ImageError(f"{name!r} is not a file in the archive")
+        target, symbolic = links[current]
+        if not symbolic or target.startswith("/"):
+            # a hard link names an archive member; an absolute symlink the installed path, and
+            # the archive's root is /
+            current = _name(target)
+        else:
+            current = _name(posixpath.join(posixpath.dirname(current), target))
+    raise ImageError(f"{name!r}: more than {_MAX_LINKS} links in a row in the archive")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def members(
+    artifact: ReleaseArtifact,
+    names: Sequence[str],
+    url: str | None = None,
+    *,
+    session: requests.Session | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Path]:
+    """Each named member (links followed) as a verified file in the cache, by name."""
+    base = cache_dir() / "release" / artifact.sha256
+    index_path = base / "index.json"
+    try:
+        index: dict[str, dict[str, str]] = json.loads(index_path.read_text())
+    except (OSError, ValueError):
+        index = {}  # none yet, or damaged: extract again
+    wanted = {name: _name(name) for name in names}
+
+    def hit(name: str) -> bool:
+        entry = index.get(wanted[name])
+        path = base / "files" / entry["target"] if entry else None
+        return bool(entry and path and path.is_file() and _sha256(path) == entry["sha256"])
+
+    if not all(hit(name) for name in names):
+        archive_path = fetch(artifact, url, session=session, progress=progress)
+        links: dict[str, tuple[str, bool]] = {}
+        regular: set[str] = set()
+        hasher = hashlib.sha256()
+        unreadable: Exception | None = None
+        try:
+            with _tar(archive_path, hasher, progress, f"read {artifact.filename}") as archive:
+                for member in archive:
+                    if member.issym() or member.islnk():
+                        links[_name(member.name)] = (member.linkname, member.issym())
+                    elif member.isfile():
+                        regular.add(_name(member.name))
+            digest = hasher.hexdigest()
+        except (tarfile.TarError, zstandard.ZstdError, EOFError, OSError, ValueError) as exc:
+            unreadable, digest = exc, _sha256(archive_path)  # changed bytes, or a bad archive?
+        if digest != artifact.sha256:
+            archive_path.unlink(missing_ok=True)
+            raise DownloadError(
+                f"{artifact.filename}: the cached copy no longer has the pinned sha256",
+                hint="it was removed from the cache; run again to download it afresh",
+            )
+        if unreadable is not None:
+            raise ImageError(
+                f"{artifact.filename} (sha256 as pinned) is not a readable tar archive: "
+                f"{unreadable}",
+                hint="the pin names a file that is not a tar archive; check the pinned URL",
+            )
+        targets: dict[str, str] = {}
+        for normal in sorted(set(wanted.values())):
+            try:
+                targets[normal] = _resolve(normal, links, regular)
+            except ImageError as exc:
+                raise ImageError(
+                    f"{artifact.filename}: {exc}",
+                    hint="list the archive (tar -tf) and use a member path from it",
+                ) from exc
+        found: dict[str, str] = {}
+        (base / "files").mkdir(parents=True, exist_ok=True)
+        with _tar(archive_path, None, progress, f"extract {artifact.filename}") as archive:
+            for member in archive:
+                name = _name(member.name)
+                if not member.isfile() or name not in targets.values() or name in found:
+                    continue
+                out = base / "files" / name
+                out.parent.mkdir(parents=True, exist_ok=True)
+                partial = out.parent / f".{out.name}.{os.getpid()}"
+                source = archive.extractfile(member)
+                assert source is not None  # a regular file always has data
+                member_hash = hashlib.sha256()
+                with source, partial.open("wb") as handle:
+                    while chunk := source.read(_CHUNK):
+                        member_hash.update(chunk)
+                        handle.write(chunk)
+                partial.replace(out)
+                found[name] = member_hash.hexdigest()
+                if len(found) == len(set(targets.values())):
+                    break  # the rest of the archive is not needed
+        for normal, target in sorted(targets.items()):
+            index[normal] = {"target": target, "sha256": found[target]}
+        partial_index = base / f".index.json.{os.getpid()}"
+        partial_index.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+        partial_index.replace(index_path)
+    return {name: base / "files" / index[normal]["target"] for name, normal in wanted.items()}
