@@ -91,10 +91,13 @@ def problems(guest: KataGuest, base: Path) -> list[tuple[str, str, str]]:
     from sevsnpmeasure.ovmf import OVMF, SectionType
 
     found = []
+    released: dict[str, Path] = {}
     try:
         released = release_files(guest)
     except CocoError as exc:
-        return [("mirror", str(exc), exc.hint)]
+        # the key of what the download serves: the mirror, else the first file left out
+        key = "mirror" if guest.mirror else ("firmware" if guest.firmware is None else "kernel")
+        found.append((key, str(exc), exc.hint))
     for key in ("firmware", "kernel", "initrd"):
         value = getattr(guest, key)
         if value is not None and not _path(base, value).is_file():

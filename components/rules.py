@@ -804,6 +804,12 @@ def se_verifier_and_kata_guest(
     if g is not None:
         for key, message, hint in kata_measure.problems(g, Path(base or ".")):
             out.error(f"{p}.kataGuest.{key}", message, hint)
+        if g.mirror and g.firmware and g.kernel:
+            out.warn(
+                f"{p}.kataGuest.mirror",
+                "not used: firmware and kernel are both local files, nothing is downloaded",
+                "remove mirror, or leave out firmware and kernel to take them from the release",
+            )
         if not any(x.tee == "snp" and x.mode == "bare-metal" for x in pools):
             out.warn(
                 f"{p}.kataGuest",

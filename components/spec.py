@@ -113,6 +113,16 @@ def _resource_path(value: str) -> str:
     return value
 
 
+def _mirror_url(value: str) -> str:
+    if not re.fullmatch(r"https?://[^/@\s]+(/\S*)?", value):
+        raise _fail(
+            f"{value!r} is not an http(s) URL without user or password",
+            "give the URL alone; credentials in a URL would end up in outputs and logs, so put "
+            "them in ~/.netrc, which the download reads",
+        )
+    return value
+
+
 DnsLabel = Annotated[str, AfterValidator(_dns_label)]
 DnsName = Annotated[str, AfterValidator(_dns_name)]
 K8sVersion = Annotated[str, AfterValidator(_k8s_version)]
@@ -340,7 +350,7 @@ class KataGuest(Model):
         description="Path of the kernel the qemu-snp shim boots (its configuration's `kernel`); "
         "omitted: taken from the pinned kata release.",
     )
-    mirror: Annotated[str, Field(pattern=r"^https?://\S+$")] | None = Field(
+    mirror: Annotated[str, AfterValidator(_mirror_url)] | None = Field(
         None,
         description=f"URL to download {versions.KATA_STATIC.filename} from instead of GitHub (an "
         "internal mirror); its pinned sha256 is checked all the same.",

@@ -199,10 +199,11 @@ KATA_SNP_FIRMWARE = "/opt/kata/share/ovmf/AMDSEV.fd"
 # source of the qemu-snp guest's firmware and kernel when coco:kbs.kataGuest names no files.
 # Asset name: github.com/kata-containers/kata-containers/releases/tag/4.0.0 (kata-static-<version>-
 # <arch>.tar.zst). The sha256 and size are (unverified) against the release itself, which is not
-# reachable from where this was written: they are the value several unrelated projects pin for
-# this asset, found with the code search on 2026-11-27 (Dockerfile ARGs KATA_AMD64_SHA256, a
-# `known_sha256` shell table, a Python _KATA_TARBALL_SHA256 map and a cache layout recording
-# 1,952,994,060 bytes), all agreeing. A wrong value fails closed: the download is refused.
+# reachable from where this was written: they are the value two unrelated projects pin for this
+# asset, found with the code search on 2026-11-27 (one project's Dockerfile ARG
+# KATA_AMD64_SHA256, shell table and cache notes recording 1,952,994,060 bytes; another's Python
+# map of the checksums GitHub publishes), both agreeing. A wrong value fails closed: the download
+# is refused, naming both digests.
 KATA_STATIC = ReleaseArtifact(
     name="kata-static",
     version=KATA_VERSION,

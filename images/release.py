@@ -8,7 +8,9 @@ of such a tar archive (plain, gzip, xz or zstd), following symbolic and hard lin
 archive (release tarballs name their kernels through links such as kata's vmlinuz.container), and
 keeps them under `<cache>/release/<hex>/files/` with an index of their sha256. A later call that
 asks for members already extracted reads only those small files, each checked against the index;
-anything else re-reads the archive, whose sha256 is checked again on that same pass.
+anything else re-reads the archive, whose sha256 is checked again on that same pass (all of it,
+the bytes after tar's end marker included). One process at a time downloads or extracts a given
+release (a lock file next to it): two previews started together download it once.
 
 Non-goals: resuming interrupted downloads, signatures (the pinned sha256 is the trust anchor),
 archives other than tar, and extracting into a root file system (images.oci does that for OCI
@@ -17,6 +19,7 @@ layers).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -45,6 +48,20 @@ def cached_path(artifact: ReleaseArtifact) -> Path:
     return cache_dir() / "release" / "sha256" / artifact.sha256
 
 
+@contextmanager
+def _locked(artifact: ReleaseArtifact) -> Iterator[None]:
+    """One process at a time fetches or extracts a given release (two previews at once would
+    otherwise download 1.9 GB twice); the others wait, then find it in the cache."""
+    directory = cache_dir() / "release"
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / f"{artifact.sha256}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def fetch(
     artifact: ReleaseArtifact,
     url: str | None = None,
@@ -55,12 +72,24 @@ def fetch(
 ) -> Path:
     """The verified file in the cache, downloaded from `url` (default: the pinned URL, e.g. an
     internal mirror instead) on a miss. Raises DownloadError naming what did not match."""
+    with _locked(artifact):
+        return _fetch(artifact, url, session, progress, timeout)
+
+
+def _fetch(
+    artifact: ReleaseArtifact,
+    url: str | None,
+    session: requests.Session | None,
+    progress: Progress | None,
+    timeout: float = 300.0,
+) -> Path:
     target = cached_path(artifact)
     if target.is_file() and (artifact.size is None or target.stat().st_size == artifact.size):
         return target
     source = url or artifact.url
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.parent / f".{target.name}.{os.getpid()}"
+    # one name, under the lock: a download killed half-way is overwritten by the next one
+    partial = target.parent / f".{target.name}.partial"
     hasher, done = hashlib.sha256(), 0
     http = session or requests.Session()
     try:
@@ -72,31 +101,41 @@ def fetch(
                 hint="check the network, or fetch it elsewhere and point the mirror URL at a "
                 "copy (its sha256 is checked all the same)",
             ) from exc
-        with response, partial.open("wb") as out:
-            if response.status_code != 200:
-                raise DownloadError(
-                    f"{artifact.filename}: {source} answered HTTP {response.status_code}",
-                    hint="check the URL; a mirror must serve the file under that exact address",
-                )
-            announced = response.headers.get("Content-Length")
-            if artifact.size is not None and announced and int(announced) != artifact.size:
-                raise DownloadError(
-                    f"{artifact.filename}: {source} serves {announced} bytes, the pin says "
-                    f"{artifact.size}",
-                    hint="the server has another file under that name; use the pinned release",
-                )
-            for chunk in response.iter_content(_CHUNK):
-                hasher.update(chunk)
-                out.write(chunk)
-                done += len(chunk)
-                if artifact.size is not None and done > artifact.size:
+        try:
+            with response, partial.open("wb") as out:
+                if response.status_code != 200:
                     raise DownloadError(
-                        f"{artifact.filename}: {source} sent more than the pinned "
-                        f"{artifact.size} bytes",
-                        hint="the server has another file under that name",
+                        f"{artifact.filename}: {source} answered HTTP {response.status_code}",
+                        hint="check the URL; a mirror must serve the file under that exact "
+                        "address",
                     )
-                if progress:
-                    progress(f"download {artifact.filename}", done, artifact.size)
+                announced = response.headers.get("Content-Length")
+                if artifact.size is not None and announced and int(announced) != artifact.size:
+                    raise DownloadError(
+                        f"{artifact.filename}: {source} serves {announced} bytes, the pin says "
+                        f"{artifact.size}",
+                        hint="the server has another file under that name; use the pinned "
+                        "release",
+                    )
+                for chunk in response.iter_content(_CHUNK):
+                    hasher.update(chunk)
+                    out.write(chunk)
+                    done += len(chunk)
+                    if artifact.size is not None and done > artifact.size:
+                        raise DownloadError(
+                            f"{artifact.filename}: {source} sent more than the pinned "
+                            f"{artifact.size} bytes",
+                            hint="the server has another file under that name",
+                        )
+                    if progress:
+                        progress(f"download {artifact.filename}", done, artifact.size)
+        except (requests.RequestException, OSError) as exc:
+            raise DownloadError(
+                f"{artifact.filename}: the download from {source} failed after {done} bytes: "
+                f"{exc}",
+                hint="run again (nothing partial is kept), or use a nearby mirror; check the "
+                f"free space under {target.parent}",
+            ) from exc
         actual = hasher.hexdigest()
         if actual != artifact.sha256:
             raise DownloadError(
@@ -146,6 +185,9 @@ def _tar(
         else:
             with tarfile.open(fileobj=stream, mode="r|*") as archive:
                 yield archive
+        if hasher is not None:
+            while stream.read(_CHUNK):  # tar stops at its end marker: hash the rest too
+                pass
 
 
 def _name(name: str) -> str:
@@ -178,6 +220,26 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _index(base: Path) -> dict[str, dict[str, str]]:
+    try:
+        index: dict[str, dict[str, str]] = json.loads((base / "index.json").read_text())
+    except (OSError, ValueError):
+        return {}  # none yet, or damaged: extract again
+    return index
+
+
+def _cached(base: Path, wanted: dict[str, str]) -> dict[str, Path] | None:
+    """The wanted members from earlier extractions, each checked; None if any is missing."""
+    index, found = _index(base), {}
+    for name, normal in wanted.items():
+        entry = index.get(normal)
+        path = base / "files" / entry["target"] if entry else None
+        if not (entry and path and path.is_file() and _sha256(path) == entry["sha256"]):
+            return None
+        found[name] = path
+    return found
+
+
 def members(
     artifact: ReleaseArtifact,
     names: Sequence[str],
@@ -188,79 +250,98 @@ def members(
 ) -> dict[str, Path]:
     """Each named member (links followed) as a verified file in the cache, by name."""
     base = cache_dir() / "release" / artifact.sha256
-    index_path = base / "index.json"
-    try:
-        index: dict[str, dict[str, str]] = json.loads(index_path.read_text())
-    except (OSError, ValueError):
-        index = {}  # none yet, or damaged: extract again
     wanted = {name: _name(name) for name in names}
-
-    def hit(name: str) -> bool:
-        entry = index.get(wanted[name])
-        path = base / "files" / entry["target"] if entry else None
-        return bool(entry and path and path.is_file() and _sha256(path) == entry["sha256"])
-
-    if not all(hit(name) for name in names):
-        archive_path = fetch(artifact, url, session=session, progress=progress)
-        links: dict[str, tuple[str, bool]] = {}
-        regular: set[str] = set()
-        hasher = hashlib.sha256()
-        unreadable: Exception | None = None
+    found = _cached(base, wanted)
+    if found is not None:
+        return found
+    with _locked(artifact):
+        found = _cached(base, wanted)  # another process may have extracted them meanwhile
+        if found is not None:
+            return found
         try:
-            with _tar(archive_path, hasher, progress, f"read {artifact.filename}") as archive:
-                for member in archive:
-                    if member.issym() or member.islnk():
-                        links[_name(member.name)] = (member.linkname, member.issym())
-                    elif member.isfile():
-                        regular.add(_name(member.name))
-            digest = hasher.hexdigest()
-        except (tarfile.TarError, zstandard.ZstdError, EOFError, OSError, ValueError) as exc:
-            unreadable, digest = exc, _sha256(archive_path)  # changed bytes, or a bad archive?
-        if digest != artifact.sha256:
-            archive_path.unlink(missing_ok=True)
-            raise DownloadError(
-                f"{artifact.filename}: the cached copy no longer has the pinned sha256",
-                hint="it was removed from the cache; run again to download it afresh",
-            )
-        if unreadable is not None:
+            _extract(artifact, base, wanted, url, session, progress)
+        except OSError as exc:
             raise ImageError(
-                f"{artifact.filename} (sha256 as pinned) is not a readable tar archive: "
-                f"{unreadable}",
-                hint="the pin names a file that is not a tar archive; check the pinned URL",
-            )
-        targets: dict[str, str] = {}
-        for normal in sorted(set(wanted.values())):
-            try:
-                targets[normal] = _resolve(normal, links, regular)
-            except ImageError as exc:
-                raise ImageError(
-                    f"{artifact.filename}: {exc}",
-                    hint="list the archive (tar -tf) and use a member path from it",
-                ) from exc
-        found: dict[str, str] = {}
-        (base / "files").mkdir(parents=True, exist_ok=True)
-        with _tar(archive_path, None, progress, f"extract {artifact.filename}") as archive:
+                f"{artifact.filename}: cannot extract into {base}: {exc}",
+                hint="check the free space and permissions of the image cache "
+                "($COCO_IMAGE_CACHE)",
+            ) from exc
+    index = _index(base)
+    return {name: base / "files" / index[normal]["target"] for name, normal in wanted.items()}
+
+
+def _extract(
+    artifact: ReleaseArtifact,
+    base: Path,
+    wanted: dict[str, str],
+    url: str | None,
+    session: requests.Session | None,
+    progress: Progress | None,
+) -> None:
+    """Read the archive once for its links (checking its sha256), then extract the targets."""
+    archive_path = _fetch(artifact, url, session, progress)
+    links: dict[str, tuple[str, bool]] = {}
+    regular: set[str] = set()
+    hasher = hashlib.sha256()
+    unreadable: Exception | None = None
+    try:
+        with _tar(archive_path, hasher, progress, f"read {artifact.filename}") as archive:
             for member in archive:
-                name = _name(member.name)
-                if not member.isfile() or name not in targets.values() or name in found:
-                    continue
-                out = base / "files" / name
-                out.parent.mkdir(parents=True, exist_ok=True)
-                partial = out.parent / f".{out.name}.{os.getpid()}"
-                source = archive.extractfile(member)
-                assert source is not None  # a regular file always has data
-                member_hash = hashlib.sha256()
+                if member.issym() or member.islnk():
+                    links[_name(member.name)] = (member.linkname, member.issym())
+                elif member.isfile():
+                    regular.add(_name(member.name))
+        digest = hasher.hexdigest()
+    except (tarfile.TarError, zstandard.ZstdError, EOFError, OSError, ValueError) as exc:
+        unreadable, digest = exc, _sha256(archive_path)  # changed bytes, or a bad archive?
+    if digest != artifact.sha256:
+        archive_path.unlink(missing_ok=True)
+        raise DownloadError(
+            f"{artifact.filename}: the cached copy no longer has the pinned sha256",
+            hint="it was removed from the cache; run again to download it afresh",
+        )
+    if unreadable is not None:
+        raise ImageError(
+            f"{artifact.filename} (sha256 as pinned) is not a readable tar archive: "
+            f"{unreadable}",
+            hint="the pin names a file that is not a tar archive; check the pinned URL",
+        )
+    targets: dict[str, str] = {}
+    for normal in sorted(set(wanted.values())):
+        try:
+            targets[normal] = _resolve(normal, links, regular)
+        except ImageError as exc:
+            raise ImageError(
+                f"{artifact.filename}: {exc}",
+                hint="list the archive (tar -tf) and use a member path from it",
+            ) from exc
+    found: dict[str, str] = {}
+    (base / "files").mkdir(parents=True, exist_ok=True)
+    with _tar(archive_path, None, progress, f"extract {artifact.filename}") as archive:
+        for member in archive:
+            name = _name(member.name)
+            if not member.isfile() or name not in targets.values() or name in found:
+                continue
+            out = base / "files" / name
+            out.parent.mkdir(parents=True, exist_ok=True)
+            partial = out.parent / f".{out.name}.partial"
+            source = archive.extractfile(member)
+            assert source is not None  # a regular file always has data
+            member_hash = hashlib.sha256()
+            try:
                 with source, partial.open("wb") as handle:
                     while chunk := source.read(_CHUNK):
                         member_hash.update(chunk)
                         handle.write(chunk)
                 partial.replace(out)
-                found[name] = member_hash.hexdigest()
-                if len(found) == len(set(targets.values())):
-                    break  # the rest of the archive is not needed
-        for normal, target in sorted(targets.items()):
-            index[normal] = {"target": target, "sha256": found[target]}
-        partial_index = base / f".index.json.{os.getpid()}"
-        partial_index.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
-        partial_index.replace(index_path)
-    return {name: base / "files" / index[normal]["target"] for name, normal in wanted.items()}
+            finally:
+                partial.unlink(missing_ok=True)
+            found[name] = member_hash.hexdigest()
+            if len(found) == len(set(targets.values())):
+                break  # the rest of the archive is not needed
+    index = _index(base)
+    for normal, target in sorted(targets.items()):
+        index[normal] = {"target": target, "sha256": found[target]}
+    partial_index = base / ".index.json.partial"
+    partial_index.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+    partial_index.replace(base / "index.json")

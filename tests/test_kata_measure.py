@@ -288,15 +288,39 @@ class TestFromRelease:
         assert server.requests == ["/copy.tar.zst"]
         assert measured.record()["release"]["url"] == server.url("copy.tar.zst")
 
-    def test_other_bytes_are_an_error_at_the_mirror_key(self, pinned, artifacts, monkeypatch):
+    @pytest.mark.parametrize(
+        ("given", "key"),
+        [({}, "firmware"), ({"firmware": "FW"}, "kernel"), ({"mirror": "MIRROR"}, "mirror")],
+    )
+    def test_other_bytes_are_an_error_at_the_key_that_fetched(
+        self, pinned, artifacts, monkeypatch, server, given, key
+    ):
         monkeypatch.setattr(versions, "KATA_STATIC", replace(pinned, sha256="0" * 64))
-        config = _stack(artifacts, vcpus=[1])
-        del config["coco:kbs"]["kataGuest"]["firmware"], config["coco:kbs"]["kataGuest"]["kernel"]
+        config = _stack(artifacts, vcpus=[1], cpuModel="EPYC-v99")
+        guest = config["coco:kbs"]["kataGuest"]
+        del guest["firmware"], guest["kernel"]
+        replacements = {"FW": str(artifacts["firmware"]), "MIRROR": pinned.url}
+        guest.update({k: replacements[v] for k, v in given.items()})
         with pytest.raises(SpecError) as info:
             validate(config, stack="t", base_dir=str(ROOT))
         errors = [(i.path, i.message) for i in info.value.issues if i.severity == "error"]
-        assert [path for path, _ in errors] == ["coco:kbs.kataGuest.mirror"]
-        assert "the pin is " + "0" * 64 in errors[0][1]
+        # the download failure, and the other mistake too: every problem, not the first
+        assert sorted(path for path, _ in errors) == sorted(
+            [f"coco:kbs.kataGuest.{key}", "coco:kbs.kataGuest.cpuModel"])
+        assert "the pin is " + "0" * 64 in dict(errors)[f"coco:kbs.kataGuest.{key}"]
+
+    def test_mirror_with_credentials_is_refused(self, artifacts):
+        config = _stack(artifacts, mirror="https://user:token@mirror.example/kata.tar.zst")
+        with pytest.raises(SpecError) as info:
+            validate(config, stack="t", base_dir=str(ROOT))
+        (issue,) = [i for i in info.value.issues if i.severity == "error"]
+        assert issue.path == "coco:kbs.kataGuest.mirror"
+        assert "netrc" in issue.hint and "token" not in issue.hint
+
+    def test_an_unused_mirror_warns(self, artifacts):
+        config = _stack(artifacts, mirror="https://mirror.example/kata.tar.zst")
+        _, warnings = validate(config, stack="t", base_dir=str(ROOT))
+        assert "coco:kbs.kataGuest.mirror" in {w.path for w in warnings}
 
     def test_download_progress_goes_to_stderr(self, pinned, tmp_path, capsys):
         kata_measure.measure(KataGuest(cmdline=CMDLINE), tmp_path)

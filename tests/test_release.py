@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import socket
 import tarfile
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -72,6 +74,11 @@ def pinned(server: StaticServer, name: str = "kata-static-9.9.9-amd64.tar.zst") 
     )
 
 
+def cached_files(cache: Path) -> list[Path]:
+    """Everything in the cache but the lock files."""
+    return [p for p in cache.rglob("*") if p.is_file() and p.suffix != ".lock"]
+
+
 class TestFetch:
     def test_downloads_once_and_keeps_the_verified_file(self, server, cache):
         artifact = pinned(server)
@@ -88,13 +95,13 @@ class TestFetch:
         with pytest.raises(DownloadError, match="the pin is 0000") as info:
             release.fetch(artifact)
         assert "tampered" in info.value.hint
-        assert [p for p in cache.rglob("*") if p.is_file()] == []
+        assert cached_files(cache) == []
 
     def test_another_size_is_refused_before_reading(self, server, cache):
         artifact = replace(pinned(server), size=10)
         with pytest.raises(DownloadError, match=r"serves \d+ bytes, the pin says 10"):
             release.fetch(artifact)
-        assert [p for p in cache.rglob("*") if p.is_file()] == []
+        assert cached_files(cache) == []
 
     def test_http_error_names_the_status(self, server):
         artifact = replace(pinned(server), url=server.url("missing.tar.zst"))
@@ -106,6 +113,37 @@ class TestFetch:
         server.stop()
         with pytest.raises(DownloadError, match=r"cannot reach http://127\.0\.0\.1"):
             release.fetch(artifact)
+
+    def test_a_connection_lost_half_way_is_a_download_error(self, cache):
+        listener = socket.create_server(("127.0.0.1", 0))
+
+        def serve_half() -> None:
+            conn, _ = listener.accept()
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3000000\r\n\r\n" + b"x" * 100000)
+            conn.close()
+
+        threading.Thread(target=serve_half, daemon=True).start()
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/kata.tar.zst"
+        artifact = ReleaseArtifact("kata-static", "9.9.9", url, "0" * 64, 3000000)
+        broken = r"failed after \d+ bytes: .*Connection broken"
+        with pytest.raises(DownloadError, match=broken) as info:
+            release.fetch(artifact)
+        listener.close()
+        assert "run again" in info.value.hint
+        assert cached_files(cache) == []
+
+    def test_two_runs_at_once_download_once(self, server):
+        artifact = pinned(server)
+        results: list[dict[str, Path]] = []
+        runs = [threading.Thread(target=lambda: results.append(
+            release.members(artifact, [FIRMWARE_MEMBER]))) for _ in range(2)]
+        for run in runs:
+            run.start()
+        for run in runs:
+            run.join()
+        assert len(results) == 2 and results[0] == results[1]
+        assert server.requests == [f"/{artifact.filename}"]
 
     def test_a_mirror_url_is_checked_all_the_same(self, server):
         artifact = pinned(server)
@@ -175,6 +213,19 @@ class TestMembers:
         assert release.members(artifact, [FIRMWARE_MEMBER])[FIRMWARE_MEMBER].read_bytes() == (
             FIRMWARE
         )
+
+    def test_a_plain_tar_is_hashed_to_its_last_byte(self, server, cache):
+        # tar stops reading at its end marker; the record padding after it is part of the pin
+        raw = io.BytesIO()
+        with tarfile.open(fileobj=raw, mode="w") as archive:
+            _add(archive, "./opt/kata/share/ovmf/AMDSEV.fd", FIRMWARE)
+        data = raw.getvalue() + bytes(20480)
+        (server.root / "plain.tar").write_bytes(data)
+        artifact = ReleaseArtifact("kata-static", "9.9.9", server.url("plain.tar"),
+                                   hashlib.sha256(data).hexdigest(), len(data))
+        files = release.members(artifact, [FIRMWARE_MEMBER])
+        assert files[FIRMWARE_MEMBER].read_bytes() == FIRMWARE
+        assert release.cached_path(artifact).is_file()  # not taken for a changed copy
 
     def test_missing_member_and_link_loop(self, server, tmp_path):
         artifact = pinned(server)
