@@ -92,8 +92,10 @@ def _live(spec: Spec) -> int:
         return 0
     result = preflight.run(spec)
     for skipped in result.skipped:
+        said = "only the offline checks ran"
         print(
-            f"live check skipped for {skipped}; only the offline checks ran"
+            f"live check skipped for {skipped}"
+            + ("" if said in str(skipped) else f"; {said}")
             + (f"\n  hint: {skipped.hint}" if skipped.hint else ""),
             file=sys.stderr,
         )

@@ -4,16 +4,20 @@ taints of their pool.
 Every host of a pool with `hosts` gets, through pulumi_command `remote.Command` over SSH (the
 private key a Pulumi secret):
 1. the check: the project's host check program (components.hostcheck) is written to the host
-   from stdin and run; its verdict is parsed during `pulumi up`, and a host that is not ready
-   raises HostNotReady, naming the host and each failing check with its fix. The verdict's host
-   name feeds the next step, so nothing on that host is created before its check passed;
+   from stdin and run. On a host that is not ready the command fails, its stderr naming the host
+   and each failing check with its fix: `pulumi up` stops there and records nothing for the check,
+   so the next `pulumi up` checks the host again. The host name a passed check reports (in lower
+   case, as kubelet names the node) feeds the next step, so nothing on that host is created
+   before its check passed;
 2. with coco:cluster.provider k3s: the k3s server (on coco:cluster.server, `K3sCluster`, built
    as the stack's cluster) or a k3s agent joining it (`PoolHosts`), each node registering with
    its pool's labels and taints (components.k3s, clouds.pool_nodes);
    with an existing cluster: a NodePatch puts the pool's labels on the node whose name is the
    host name the verdict reports.
 Deletes undo creates: the check program is removed, k3s is uninstalled, the NodePatch's labels are
-removed with it.
+removed with it. A replaced k3s command (`pulumi up --replace`) uninstalls before it installs
+(delete_before_replace): Pulumi's default, create before delete, would run the new install (a
+no-op on a host that has k3s) and then the old resource's uninstall, leaving the host without k3s.
 
 Why no taints on existing clusters: a Node's spec.taints is an atomic list
 (x-kubernetes-list-type: atomic, Kubernetes 1.34 OpenAPI), so a server-side-apply patch owns the
@@ -24,8 +28,11 @@ the runtime is installed (components.runtime_plan.KATA_RUNTIME_READY).
 Why the k3s server has no TEE taint: it also runs the cluster's system pods (CoreDNS, the KBS),
 which do not tolerate it; it keeps the pool's labels and the runtime-pending taint.
 
-Non-goals: verifying the hosts' SSH host keys (the spec has no host key field yet), HA k3s
-servers, rerunning the check on every `pulumi up` (it runs when a host joins and whenever the
+SSH host keys: a host's `hostKey` is pinned in every connection (components.rules requires it in
+production); without it any host key is accepted.
+
+Non-goals: HA k3s servers, SSH users other than root (every command writes system paths; no
+sudo), rerunning a passed check on every `pulumi up` (it runs when a host joins and whenever the
 program or the pool's TEE changes; `pulumi up --replace URN` reruns it).
 """
 
@@ -56,15 +63,21 @@ def connection(host: Host) -> remote.ConnectionArgs:
     )
 
 
-def check_command(tee: str, path: str = hostcheck.REMOTE_PATH, root: str | None = None) -> str:
-    """Write the program from stdin to `path` and run it (`root`: a fake tree, for tests)."""
+def check_command(
+    tee: str,
+    address: str | None = None,
+    path: str = hostcheck.REMOTE_PATH,
+    root: str | None = None,
+) -> str:
+    """Write the program from stdin to `path` and run it; fails on a host that is not ready,
+    naming it by `address` (`root`: a fake tree, for tests)."""
     q = shlex.quote
     return "\n".join([
         "set -eu",
         f"mkdir -p {q(path.rsplit('/', 1)[0])}",
         f"cat > {q(path)}.new",
         f"mv -f {q(path)}.new {q(path)}",
-        hostcheck.remote_command(tee, path, root),
+        hostcheck.remote_command(tee, path, root, address),
         "",
     ])
 
@@ -72,14 +85,19 @@ def check_command(tee: str, path: str = hostcheck.REMOTE_PATH, root: str | None 
 def checked_host(stdout: str | None, address: str) -> str:
     """The node name a passed check reports; raises HostNotReady (or VerdictError).
 
-    `stdout` is None only under the mock monitor of `coco render`, where no host is reached: the
-    address stands in for the name there. The command provider always reports a string."""
+    The name is the host name in lower case, as kubelet registers the node
+    (kubernetes pkg/util/node, now k8s.io/component-helpers node/util, GetHostname:
+    strings.ToLower(strings.TrimSpace(hostname))).
+    A not-ready host already failed the command; the verdict is checked again here so that no
+    output of another shape is trusted. `stdout` is None only under the mock monitor of
+    `coco render`, where no host is reached: the address stands in for the name there. The
+    command provider always reports a string."""
     if stdout is None:
         return address
     verdict = hostcheck.parse_verdict(stdout, address)
     if not verdict.ready:
         raise hostcheck.HostNotReady(verdict, address)
-    return verdict.host
+    return verdict.host.strip().lower()
 
 
 def check_host(
@@ -89,12 +107,18 @@ def check_host(
     check = remote.Command(
         f"{name}-check",
         connection=connection(host),
-        create=check_command(tee),
+        create=check_command(tee, host.address),
         delete=f"rm -f {shlex.quote(hostcheck.REMOTE_PATH)}",
         stdin=hostcheck.script_source(),
         opts=opts,
     )
     return check.stdout.apply(lambda out: checked_host(out, host.address))
+
+
+def gated(command: str, node: pulumi.Output[str]) -> pulumi.Output[str]:
+    """`command`, once the host's check passed (`node` resolved): the resource depends on the
+    check, and its text does not change with the node name."""
+    return node.apply(lambda _: command)
 
 
 def taint_text(taint: Taint) -> str:
@@ -140,18 +164,19 @@ class K3sCluster(pulumi.ComponentResource):
             taints=[taint_text(t) for t in nodes.taints if t.key != labels.TEE],
             tls_san=[host.address],
         )
-        # `update` = `create`: a changed input reruns the idempotent install in place; a
-        # replacement would run the uninstall first and wipe the server's datastore
+        # `update` = `create`: a changed input reruns the idempotent install in place (a
+        # replacement uninstalls first and wipes the server's datastore). The install waits for
+        # the check through its text (gated), not through `triggers`: the SDK makes a changed
+        # trigger replace the command (replace_on_changes=["triggers[*]"]).
         install = k3s.install("server", config)
         self.server = remote.Command(
             f"{name}-server",
             connection=connection(host),
-            create=install,
+            create=gated(install, node),
             update=install,
             delete=k3s.uninstall("server"),
             stdin=self.token,
-            triggers=[node],
-            opts=here,
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
         read = remote.Command(
             f"{name}-kubeconfig",
@@ -208,12 +233,13 @@ class PoolHosts(pulumi.ComponentResource):
                 remote.Command(
                     f"{base}-agent",
                     connection=connection(host),
-                    create=install,
+                    create=gated(install, node),
                     update=install,
                     delete=k3s.uninstall("agent"),
                     stdin=cluster.token,
-                    triggers=[node],
-                    opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster.server]),
+                    opts=pulumi.ResourceOptions(
+                        parent=self, depends_on=[cluster.server], delete_before_replace=True
+                    ),
                 )
             else:
                 k8s.core.v1.NodePatch(

@@ -11,9 +11,14 @@ How a host is installed (the `install` command, one POSIX sh script):
   the command itself, so `coco render` shows it for review;
 - the binary pinned in components.versions is downloaded and installed only when its sha256
   matches (`sha256sum -c`), never through `curl | sh`;
-- a systemd unit of our own starts it. Every step compares before it writes, and k3s is
-  restarted only when something changed, so rerunning the command is a no-op.
-`uninstall` undoes exactly that, and removes the state the service created.
+- a systemd unit of our own starts it, with KillMode=process as k3s's own unit has: a restart
+  stops k3s only, and the containerd shims (the pods, kata's TEE VMs, the KBS) keep running.
+  Every step compares before it writes, and k3s is restarted only when something changed, so
+  rerunning the command is a no-op.
+`uninstall` undoes that and what k3s did on the host: it stops the service, kills the shims and
+their children, unmounts what k3s and kubelet mounted (deepest first), removes the files and
+directories, the CNI network namespaces and links and the KUBE-/CNI-/flannel iptables rules. A
+directory that cannot be removed fails the delete (Pulumi then keeps the resource).
 
 Node labels and taints are set at join time (k3s `--node-label` / `--node-taint` as config keys,
 docs.k3s.io/cli/agent). k3s applies them only when the node registers, so a rerun never puts the
@@ -71,6 +76,16 @@ class Layout:
     unit_dir: str = "/etc/systemd/system"
     # k3s's default --data-dir (docs.k3s.io/cli/agent)
     data_dir: str = "/var/lib/rancher/k3s"
+    # What else k3s creates on a host; its own uninstall script removes these (k3s-io/k3s
+    # install.sh, create_killall and create_uninstall): containerd's state and mounts,
+    # kubelet's pod volumes, flannel's state and the CNI plugins' state.
+    run_dir: str = "/run/k3s"
+    kubelet_dir: str = "/var/lib/kubelet"
+    flannel_dir: str = "/run/flannel"
+    cni_dir: str = "/var/lib/cni"
+    # the node password an agent registers with (docs.k3s.io/architecture, "How Agent Node
+    # Registration Works": /etc/rancher/node/password)
+    node_dir: str = "/etc/rancher/node"
 
     @property
     def config(self) -> str:
@@ -128,7 +143,9 @@ def server_url(address: str) -> str:
 def unit(role: Role, layout: Layout = LAYOUT) -> str:
     """Our systemd unit for k3s. Type: notify for the server, exec for agents, as k3s's own
     install.sh chooses (SYSTEMD_TYPE in k3s install.sh; unverified against v1.34.3+k3s1).
-    Delegate=yes lets containerd manage the pods' cgroups."""
+    Delegate=yes lets containerd manage the pods' cgroups. KillMode=process, as in k3s's own
+    unit (install.sh create_systemd_service_file; k3s-io/k3s#2400): the containerd shims live
+    in this unit's cgroup, and the default (control-group) would kill every pod on a restart."""
     kind = "notify" if role == "server" else "exec"
     return "\n".join([
         "[Unit]",
@@ -142,6 +159,7 @@ def unit(role: Role, layout: Layout = LAYOUT) -> str:
         f"ExecStart={layout.binary} {role} --config {layout.config}",
         "Restart=always",
         "RestartSec=5s",
+        "KillMode=process",
         "Delegate=yes",
         "LimitNOFILE=1048576",
         "TasksMax=infinity",
@@ -229,17 +247,60 @@ def install(
 
 
 def uninstall(role: Role, layout: Layout = LAYOUT) -> str:
-    """The delete command: stop k3s (and every process in its unit, pods included), remove what
-    `install` wrote and the state the service created."""
+    """The delete command: stop k3s and everything it started, undo `install` and remove the
+    state k3s created. Fails when something cannot be unmounted or removed."""
     q = shlex.quote
     name = service(role)
+    shim_dir = f"{layout.data_dir}/data/"
     return "\n".join([
-        "set -u",
+        "set -eu",
+        "# tree PID...: the processes and all their descendants",
+        'tree() { for p in "$@"; do echo "$p"; '
+        "tree $(ps -e -o ppid= -o pid= | awk -v p=\"$p\" '$1 == p { print $2 }'); done; }",
+        "# clear_dir DIR: unmount everything below DIR, deepest first, then remove DIR (only its",
+        "# contents when DIR is itself a mount point, e.g. a disk mounted for the data dir)",
+        "clear_dir() {",
+        "  for m in $(awk -v d=\"$1/\" 'index($2, d) == 1 { print $2 }' /proc/self/mounts "
+        "| sort -r); do",
+        '    umount "$m" 2>/dev/null || umount -l "$m"',
+        "  done",
+        '  if mountpoint -q "$1"; then',
+        '    find "$1" -mindepth 1 -maxdepth 1 -exec rm -rf --one-file-system {} +',
+        '  else rm -rf --one-file-system "$1"; fi',
+        "}",
+        "# KillMode=process leaves the containerd shims running on a stop: note them and their",
+        "# children (the pods, kata's VMs) first, while they are still a tree. A shim's first word",
+        "# is its binary under the data dir (matching anywhere in the command line would match",
+        "# this script's own shell).",
+        f"shims=$(ps -e -o pid= -o args= | awk -v d={q(shim_dir)} "
+        "'index($2, d) == 1 && $2 ~ /[/]bin[/]containerd-shim/ { print $1 }')",
+        "pids=$(tree $shims)",
+        "# every process of the unit's cgroup (kata's shims under /opt/kata included), while the",
+        "# unit is active; then stop it for good and kill what was noted above and survived",
         f"systemctl kill --signal=KILL {name} 2>/dev/null || true",
         f"systemctl disable --now {name} 2>/dev/null || true",
+        '[ -z "$pids" ] || kill -9 $pids 2>/dev/null || true',
+        "# the pods' network: CNI namespaces and links, the KUBE-/CNI-/flannel iptables rules",
+        "for ns in $(ip netns list 2>/dev/null | awk '$1 ~ /^cni-/ { print $1 }'); do",
+        '  ip netns delete "$ns"',
+        "done",
+        "for link in cni0 flannel.1 flannel-v6.1 flannel-wg flannel-wg-v6 kube-ipvs0; do",
+        '  ip link delete "$link" 2>/dev/null || true',
+        "done",
+        "for t in iptables ip6tables; do",
+        '  command -v "$t-save" >/dev/null && command -v "$t-restore" >/dev/null || continue',
+        '  "$t-save" | grep -v -e KUBE- -e CNI- | grep -iv flannel | "$t-restore" ||',
+        '    echo "coco-stack: could not remove the k3s rules from $t; check $t-save" >&2',
+        "done",
+        "# what k3s and kubelet mounted and wrote",
+        *(
+            f"clear_dir {q(d)}"
+            for d in (layout.run_dir, layout.kubelet_dir, layout.data_dir, layout.flannel_dir,
+                      layout.cni_dir, layout.node_dir)
+        ),
+        "# what install wrote",
         f"rm -f {q(layout.unit(role))} {q(layout.binary)} {q(layout.config)} {q(layout.token)} "
         f"{q(layout.kubeconfig)}",
-        f"rm -rf {q(layout.data_dir)}",
         "systemctl daemon-reload",
         "",
     ])

@@ -65,11 +65,12 @@ def service_dns_names(namespace: str, hostname: str | None) -> list[str]:
 
 
 def kbs_url(args: Kbs) -> str:
-    """The URL guests and the admin client use: the ingress host name on 443, else the
-    Service's cluster DNS name."""
+    """The URL guests and the admin client use: the host name (on 443 behind the ingress, on
+    the fixed node port with expose: nodeport, else on the Service port), else the Service's
+    cluster DNS name."""
     scheme = "http" if args.insecure_http else "https"
     if args.hostname:  # the server certificate covers it, whatever the Service type
-        port = "" if args.expose == "ingress" else f":{cfg.PORT}"
+        port = {"ingress": "", "nodeport": f":{args.node_port}"}.get(args.expose, f":{cfg.PORT}")
         return f"{scheme}://{args.hostname}{port}"
     return f"{scheme}://{NAME}.{args.namespace}.svc.{CLUSTER_DOMAIN}:{cfg.PORT}"
 
@@ -257,9 +258,14 @@ class KeyBroker(pulumi.ComponentResource):
             data=rv_files,
             opts=in_ns,
         )
-        config_digest = rv_files.apply(
-            lambda files: hashlib.sha256(
-                json.dumps([config_toml, policies, files], sort_keys=True).encode()
+        # The KBS reads its TLS certificate and the token signer chain only at start
+        # (kbs/src/api_server.rs and attestation-service ear_token/broker.rs@v0.21.0), so the
+        # digest covers the certificates too: a renewal rolls the pod. Certificates are public.
+        config_digest = pulumi.Output.all(
+            rv_files, server.cert_pem, token_cert.cert_pem, ca.cert_pem
+        ).apply(
+            lambda values: hashlib.sha256(
+                json.dumps([config_toml, policies, *values], sort_keys=True).encode()
             ).hexdigest()
         )
 
@@ -452,6 +458,7 @@ class KeyBroker(pulumi.ComponentResource):
                     k8s.core.v1.ServicePortArgs(
                         name="kbs",
                         port=cfg.PORT,
+                        node_port=args.node_port if args.expose == "nodeport" else None,
                         target_port="kbs",
                         protocol="TCP",
                         app_protocol="http" if args.insecure_http else "https",

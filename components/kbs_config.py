@@ -72,6 +72,26 @@ REFERENCE_VALUE_VERSION = versions.RVPS_REFERENCE_VALUE_VERSION
 
 _REFERENCE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
+# Names the default attestation policy compares with `==` or `>=` against one value
+# (attestation-service/src/ear_token/ear_default_policy_cpu.rego@v0.21.0: sample platform
+# version, the SNP platform and guest-policy flags, TDX tdvfkernel/tdvfkernelparams). Every other
+# name is tested with `in`, which only matches inside a collection: those are stored as lists
+# even when one value is given, or the policy could never match.
+SCALAR_REFERENCE_VALUES = frozenset(
+    {
+        "major_version",
+        "minimum_minor_version",
+        "snp_guest_abi_major",
+        "snp_guest_abi_minor",
+        "snp_single_socket",
+        "snp_smt_allowed",
+        "snp_smt_enabled",
+        "snp_tsme_enabled",
+        "tdvfkernel",
+        "tdvfkernelparams",
+    }
+)
+
 
 def admin_issuer(stack: str) -> str:
     return f"coco-stack/{stack}"
@@ -164,6 +184,11 @@ def reference_value_problem(name: str, value: ReferenceValue) -> str | None:
     items = value if isinstance(value, list) else [value]
     if not items or any(v == "" for v in items):
         return f"reference value {name!r} needs a value or a non-empty list of values"
+    if name in SCALAR_REFERENCE_VALUES and len(set(map(repr, items))) > 1:
+        return (
+            f"reference value {name!r} is compared with == or >= by the default policy, so it "
+            "takes one value, not a list"
+        )
     return None
 
 
@@ -172,13 +197,13 @@ def reference_value_record(name: str, value: ReferenceValue) -> str:
     ReferenceValue: version, name, expiration, value). The value keeps its JSON type: the
     default policy (attestation-service ear_default_policy_cpu.rego@v0.21.0) tests measurements
     with `in` against a list and compares some values (major_version, minimum_minor_version,
-    tdvfkernel) with `==`/`>=` against a single value, and the SNP verifier reports TCB
+    tdvfkernel) with `==`/`>=` against a single value (SCALAR_REFERENCE_VALUES, stored as that
+    one value), every other name is stored as a list, and the SNP verifier reports TCB
     versions as numbers, so "3" would never equal 3."""
-    stored: Any = (
-        list(dict.fromkeys(sorted(value, key=lambda v: (type(v).__name__, str(v)))))
-        if isinstance(value, list)
-        else value
-    )
+    items = value if isinstance(value, list) else [value]
+    stored: Any = list(dict.fromkeys(sorted(items, key=lambda v: (type(v).__name__, str(v)))))
+    if name in SCALAR_REFERENCE_VALUES and len(stored) == 1:
+        stored = stored[0]
     record = {
         "version": REFERENCE_VALUE_VERSION,
         "name": name,

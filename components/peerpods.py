@@ -12,10 +12,14 @@ the chart renders `providerConfigs.<provider>` into ConfigMap peer-pods-cm and n
 keys itself; CAA's src/cloud-api-adaptor/entrypoint.sh and src/cloud-providers/<p>/manager.go
 decide what is required. The chart bundles kata-deploy; we turn that copy off and enable the
 remote shim in the stack's one kata-deploy (components.runtime), so a node never has two.
+CAA and peerpod-ctrl read peer-pods-cm and the Secret only at start (envFrom) and the chart's pod
+templates carry no checksum annotation, so `chart_values` adds a pod label that changes with them.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +28,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from . import helm, kube, versions
-from .labels import PART_OF
+from .labels import PART_OF, PREFIX
 
 # Keys CAA v0.22.0 needs to create a pod VM, per provider (manager.go Required() markers plus the
 # entrypoint.sh checks; AWS_REGION/AWS_SUBNET_ID/AWS_SG_IDS would otherwise come from the node's
@@ -68,6 +72,14 @@ CREDENTIAL_KEYS: dict[str, frozenset[str]] = {
 # peerpod-ctrl always reads the Secret by this name (src/peerpod-ctrl/chart/templates/
 # deployment.yaml@v0.22.0), so the stack's own Secret carries it.
 SECRET_NAME = "peer-pods-secret"
+# Pod-template label of the CAA daemonset and of peerpod-ctrl whose value follows peer-pods-cm and
+# the stack's Secret. Both take them as environment (envFrom in install/charts/peerpods/templates/
+# daemonset.yaml and src/peerpod-ctrl/chart/templates/deployment.yaml@v0.22.0), read once at start,
+# and neither pod template has a checksum annotation; a changed label is a new pod template, so the
+# daemonset (RollingUpdate) and the deployment roll. Both charts take extra pod labels
+# (`daemonset.podLabels`, and the subchart's `podLabels` under its alias `resourceCtrl`).
+CONFIG_CHECKSUM_LABEL = f"{PREFIX}/config-checksum"
+CHECKSUM_LENGTH = 16  # hex digits of sha256 kept: 64 bits, within a label value's 63 characters
 # GCP confidential types CAA accepts (GCP_CONFIDENTIAL_TYPE: SEV, SEV_SNP, TDX).
 GCP_CONFIDENTIAL_TYPE = {"sev": "SEV", "snp": "SEV_SNP", "tdx": "TDX"}
 
@@ -154,10 +166,32 @@ def provider_config(
     return dict(sorted(config.items()))
 
 
+def config_checksum(
+    provider: str,
+    config: Mapping[str, pulumi.Input[str]],
+    credentials: Mapping[str, pulumi.Input[str]],
+) -> pulumi.Output[str]:
+    """A short sha256 of what CAA reads at start: the provider, peer-pods-cm's keys and the
+    stack's Secret, as sorted JSON. The Secret's values are hashed together with the config and
+    only CHECKSUM_LENGTH hex digits are kept, so the label gives nothing usable about them (they
+    are cloud keys, not guessable words); it is therefore unsecreted, so Helm values and
+    `coco render` stay plain. Unknown until every input is known (preview)."""
+    document = pulumi.Output.from_input(
+        {"provider": provider, "configmap": dict(config), "secret": dict(credentials)}
+    )
+
+    def digest(value: dict[str, Any]) -> str:
+        blob = json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()[:CHECKSUM_LENGTH]
+
+    return pulumi.Output.unsecret(document.apply(digest))
+
+
 def chart_values(cloud: CloudPeerPods, config: Mapping[str, pulumi.Input[str]]) -> dict[str, Any]:
     """Values of the peerpods chart (values.yaml@v0.22.0 key structure)."""
+    checksum = config_checksum(cloud.provider, config, cloud.credentials)
     identity = {
-        "podLabels": dict(cloud.pod_labels),
+        "podLabels": {**cloud.pod_labels, CONFIG_CHECKSUM_LABEL: checksum},
         "serviceAccount": {"annotations": dict(cloud.service_account_annotations)},
     }
     return {

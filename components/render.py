@@ -85,6 +85,9 @@ class Render:
     registrations: list[Registration]
     outputs: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    # where the program ran; its path (and the interpreter's) in an input, e.g. the guest-image
+    # build command, is written as <project> (<python>), so renders of two checkouts compare
+    project_dir: Path | None = None
 
     def by_name(self) -> dict[str, Registration]:
         return {r.name: r for r in self.registrations}
@@ -98,7 +101,7 @@ class Render:
                     "type": r.type,
                     "name": r.name,
                     "parent": names.get(r.parent_urn),
-                    "inputs": redact(r.inputs),
+                    "inputs": self._relocated(redact(r.inputs)),
                     "dependsOn": sorted(
                         {names.get(d, d.rsplit("::", 1)[-1]) for d in r.dependencies}
                     ),
@@ -111,6 +114,19 @@ class Render:
             "resources": resources,
             "outputs": redact(self.outputs),
         }
+
+    def _relocated(self, value: Any) -> Any:
+        import sys
+
+        if isinstance(value, dict):
+            return {k: self._relocated(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._relocated(v) for v in value]
+        if isinstance(value, str):
+            value = value.replace(sys.executable, "<python>")  # first: it may be in the project
+            if self.project_dir is not None:
+                value = value.replace(str(self.project_dir.resolve()), "<project>")
+        return value
 
     def kubernetes_objects(self) -> list[dict[str, Any]]:
         """Every Kubernetes object the project authors (not charts, not providers), redacted."""
@@ -303,7 +319,9 @@ def run(
         config=stackfile.pulumi_config(config),
         secret_keys=stackfile.secret_keys(secure_paths),
     )
-    return Render(stack, spec, registrations, outputs, [w.render() for w in warnings])
+    return Render(
+        stack, spec, registrations, outputs, [w.render() for w in warnings], project_dir=base
+    )
 
 
 def run_stack(stack: str, project_dir: Path | None = None) -> Render:
@@ -351,8 +369,18 @@ def write(render: Render, out: Path) -> tuple[int, int]:
     document = render.document()
     (out / "resources.json").write_text(dumps_json(document), encoding="utf-8")
     objects = render.kubernetes_objects()
+    names: dict[str, int] = {}
     for obj in objects:
-        (manifests / manifest_filename(obj)).write_text(dumps_yaml(obj), encoding="utf-8")
+        name = manifest_filename(obj)
+        if name in names:
+            raise RenderError(
+                f"two Kubernetes objects render to manifests/{name}: the stack declares the "
+                "same kind, namespace and name twice",
+                "give the clashing object another name or namespace (see the config keys that "
+                "set them)",
+            )
+        names[name] = 1
+        (manifests / name).write_text(dumps_yaml(obj), encoding="utf-8")
     return len(document["resources"]), len(objects)
 
 

@@ -417,6 +417,7 @@ def _pool(
             and shapes_ok
             and region
             and zone
+            and pool.zone is not None  # a zone the user wrote, not the cluster's filled in
             and provider in ("gcp", "aws")
             and not zone.startswith(region + "-")
             and not (provider == "aws" and zone[:-1] == region)
@@ -482,6 +483,7 @@ def _policy(
 def _reference_values(out: _Collector, k: Kbs, pools: list[NodePool]) -> None:
     """A reference value the policy never reads silently turns an attestation result into a
     warning (upstream pain point), so names are checked against the default policy's."""
+    from .kbs_config import reference_value_problem
     known = list(catalogue.DEFAULT_POLICY_REFERENCE_VALUES)
     used = {
         n
@@ -518,6 +520,14 @@ def _reference_values(out: _Collector, k: Kbs, pools: list[NodePool]) -> None:
                 "needs a value or a non-empty list of values",
                 "list the accepted values (numbers stay numbers: SNP TCB versions are "
                 "compared as numbers)",
+            )
+        elif problem := reference_value_problem(name, value):
+            # the name's shape, or a list where the policy compares one value with ==
+            out.error(
+                path,
+                problem,
+                "use letters, digits and _ like snp_launch_measurement, and give the names "
+                "the policy compares with == (snp_smt_enabled, major_version, ...) one value",
             )
 
 
@@ -562,6 +572,31 @@ def _kbs(
             f"{p}.hostname",
             "expose: ingress needs a hostname",
             "set hostname, for example 'kbs.example.com'",
+        )
+    if k.expose == "ingress" and k.insecure_http:
+        out.error(
+            f"{p}.insecureHttp",
+            "the ingress passes TLS through to the KBS, which would be serving plain HTTP",
+            "drop insecureHttp, or expose the KBS with nodeport or loadbalancer",
+        )
+    if k.expose == "nodeport" and k.hostname is not None and k.node_port is None:
+        out.error(
+            f"{p}.nodePort",
+            "expose: nodeport with a hostname needs a fixed node port: Kubernetes would pick a "
+            "random one, and the KBS URL guests are given could not name it",
+            "set nodePort to a free port from 30000 to 32767, for example 30443",
+        )
+    if k.node_port is not None and k.expose != "nodeport":
+        out.warn(f"{p}.nodePort", f"not used with expose: {k.expose}", "remove nodePort")
+    # the runtime's namespace is components.runtime.NAMESPACE (not imported: it loads Pulumi)
+    taken = {"coco-system": "the CoCo runtime", versions.PEERPODS_NAMESPACE: "peer pods"}
+    if k.namespace in taken or k.namespace == "default" or k.namespace.startswith("kube-"):
+        owner = taken.get(k.namespace, "Kubernetes")
+        out.error(
+            f"{p}.namespace",
+            f"{k.namespace!r} belongs to {owner}; the KBS needs a namespace of its own (it "
+            "labels it for restricted pod security)",
+            "use the default coco-kbs, or another name of your own",
         )
     seen: dict[str, int] = {}
     for i, res in enumerate(items):
@@ -849,6 +884,57 @@ def aws_pools_in_cluster_region(
             )
 
 
+def aks_pools_in_cluster_location(
+    out: _Collector, pools: list[tuple[int, NodePool, NodePool]], c: Cluster | None
+) -> None:
+    """An AKS cluster's node pools and its pod-VM subnet live in the cluster's virtual network,
+    so in its location (components.azure creates them all at cluster.location), and
+    AZURE_REGION, taken from the pool, must name it too. `pools` as for
+    aws_pools_in_cluster_region; a malformed region is reported once, by _pool."""
+    if c is None or c.provider != "aks" or c.location is None:
+        return
+    shape = catalogue.REGION_PATTERNS["azure"][0]
+    for i, p, written in pools:
+        if p.provider != "azure" or written.region is None or not shape.match(written.region):
+            continue
+        if written.region != c.location:
+            out.error(
+                f"coco:nodePools[{i}].region",
+                f"region {written.region!r} is not the AKS cluster's location {c.location!r}",
+                f"remove region (the pool takes {c.location!r}), or set coco:cluster.location "
+                f"to {written.region!r} if the whole cluster belongs there",
+            )
+
+
+def gke_pools_in_cluster_region(
+    out: _Collector, pools: list[tuple[int, NodePool, NodePool]], c: Cluster | None
+) -> None:
+    """A GKE cluster's node pools (node_locations) and pod VMs (GCP_ZONE, on the cluster's
+    regional subnetwork: components.gcp.cluster) live in the cluster's region, a zonal
+    cluster's being its zone's. A zone outside it fails here as a region mismatch: the pool's
+    region is its zone's, and a zone outside a written region is reported by _pool, as is a
+    malformed region or zone."""
+    if c is None or c.provider != "gke":
+        return
+    region = c.region or (c.zone.rsplit("-", 1)[0] if c.zone else None)
+    if region is None:
+        return
+    for i, p, written in pools:
+        if p.provider != "gcp" or not p.region or p.region == region:
+            continue
+        key = "region" if written.region is not None else "zone"
+        table = catalogue.REGION_PATTERNS if key == "region" else catalogue.ZONE_PATTERNS
+        if not table["gcp"][0].match(getattr(written, key)):
+            continue
+        relation = "the" if key == "region" else "in the"
+        out.error(
+            f"coco:nodePools[{i}].{key}",
+            f"{key} {getattr(written, key)!r} is not {relation} GKE cluster's region {region!r}",
+            f"remove {key} (the pool takes the cluster's), or use a zone of {region}, for "
+            f"example {region}-b",
+        )
+
+
 def one_aws_podvm_size(out: _Collector, pools: list[tuple[int, NodePool, NodePool]]) -> None:
     """AWS pod VMs start from one launch template (components/aws/peerpods.py): with
     USE_PODVM_LAUNCHTEMPLATE, cloud-api-adaptor v0.22.0 passes no instance type of its own
@@ -961,6 +1047,8 @@ def apply(
     aws_pools = [(i, p, raw) for (i, raw), p in zip(written, pools, strict=True)]
     one_aws_podvm_size(out, aws_pools)
     aws_pools_in_cluster_region(out, aws_pools, cluster)
+    aks_pools_in_cluster_location(out, aws_pools, cluster)
+    gke_pools_in_cluster_region(out, aws_pools, cluster)
     valid = [i for i, pool in enumerate(raw_pools or ()) if pool is not None]
     ibmcloud_pools(out, list(zip(valid, pools, strict=True)), secure_paths)
     if raw_pools == []:

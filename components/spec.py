@@ -10,10 +10,11 @@ with the full key path.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
@@ -223,8 +224,12 @@ class Cluster(Model):
 
 
 class Host(Model):
-    address: str = Field(min_length=1, description="Host name or IP address reachable over SSH.")
-    user: str = Field("root", description="SSH user.")
+    address: str = Field(
+        min_length=1, description="Host name, IPv4 or IPv6 address reachable over SSH."
+    )
+    user: str = Field(
+        "root", description="SSH user: root (every host command writes system paths; no sudo)."
+    )
     port: int = Field(22, ge=1, le=65535, description="SSH port.")
     ssh_key: SecretStr = Field(description="SSH private key, stored as a Pulumi secret.")
     host_key: (
@@ -235,6 +240,35 @@ class Host(Model):
         "`ssh-keyscan -t ed25519 HOST` after the host name); connections to a host that "
         "presents another key fail. Required in production.",
     )
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        # it reaches SSH, the k3s config and the API certificate: a name or an address only
+        try:
+            if "%" not in value:  # no IPv6 zone ids: they take any text
+                ipaddress.ip_address(value)
+                return value
+        except ValueError:
+            if _DNS_NAME.match(value.lower()):
+                return value
+        raise _fail(
+            f"{value!r} is not a host name or IP address",
+            "write a DNS name such as 'node-1.lab.example', an IPv4 address such as "
+            "'10.0.0.11' or an IPv6 address such as 'fd00::11' (no brackets, port or user)",
+        )
+
+    @field_validator("user")
+    @classmethod
+    def _root(cls, value: str) -> str:
+        if value != "root":
+            raise _fail(
+                f"SSH user {value!r}: the stack runs every host command as root and does not "
+                "use sudo",
+                "set user: root (or leave it out) and allow root to log in with this key "
+                "(sshd PermitRootLogin prohibit-password)",
+            )
+        return value
 
 
 class IbmCloud(Model):
@@ -379,6 +413,13 @@ class Kbs(Model):
     expose: Expose = Field("clusterip", description="clusterip, nodeport, loadbalancer or ingress.")
     hostname: DnsName | None = Field(
         None, description="External host name; required with expose: ingress."
+    )
+    node_port: int | None = Field(
+        None,
+        ge=30000,
+        le=32767,
+        description="expose: nodeport: the node port (30000-32767) the KBS is reached on; "
+        "required with a hostname, whose URL carries it.",
     )
     resources: list[KbsResource] = Field(
         default_factory=list, description="Secrets the KBS releases to attested guests."

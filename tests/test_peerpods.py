@@ -117,3 +117,74 @@ class TestChart:
         assert resources_of(result, "kubernetes:core/v1:Secret") == []
         values = render.unwrap(one(result, RELEASE, "pp-chart").inputs["values"])
         assert values["secrets"]["existingSecretName"] == ""
+
+
+class TestRollout:
+    """CAA and peerpod-ctrl read peer-pods-cm and the Secret only at start: a pod label follows
+    both, so a new image, new initdata or a rotated key rolls their pods;
+    the same input keeps it."""
+
+    def _labels(self, *, image="podvm-a", initdata="H4sIAAAA", credentials=None, reorder=False):
+        def program():
+            ids = {key: pulumi.Output.from_input(f"out:{key}") for key in IDS["gcp"]}
+            ids["PODVM_IMAGE_NAME"] = pulumi.Output.from_input(image)
+            if reorder:
+                ids = dict(reversed(list(ids.items())))
+            secret = {k: pulumi.Output.secret(v)
+                      for k, v in (credentials or {"GCP_CREDENTIALS": "KEY-ONE"}).items()}
+            cloud = peerpods.CloudPeerPods("gcp", ids, secret)
+            config = peerpods.provider_config(cloud, POOLS["gcp"], initdata=initdata)
+            if reorder:
+                config = dict(reversed(list(config.items())))
+            peerpods.PeerPods("pp", cloud, config)
+
+        result = render_program(program)
+        chart = one(result, RELEASE, "pp-chart")
+        values = render.unwrap(chart.inputs["values"])
+        daemonset = values["daemonset"]["podLabels"][peerpods.CONFIG_CHECKSUM_LABEL]
+        ctrl = values["resourceCtrl"]["podLabels"][peerpods.CONFIG_CHECKSUM_LABEL]
+        assert daemonset == ctrl
+        return daemonset, result
+
+    def test_same_input_same_label(self):
+        first, _ = self._labels()
+        again, _ = self._labels()
+        reordered, _ = self._labels(reorder=True)
+        assert first == again == reordered
+        assert len(first) == peerpods.CHECKSUM_LENGTH and int(first, 16) >= 0
+
+    @pytest.mark.parametrize("change", [
+        {"image": "podvm-b"},  # PODVM_IMAGE_NAME: a new pod-VM image
+        {"initdata": "H4sIBBBB"},  # e.g. a new KBS CA
+        {"credentials": {"GCP_CREDENTIALS": "KEY-TWO"}},  # a rotated key
+    ])
+    def test_change_rolls_pods(self, change):
+        before, _ = self._labels()
+        after, _ = self._labels(**change)
+        assert after != before
+
+    def test_label_plain_and_reveals_no_secret(self, tmp_path):
+        label, result = self._labels()
+        chart = one(result, RELEASE, "pp-chart")
+        # the key went in as a secret; the label derived from it is not marked secret, so the
+        # Helm values stay plain, and the key itself is in no release
+        assert render.secret_paths(chart.inputs) == []
+        assert "KEY-ONE" not in repr(render.unwrap(chart.inputs))
+        assert "stringData" in render.secret_paths(one(result, "kubernetes:core/v1:Secret").inputs)
+        out = tmp_path / "out"
+        render.write(result, out)
+        document = (out / "resources.json").read_text()
+        assert label in document and "KEY-ONE" not in document
+
+    def test_workload_identity_labels_kept(self):
+        def program():
+            cloud = peerpods.CloudPeerPods(
+                "azure", _cloud("azure").ids, pod_labels={"azure.workload.identity/use": "true"}
+            )
+            peerpods.PeerPods("pp", cloud, peerpods.provider_config(cloud, POOLS["azure"]))
+
+        values = render.unwrap(one(render_program(program), RELEASE, "pp-chart").inputs["values"])
+        for chart in ("daemonset", "resourceCtrl"):
+            labels = values[chart]["podLabels"]
+            assert set(labels) == {peerpods.CONFIG_CHECKSUM_LABEL, "azure.workload.identity/use"}
+            assert labels["azure.workload.identity/use"] == "true"

@@ -110,6 +110,17 @@ class TestCli:
         assert "live check skipped for azure: no credentials found" in err
         assert "hint: run az login" in err
         assert "live check (gcp): 1 error(s)" in out
+        assert err.count("only the offline checks ran") == 1
+
+    def test_skip_reason_is_said_once(self, stack_file, monkeypatch, capsys):
+        def azure(spec):
+            raise NoCredentials("azure", "AZURE_SUBSCRIPTION_ID is not set; only the offline "
+                                "checks ran", "export it")
+
+        monkeypatch.setattr(preflight, "_default_checker", lambda cloud: azure if cloud ==
+                            "azure" else (lambda spec: []))
+        cli.main(["check", str(stack_file), "--live"])
+        assert capsys.readouterr().err.count("only the offline checks ran") == 1
 
     def test_live_clean_exits_zero(self, stack_file, monkeypatch, capsys):
         monkeypatch.setattr(preflight, "_default_checker", lambda cloud: lambda spec: [])

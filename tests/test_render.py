@@ -148,6 +148,20 @@ class TestDeterminism:
             render.write(render_stack("dev"), tmp_path)
         assert mine.read_text() == "mine"
 
+    def test_checkout_path_and_interpreter_do_not_reach_the_document(self, render_stack):
+        # the image build command names the recipe, output folder and interpreter by path:
+        # two checkouts (or `coco render --diff REF`) must still render the same bytes
+        text = render.dumps_json(render_stack("azure-cvm").document())
+        assert "<project>/images/recipes/" in text and "<python>" in text
+        assert str(ROOT) not in text and sys.executable not in text
+
+    def test_two_objects_with_one_file_name_are_refused(self, tmp_path, render_stack):
+        result = render_stack("dev")
+        twin = next(r for r in result.registrations if r.type == "kubernetes:core/v1:Namespace")
+        result.registrations.append(twin)
+        with pytest.raises(RenderError, match="render to manifests/namespace-_cluster-"):
+            render.write(result, tmp_path)
+
     def test_document_sorted(self, render_stack):
         doc = render_stack("mixed").document()
         keys = [(r["type"], r["name"]) for r in doc["resources"]]

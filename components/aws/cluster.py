@@ -3,7 +3,8 @@ EBS CSI driver and a default StorageClass) or attached (coco:cluster.attach) by 
 
 What the rest of the AWS package needs is kept on the component: the cluster name, the OIDC
 provider and issuer (IRSA roles for cloud-api-adaptor), the VPC and the node subnets (pools and
-pod VMs), and the node role (nodes-mode pools). The kubeconfig authenticates with
+pod VMs), the cluster security group (the managed nodes' own: pod VMs' VXLAN must be let in),
+and the node role (nodes-mode pools). The kubeconfig authenticates with
 `aws eks get-token` (the AWS CLI on the machine running Pulumi, with the credentials Pulumi
 uses); it is a Pulumi secret.
 
@@ -158,6 +159,9 @@ class EksCluster(pulumi.ComponentResource):
         self.oidc_issuer: pulumi.Output[str] = issuer
         self.oidc_provider_arn: pulumi.Output[str] = oidc.arn
         self.vpc_id: pulumi.Output[str] = self.network.vpc.id
+        self.cluster_security_group_id: pulumi.Output[str] = cluster.vpc_config.apply(
+            _cluster_security_group
+        )
         self.vpc_cidr: pulumi.Input[str] = self.network.vpc_cidr
         self.node_subnet_ids: pulumi.Output[list[str]] = pulumi.Output.all(
             *[s.id for s in self.network.private_subnets]
@@ -224,6 +228,9 @@ class EksCluster(pulumi.ComponentResource):
             url=self.oidc_issuer
         ).apply(lambda p: p.arn or "")
         self.vpc_id = found.apply(lambda c: c.vpc_config.vpc_id if c.vpc_config else "")
+        self.cluster_security_group_id = found.apply(
+            lambda c: _cluster_security_group(c.vpc_config)
+        )
         self.vpc_cidr = aws.ec2.get_vpc_output(id=self.vpc_id, region=self.region).apply(
             lambda v: v.cidr_block or ""
         )
@@ -283,6 +290,16 @@ def _issuer(identities: Any) -> str:
     except (IndexError, KeyError, TypeError, AttributeError):
         return ""  # not known (yet): only under mocks
     return str(issuer or "")
+
+
+def _cluster_security_group(vpc_config: Any) -> str:
+    """vpc_config.cluster_security_group_id, the group EKS creates and puts on the managed
+    nodes (docs.aws.amazon.com/eks/latest/userguide/sec-group-reqs.html); resource output
+    (dict) or data source."""
+    found = getattr(vpc_config, "cluster_security_group_id", None)
+    if found is None and isinstance(vpc_config, dict):
+        found = vpc_config.get("cluster_security_group_id")
+    return str(found or "")
 
 
 def template_version(value: Any) -> str:

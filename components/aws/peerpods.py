@@ -1,9 +1,14 @@
 """Peer-pod infrastructure on AWS: where cloud-api-adaptor (CAA) starts SEV-SNP pod VMs.
 
 Creates a private subnet for pod VMs (in the stack's VPC, routed through its NAT gateway so
-pods can pull images; an attached cluster's pod VMs go into the cluster's first subnet), a
-security group that lets the worker nodes reach the pod VMs, the pod-VM launch template with
-SEV-SNP enabled, and the IAM role CAA and peerpod-ctrl assume through IRSA: no access keys.
+pods can pull images), a security group that lets the worker nodes reach the pod VMs, a rule on
+the EKS cluster security group that lets the pod VMs' VXLAN reach the nodes, the pod-VM launch
+template with SEV-SNP enabled, and the IAM role CAA and peerpod-ctrl assume through IRSA: no
+access keys.
+
+Non-goal: choosing an attached cluster's subnet. Its pod VMs go into the first of the cluster's
+subnets sorted by id, with no public IP, and the stack warns: that subnet must be private with a
+route to a NAT gateway (docs/aws.md, "Attached clusters").
 
 Facts, cloud-api-adaptor v0.22.0:
 - src/cloud-providers/aws/manager.go: the keys (PODVM_AMI_ID required; AWS_REGION,
@@ -19,7 +24,11 @@ Facts, cloud-api-adaptor v0.22.0:
   which supports IRSA.
 - pkg/forwarder/forwarder.go (agent-protocol-forwarder, TCP 15150) and
   pkg/podnetwork/tunneler/vxlan/workernode.go (VXLAN, UDP 4789): what the worker nodes reach on
-  pod VMs.
+  pod VMs; pkg/podnetwork/tunneler/vxlan/podnode.go: the pod VM's VXLAN device has the worker
+  node as its remote, so pod VMs send UDP 4789 to the node too (these three under
+  src/cloud-api-adaptor/).
+- EKS managed nodes carry the cluster security group, whose default inbound rule admits only
+  its own members (docs.aws.amazon.com/eks/latest/userguide/sec-group-reqs.html).
 - Service accounts: cloud-api-adaptor (install/charts/peerpods/templates/rbac.yaml) and
   peerpodctrl-controller-manager (src/peerpod-ctrl/chart values.yaml namePrefix +
   templates/permissions.yaml), both in confidential-containers-system; components.peerpods puts
@@ -47,6 +56,13 @@ SERVICE_ACCOUNTS = (
     (versions.PEERPODS_NAMESPACE, "peerpodctrl-controller-manager"),
 )
 ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
+# resource types the pod-VM launch template tags; the IAM policy lets CAA tag exactly these
+TAGGED_AT_LAUNCH = ("instance", "volume")
+ATTACHED_SUBNET_WARNING = (
+    "coco:cluster.attach: pod VMs go into the first of the cluster's subnets sorted by id, "
+    "without a public IP; that subnet must be private with a route to a NAT gateway, or pod VMs "
+    "cannot pull images or reach the KBS (docs/aws.md, Attached clusters)"
+)
 
 
 class AwsPeerPods(pulumi.ComponentResource):
@@ -89,6 +105,7 @@ class AwsPeerPods(pulumi.ComponentResource):
             subnet_id: pulumi.Output[str] = subnet.id
             subnet_arn: pulumi.Output[str] = subnet.arn
         else:
+            pulumi.log.warn(ATTACHED_SUBNET_WARNING)
             subnet_id = cluster.node_subnet_ids.apply(lambda ids: ids[0] if ids else "")
             subnet_arn = subnet_id.apply(
                 lambda sid: f"arn:{_common.PARTITION}:ec2:{region}:*:subnet/{sid}"
@@ -116,6 +133,18 @@ class AwsPeerPods(pulumi.ComponentResource):
                 region=region,
                 opts=here,
             )
+        # the pod VMs' VXLAN to the nodes: EKS managed nodes carry the cluster security group
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-nodes-udp-{VXLAN_PORT}",
+            security_group_id=cluster.cluster_security_group_id,
+            ip_protocol="udp",
+            from_port=VXLAN_PORT,
+            to_port=VXLAN_PORT,
+            referenced_security_group_id=group.id,
+            description="VXLAN pod network from coco-stack pod VMs",
+            region=region,
+            opts=here,
+        )
         aws.vpc.SecurityGroupEgressRule(
             f"{name}-sg-egress",
             security_group_id=group.id,
@@ -148,7 +177,7 @@ class AwsPeerPods(pulumi.ComponentResource):
             ),
             tag_specifications=[
                 aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags=vm_tags)
-                for kind in ("instance", "volume")
+                for kind in TAGGED_AT_LAUNCH
             ],
             update_default_version=True,
             region=region,
@@ -179,6 +208,7 @@ class AwsPeerPods(pulumi.ComponentResource):
                     subnet_arn=v[1] or "",
                     security_group_arn=v[2] or "",
                     launch_template_arn=v[3] or "",
+                    tagged_at_launch=TAGGED_AT_LAUNCH,
                 )
             ),
             opts=here,

@@ -12,7 +12,11 @@ create-upload-generic, "upload as a page blob"). `components.azure.upload` does 
 with azure-storage-blob, keyed on the VHD's sha256, so an unchanged image is never re-uploaded.
 
 Non-goals: replication to other regions, community or shared galleries, customer-managed keys,
-deleting old versions (a new image digest adds a version; the old one stays until destroy).
+keeping old versions: a new VHD digest names a new version, and a changed name replaces the
+version resource (azure-native replaces on changes of URL path properties,
+pulumi/pulumi-azure-native#77), so Pulumi creates the new version and then deletes the old one
+in the same update. Old VHD blobs are not cleaned up: the upload command has no delete step, so
+they stay in the container until the storage account is destroyed.
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ from pulumi_azure_native import network
 
 from .. import versions
 from ..clouds import ManagedCluster
+from ..errors import ConfigIssue, SpecError
 from ..peerpods import CloudPeerPods
 from ..spec import NodePool, Spec
 from . import common
@@ -55,6 +56,25 @@ def _is_community_image(image_id: str) -> bool:
     return image_id.startswith("/CommunityGalleries/")
 
 
+def _attached_subnet(subnet_id: str, spec: Spec, pools: Sequence[int]) -> str:
+    """The attached cluster's node subnet, which pod VMs join. Empty when AKS made the VNet
+    itself (agentPoolProfiles[].vnetSubnetID: "If this is not specified, a VNET and subnet will
+    be generated and used", pulumi_azure_native 3.29.0): that VNet lives in the node resource
+    group under a generated name, and only the cloud knows, so this is checked once the cluster
+    has been read, not by components.rules."""
+    if subnet_id:
+        return subnet_id
+    keys = ", ".join(f"coco:nodePools[{i}]" for i in pools)
+    raise SpecError([ConfigIssue(
+        "coco:cluster.attach",
+        f"the attached AKS cluster {common.cluster_name(spec)} (resource group "
+        f"{common.resource_group_name(spec)}) runs its first agent pool in a VNet AKS manages "
+        f"(no vnetSubnetID), so there is no subnet for the pod VMs of {keys}",
+        "attach a cluster whose agent pools use a subnet of a VNet you own (az aks create "
+        "--vnet-subnet-id), or let the stack create the cluster and its VNet (remove attach)",
+    )])
+
+
 class AzurePeerPodInfra(pulumi.ComponentResource):
     """Pod-VM network and CAA identity; `cloud` is what components.peerpods needs."""
 
@@ -68,6 +88,7 @@ class AzurePeerPodInfra(pulumi.ComponentResource):
     ):
         super().__init__("coco:azure:PeerPodInfra", name, None, opts)
         spec, cluster, image_id = args
+        pools = [i for i, p in enumerate(spec.node_pools) if p.mode == "peer-pods"]
         child = pulumi.ResourceOptions(parent=self)
         group = cluster.resource_group_name
         cluster_name = common.cluster_name(spec)
@@ -89,7 +110,9 @@ class AzurePeerPodInfra(pulumi.ComponentResource):
             subnet_id = self._subnet(name, cluster, cluster.vnet_name, nsg, child)
         else:
             # attached cluster: pod VMs join its node subnet, which already has outbound access
-            subnet_id = cluster.node_subnet_id
+            subnet_id = cluster.node_subnet_id.apply(
+                lambda found: _attached_subnet(found, spec, pools)
+            )
 
         identity = azure.managedidentity.UserAssignedIdentity(
             f"{name}-identity",

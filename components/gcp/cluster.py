@@ -12,6 +12,7 @@ pinned), TEE pools (components.gcp.pools), peer-pod infrastructure (components.g
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -20,6 +21,7 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from .. import clouds
+from ..errors import ConfigIssue, SpecError
 from ..spec import Spec
 from .common import PART_OF_LABEL, cluster_name, gcp_name, location, project
 
@@ -81,6 +83,37 @@ def kubeconfig(name: str, endpoint: str, ca_certificate: str) -> str:
         ],
     }
     return yaml.safe_dump(document, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class SubnetworkRef:
+    name: str
+    region: str
+    project: str
+
+
+def subnetwork_ref(value: str | None, cluster: str, project: str, region: str) -> SubnetworkRef:
+    """Where getCluster's `subnetwork` points. The provider reads the GKE API's
+    networkConfig.subnetwork, a relative name projects/<p>/regions/<r>/subnetworks/<s>
+    (terraform-provider-google resource_container_cluster.go; a self link URL has the same
+    tail); pulumi_gcp 10.2.0 documents "the name or self_link", so a bare name is taken to be in
+    the cluster's project and region."""
+    parts = (value or "").strip().strip("/").split("/")
+
+    def after(key: str, default: str) -> str:
+        at = parts.index(key) + 1 if key in parts else len(parts)
+        return parts[at] if at < len(parts) else default
+
+    name = after("subnetworks", "") if "subnetworks" in parts else "/".join(parts)
+    if not name or "/" in name:
+        raise SpecError([ConfigIssue(
+            "coco:cluster.attach",
+            f"the GKE cluster {cluster} reports no subnetwork coco-stack can read ({value!r}); "
+            "peer pods and their firewall rule need the cluster's node subnet",
+            "attach a VPC-native cluster whose nodes are in a subnetwork, or let the stack "
+            "create the cluster (remove attach)",
+        )])
+    return SubnetworkRef(name, after("regions", region), after("projects", project))
 
 
 class GkeCluster(pulumi.ComponentResource):
@@ -155,7 +188,16 @@ class GkeCluster(pulumi.ComponentResource):
         found = gcp.container.get_cluster_output(
             name=gke_name, location=self.location, project=self.project
         )
-        subnet = gcp.compute.get_subnetwork_output(self_link=found.subnetwork)
+        # by name, region and project: getSubnetwork's self_link wants a full URL, which
+        # getCluster does not give (hashicorp/terraform-provider-google#9919)
+        ref = found.subnetwork.apply(
+            lambda value: subnetwork_ref(value, gke_name, self.project, self.region)
+        )
+        subnet = gcp.compute.get_subnetwork_output(
+            name=ref.apply(lambda r: r.name),
+            region=ref.apply(lambda r: r.region),
+            project=ref.apply(lambda r: r.project),
+        )
         self.cluster_name = found.name.apply(lambda n: n or gke_name)
         self.network = found.network
         self.subnetwork = subnet.id

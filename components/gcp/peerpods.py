@@ -1,9 +1,10 @@
 """CaaInfrastructure: what cloud-api-adaptor needs in GCP to start confidential pod VMs.
 
 Scope: a firewall rule that lets the worker nodes reach the pod VMs (agent-protocol-forwarder
-and VXLAN), a Google service account for CAA with a custom role holding only the permissions
-its GCP provider uses, the key CAA has to be given (see below), and the GCP_* ids for
-peer-pods-cm. The spec supplies GCP_ZONE, GCP_MACHINE_TYPE and GCP_CONFIDENTIAL_TYPE
+and VXLAN), a Google service account for CAA with two custom roles holding only the permissions
+its GCP provider uses (those on instances bound with an IAM condition to pod VMs, named
+podvm-*), the key CAA has to be given (see below), and the GCP_* ids for peer-pods-cm. The
+spec supplies GCP_ZONE, GCP_MACHINE_TYPE and GCP_CONFIDENTIAL_TYPE
 (components.peerpods.provider_config).
 
 Why a key and not Workload Identity Federation (checked in cloud-api-adaptor v0.22.0):
@@ -48,18 +49,39 @@ VXLAN_PORT = "4789"
 # and user-data metadata; instances.get/delete; machineTypes.get (instance size list);
 # images.get (image size); zoneOperations.get (op.Wait). The pod VMs get no service account, so
 # CAA needs no iam.serviceAccountUser.
-CAA_PERMISSIONS = (
-    "compute.disks.create",
-    "compute.images.get",
-    "compute.images.useReadOnly",
+# Split in two roles so the key in peer-pods-secret cannot delete or re-script (setMetadata:
+# startup scripts) every VM of the project, GKE nodes included:
+# - on instances, granted only for pod VMs (POD_VM_CONDITION);
+CAA_INSTANCE_PERMISSIONS = (
     "compute.instances.create",
     "compute.instances.delete",
     "compute.instances.get",
     "compute.instances.setMetadata",
+)
+# - on what a pod VM is made from or polled through, unconditioned: the image, the subnet, the
+#   machine types and zone operations are not named after the pod VM, and the boot disk's name
+#   is only GCE's default (unverified that it is the instance name), so a name condition could
+#   refuse CAA's own calls. None of these lets CAA touch an existing VM or disk.
+CAA_SUPPORT_PERMISSIONS = (
+    "compute.disks.create",
+    "compute.images.get",
+    "compute.images.useReadOnly",
     "compute.machineTypes.get",
     "compute.subnetworks.use",
     "compute.subnetworks.useExternalIp",
     "compute.zoneOperations.get",
+)
+# CAA names every pod VM "podvm-<pod name>-<sandbox id>" (src/cloud-providers/util/instance.go
+# @v0.22.0 GenerateInstanceName, prefix "podvm"; called by gcp/provider.go CreateInstance).
+POD_VM_PREFIX = "podvm-"
+# IAM Conditions see Compute Engine instances as resource.type "compute.googleapis.com/Instance"
+# with resource.name "projects/<p>/zones/<z>/instances/<name>", and projects accept conditional
+# role bindings (cloud.google.com/iam/docs/conditions-resource-attributes and
+# cloud.google.com/iam/help/conditions/resource-policies). That instances.create is checked
+# against the new instance's name is unverified against a live run.
+POD_VM_CONDITION = (
+    'resource.type == "compute.googleapis.com/Instance" && '
+    f'resource.name.extract("/instances/{{name}}").startsWith("{POD_VM_PREFIX}")'
 )
 # Bump to replace CAA's key (a new key is created before the old one is deleted).
 KEY_GENERATION = "1"
@@ -107,23 +129,43 @@ class CaaInfrastructure(pulumi.ComponentResource):
             project=project,
             opts=child,
         )
-        role = gcp.projects.IAMCustomRole(
+        member = self.account.email.apply(lambda e: f"serviceAccount:{e}")
+        support_role = gcp.projects.IAMCustomRole(
             f"{name}-role",
             role_id=gcp_name(f"{base}-caa", 60).replace("-", "_"),
             title=f"coco-stack cloud-api-adaptor ({base})",
-            permissions=list(CAA_PERMISSIONS),
+            permissions=sorted(CAA_SUPPORT_PERMISSIONS),
             project=project,
             opts=child,
         )
-        member = self.account.email.apply(lambda e: f"serviceAccount:{e}")
         self.grant = gcp.projects.IAMMember(
-            f"{name}-grant", project=project, role=role.name, member=member, opts=child
+            f"{name}-grant", project=project, role=support_role.name, member=member, opts=child
+        )
+        vm_role = gcp.projects.IAMCustomRole(
+            f"{name}-vm-role",
+            role_id=gcp_name(f"{base}-caa-vms", 60).replace("-", "_"),
+            title=f"coco-stack cloud-api-adaptor pod VMs ({base})",
+            permissions=sorted(CAA_INSTANCE_PERMISSIONS),
+            project=project,
+            opts=child,
+        )
+        self.vm_grant = gcp.projects.IAMMember(
+            f"{name}-vm-grant",
+            project=project,
+            role=vm_role.name,
+            member=member,
+            condition=gcp.projects.IAMMemberConditionArgs(
+                title="coco-stack pod VMs only",
+                description=f"instances named {POD_VM_PREFIX}* (cloud-api-adaptor's pod VMs)",
+                expression=POD_VM_CONDITION,
+            ),
+            opts=child,
         )
         key = gcp.serviceaccount.Key(
             f"{name}-key",
             service_account_id=self.account.name,
             keepers={"generation": KEY_GENERATION},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.grant]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.grant, self.vm_grant]),
         )
         # the SDK marks privateKey secret (additional_secret_outputs in pulumi_gcp's Key), but
         # mocks and plain applies do not keep that mark: wrap it again

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from components.errors import CocoError
-from components.hostcheck.coco_host_check import TEES
+from components.hostcheck.coco_host_check import TEES, explain
 
 SCRIPT = Path(__file__).with_name("coco_host_check.py")
 # Where the wiring copies the script on a host; under /var/lib so it survives a reboot of the
@@ -75,27 +75,32 @@ class Verdict:
 
     def explain(self, address: str) -> str:
         """One message for `pulumi up`: the host (address and name), the TEE, each failure."""
-        state = "ready" if self.ready else "not ready"
-        lines = [f"host {address} ({self.host}) is {state} for tee {self.tee}"]
-        for check in self.failures:
-            lines.append(f"  {check.name}: {check.reason}")
-            lines.append(f"    fix: {check.fix}")
-        return "\n".join(lines)
+        if self.ready:
+            return f"host {address} ({self.host}) is ready for tee {self.tee}"
+        failures = [(c.name, c.reason, c.fix) for c in self.failures]
+        return explain(address, self.host, self.tee, failures)
 
 
 def script_source() -> str:
     return SCRIPT.read_text(encoding="utf-8")
 
 
-def remote_command(tee: str, path: str = REMOTE_PATH, root: str | None = None) -> str:
+def remote_command(
+    tee: str, path: str = REMOTE_PATH, root: str | None = None, address: str | None = None
+) -> str:
     """The shell command that runs the check on a host (`root`: a fake tree, for tests).
 
-    Exit 1 (not ready) is turned into 0 so the verdict on stdout reaches the caller, which
-    refuses the host by it; anything else (2: bad usage, 127: no python3) fails the command."""
+    It fails (exit 1) on a host that is not ready, with the explanation naming `address`, each
+    failing check and its fix on stderr: pulumi-command then reports the error and records no
+    state for the check, so the next `pulumi up` runs it again (a command that succeeded is not
+    rerun while its inputs are unchanged; pulumi-command v1.2.1
+    provider/pkg/provider/remote/commandController.go)."""
     if tee not in TEES:
         raise ValueError(f"unknown tee {tee!r}; expected one of {', '.join(TEES)}")
-    argv = ["python3", "-I", path, "--tee", tee] + (["--root", root] if root else [])
-    return f"{shlex.join(argv)} || [ $? -eq 1 ]"
+    argv = ["python3", "-I", path, "--tee", tee]
+    argv += ["--root", root] if root else []
+    argv += ["--address", address] if address else []
+    return shlex.join(argv)
 
 
 def parse_verdict(text: str, address: str) -> Verdict:

@@ -8,8 +8,11 @@ and run before the host is labelled. It prints one JSON object on stdout, keys s
      "host": "node-1", "ready": false, "tee": "snp"}
 
 and exits 0 when the host is ready, 1 when it is not, 2 on bad usage. Every failing check says
-why (`reason`) and what to do (`fix`). It only reads files (and `dmesg` on a real host); it never
-changes the host.
+why (`reason`) and what to do (`fix`); when the host is not ready the same is written for a person
+on stderr, naming the host (`--address ADDR`: how the caller reached it, shown before the host
+name). The Pulumi wiring relies on both: exit 1 fails the check command, so nothing is recorded
+for the host, and the provider's error shows the explanation. It only reads files (and `dmesg`
+on a real host); it never changes the host.
 
 Why a single-file, stdlib-only Python script and not POSIX sh: the verdict is JSON that carries
 free text (kernel log lines, file contents), and escaping that correctly in sh is fragile; here
@@ -303,22 +306,36 @@ def kvm_amd_parameter(host: Host, name: str, path: str, option: str, bios: Check
     )
 
 
+# Linux drivers/crypto/ccp/sev-dev.c, __sev_snp_init_locked(): once SNP_INIT succeeded the ccp
+# driver logs dev_info "SEV-SNP API:<major>.<minor> build:<n>" (e.g. "ccp 0000:01:00.5: SEV-SNP
+# API:1.55 build:21"); the line was added in 2024, so older SNP host kernels may not print it.
+SNP_INIT_LOG = "SEV-SNP API:"
+
+
 def snp_firmware(host: Host) -> Check:
-    # clouds-tee.md: SNP firmware in /lib/firmware/amd. The ccp driver
-    # (drivers/crypto/ccp/sev-dev.c, sev_get_firmware) loads
+    # Informational, never failing. The ccp driver (sev-dev.c, sev_get_firmware) loads
     # amd/amd_sev_fam<family>h_model<model>xh.sbin, else amd/sev.fw, to update the PSP's SEV
-    # firmware at boot; we check that one of them is installed (compressed or not).
+    # firmware at boot, and treats a missing file as non-fatal: the firmware the BIOS ships is
+    # used then (kata's SNP guide: the firmware "can also be updated via a platform OEM BIOS
+    # update"). Whether SNP really initialised shows in the kernel log, and snp-parameter and
+    # sev-device fail on a host where it did not.
+    log = host.kernel_log() or ""
     found = [
         name for name in host.listdir("/lib/firmware/amd")
         if fnmatch.fnmatch(name, "amd_sev_fam*.sbin*") or fnmatch.fnmatch(name, "sev.fw*")
     ]
-    if found:
-        return Check("snp-firmware", True, "SEV firmware in /lib/firmware/amd: " + ", ".join(found))
+    files = (
+        "SEV firmware in /lib/firmware/amd: " + ", ".join(found) if found
+        else "no SEV firmware file in /lib/firmware/amd (the BIOS's firmware is used)"
+    )
+    for line in log.splitlines():
+        if SNP_INIT_LOG in line:
+            api = line[line.index(SNP_INIT_LOG):].strip()
+            return Check("snp-firmware", True, f"kernel log: {api!r}: SNP initialised; {files}")
     return Check(
-        "snp-firmware", False, "no SEV firmware (amd_sev_fam*.sbin or sev.fw) in /lib/firmware/amd",
-        "install the SEV firmware for this CPU from AMD's SEV developer page or linux-firmware "
-        "into /lib/firmware/amd, then reboot (Linux drivers/crypto/ccp/sev-dev.c needs SEV "
-        "firmware API >= 1.51 for SNP)",
+        "snp-firmware", True,
+        f"{files}; no {SNP_INIT_LOG!r} line in the kernel log (older kernels do not print it; "
+        "SNP needs SEV firmware API >= 1.51, Linux drivers/crypto/ccp/sev-dev.c)",
     )
 
 
@@ -406,6 +423,16 @@ def tdx_parameter(host: Host, bios: Check) -> Check:
 
 
 def tdx_module(host: Host, bios: Check, parameter: Check) -> Check:
+    # kvm_intel.tdx reads Y only when KVM brought TDX up, which initialises the TDX module:
+    # Linux arch/x86/kvm/vmx/tdx.c (v6.16) tdx_bringup() sets enable_tdx = 0 on any failure.
+    # It stays true on a long-running host whose kernel log lost the boot lines, so it decides;
+    # the log is read only on kernels without the parameter.
+    value = host.value(TDX_PARAM)
+    if is_true(value):
+        return Check(
+            "tdx-module", True,
+            f"{TDX_PARAM} = {value}: KVM enables TDX only after the TDX module initialised",
+        )
     log = host.kernel_log()
     if log is not None and TDX_MODULE_LOG in log:
         return Check("tdx-module", True, f"kernel log: {TDX_MODULE_LOG!r}")
@@ -422,7 +449,7 @@ def tdx_module(host: Host, bios: Check, parameter: Check) -> Check:
         "tdx-module", False,
         f"no {TDX_MODULE_LOG!r} in the kernel log: the TDX module did not initialise",
         "update the BIOS (it loads the TDX module) and read `dmesg | grep virt/tdx` for the "
-        "error; on a long-running host whose log wrapped, rerun after a reboot",
+        "error; if the log wrapped, pass a saved boot log with --dmesg",
     )
 
 
@@ -573,14 +600,26 @@ CHECKS: dict[str, Callable[[Host], list[Check]]] = {
 }
 
 
-def verdict(host: Host, tee: str) -> dict[str, object]:
-    checks = CHECKS[tee](host)
+def verdict(hostname: str, tee: str, checks: Sequence[Check]) -> dict[str, object]:
     return {
-        "host": host.hostname(),
+        "host": hostname,
         "tee": tee,
         "ready": all(check.ok for check in checks),
         "checks": [asdict(check) for check in checks],
     }
+
+
+def explain(
+    address: str | None, host: str, tee: str, failures: Sequence[tuple[str, str, str]]
+) -> str:
+    """The not-ready message for a person: the host, the TEE, each failure (name, reason, fix).
+    The wiring (components.hostcheck) uses the same text."""
+    name = f"{address} ({host})" if address else host
+    lines = [f"host {name} is not ready for tee {tee}"]
+    for check, reason, fix in failures:
+        lines.append(f"  {check}: {reason}")
+        lines.append(f"    fix: {fix}")
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -588,12 +627,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tee", required=True, choices=TEES, help="the TEE the pool uses")
     parser.add_argument("--root", default="/", help="read the host's files under DIR (tests)")
     parser.add_argument("--dmesg", default=None, help="read the kernel log from FILE")
+    parser.add_argument(
+        "--address", default=None, help="how the caller reached this host (shown on stderr)"
+    )
     args = parser.parse_args(argv)
     if not os.path.isdir(args.root):
         parser.error(f"--root {args.root} is not a directory")
-    result = verdict(Host(args.root, args.dmesg), args.tee)
+    host = Host(args.root, args.dmesg)
+    checks = CHECKS[args.tee](host)
+    result = verdict(host.hostname(), args.tee, checks)
     sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
-    return 0 if result["ready"] else 1
+    if result["ready"]:
+        return 0
+    failures = [(c.name, c.reason, c.fix) for c in checks if not c.ok]
+    sys.stderr.write(explain(args.address, str(result["host"]), args.tee, failures) + "\n")
+    return 1
 
 
 if __name__ == "__main__":

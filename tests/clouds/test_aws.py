@@ -26,6 +26,7 @@ from tests.conftest import assert_valid_kubernetes, one, resources_of
 from tests.test_policies import validate as policy_violations
 
 LT = "aws:ec2/launchTemplate:LaunchTemplate"
+INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 PODVM_LT = "coco-peer-pods-infra-template"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 PEER = {
@@ -46,6 +47,44 @@ NODES = {
 def aws_mocks(monkeypatch):
     """AWS provider outputs and data-source results for every render in the test."""
     return install_aws_mocks(monkeypatch)
+
+
+@pytest.fixture
+def cluster_sg(monkeypatch):
+    """The created EKS cluster reports the security group EKS made for it (the shared mock
+    echoes vpcConfig without it)."""
+    from tests.clouds import conftest_aws
+
+    created = "sg-0created"
+    plain = conftest_aws.aws_outputs
+
+    def with_cluster_sg(typ: str, given: dict[str, Any]) -> dict[str, Any] | None:
+        state = plain(typ, given)
+        if typ == "aws:eks/cluster:Cluster" and state is not None:
+            state["vpcConfig"] = {**state["vpcConfig"], "clusterSecurityGroupId": created}
+        return state
+
+    monkeypatch.setattr(conftest_aws, "aws_outputs", with_cluster_sg)
+    return created
+
+
+@pytest.fixture
+def engine_log():
+    """Messages the program logs through pulumi.log (under mocks they reach the render's
+    engine logger)."""
+    import logging
+
+    messages: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+
+    logger = logging.getLogger("coco.render.engine")
+    handler = Keep(logging.WARNING)
+    logger.addHandler(handler)
+    yield messages
+    logger.removeHandler(handler)
 
 
 def inputs(result: render.Render, type_: str, name: str | None = None) -> dict[str, Any]:
@@ -192,18 +231,33 @@ class TestCluster:
         assert "aws:eks/getCluster:getCluster" in aws_mocks[-1].calls
         sg = inputs(result, "aws:ec2/securityGroup:SecurityGroup")
         assert sg["vpcId"] == ATTACHED["vpcConfig"]["vpcId"]
-        rule = inputs(
-            result,
-            "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
-            "coco-peer-pods-infra-sg-tcp-15150",
-        )
+        rule = inputs(result, INGRESS, "coco-peer-pods-infra-sg-tcp-15150")
         assert rule["cidrIpv4"] == "172.31.0.0/16"
+        # the pod VMs' VXLAN into the attached cluster's own security group
+        vxlan = inputs(result, INGRESS, "coco-peer-pods-infra-nodes-udp-4789")
+        assert vxlan["securityGroupId"] == ATTACHED["vpcConfig"]["clusterSecurityGroupId"]
+        assert vxlan["referencedSecurityGroupId"] == "coco-peer-pods-infra-sg-id"
         template = inputs(result, LT, PODVM_LT)
         assert template["networkInterfaces"][0]["subnetId"] == "subnet-0a"  # sorted, first
         trust = inputs(result, "aws:iam/role:Role", "coco-peer-pods-infra-caa")
         assert json.loads(trust["assumeRolePolicy"])["Statement"][0]["Principal"] == {
             "Federated": OIDC_ARN
         }
+
+    def test_attach_warns_about_the_subnet_choice(self, render_config, aws_mocks, engine_log):
+        """An attached cluster's pod VMs go into its first subnet by id, without a public IP:
+        the stack says so, and names what that subnet needs; a created cluster has its own
+        NAT-routed pod-VM subnet and no such warning."""
+        attached = {
+            **PEER,
+            "coco:cluster": {"provider": "eks", "name": "p", "region": "eu-west-1", "attach": True},
+        }
+        render_config(PEER)
+        assert not [m for m in engine_log if "coco:cluster.attach" in m]
+        render_config(attached)
+        (warning,) = [m for m in engine_log if "coco:cluster.attach" in m]
+        assert "first of the cluster's subnets sorted by id" in warning
+        assert "NAT gateway" in warning
 
     def test_attach_survives_empty_data_sources(self, render_config, aws_mocks, monkeypatch):
         """Under plain mocks (and in a preview) data sources may return nothing."""
@@ -320,6 +374,53 @@ class TestPeerPods:
             "StringEquals": {"ec2:CreateAction": "RunInstances"}
         }
 
+    def test_create_tags_on_every_kind_tagged_at_launch(self, render_config, aws_mocks):
+        """AWS authorizes each tag applied at launch, the launch template's included, as
+        ec2:CreateTags on that resource (EC2 guide, supported-iam-actions-tagging.html): the
+        template tags instances and volumes, so both must be allowed, and only at launch."""
+        result = render_config(PEER)
+        policy = inputs(result, "aws:iam/rolePolicy:RolePolicy", "coco-peer-pods-infra-caa")[
+            "policy"
+        ]
+        tag = statement(policy, "TagAtLaunchOnly")
+        assert tag["Resource"] == [
+            "arn:aws:ec2:eu-west-1:*:instance/*",
+            "arn:aws:ec2:eu-west-1:*:volume/*",
+        ]
+        kinds = {t["resourceType"] for t in inputs(result, LT, PODVM_LT)["tagSpecifications"]}
+        assert kinds == {"instance", "volume"}
+        assert {arn.split(":")[-1].split("/")[0] for arn in tag["Resource"]} == kinds
+
+    def test_run_instances_on_every_resource_of_the_launch(self, render_config, aws_mocks):
+        """RunInstances with the template is authorized against the template, its AMI, subnet
+        and security group, and the new instance, network interface and root volume (Service
+        Authorization Reference, RunInstances); each only as narrowly as the stack can name it."""
+        result = render_config(PEER)
+        policy = inputs(result, "aws:iam/rolePolicy:RolePolicy", "coco-peer-pods-infra-caa")[
+            "policy"
+        ]
+        allowed: list[str] = []
+        for sid in ("LaunchFromTheStackTemplate", "OnlyTaggedPodVms"):
+            found = statement(policy, sid)
+            assert found["Action"] == "ec2:RunInstances"
+            resource = found["Resource"]
+            allowed += [resource] if isinstance(resource, str) else resource
+        by_kind = {arn.split(":", 5)[5].split("/")[0]: arn for arn in allowed}
+        assert by_kind == {
+            "image": "arn:aws:ec2:eu-west-1::image/coco-podvm-image-ami-id",
+            "instance": "arn:aws:ec2:eu-west-1:*:instance/*",
+            "launch-template": "arn:aws:ec2:eu-west-1:111122223333:launch-template/"
+            "launch-template-0example",
+            "network-interface": "arn:aws:ec2:eu-west-1:*:network-interface/*",
+            "security-group": "arn:aws:ec2:eu-west-1:111122223333:security-group/"
+            "security-group-0example",
+            "subnet": "arn:aws:ec2:eu-west-1:111122223333:subnet/subnet-0example",
+            "volume": "arn:aws:ec2:eu-west-1:*:volume/*",
+        }
+        assert len(allowed) == len(by_kind)
+        # the template names no key pair, so RunInstances never needs key-pair/*
+        assert "keyName" not in inputs(result, LT, PODVM_LT)
+
     def test_podvm_launch_template(self, render_config, aws_mocks):
         result = render_config(PEER)
         lt = inputs(result, LT, PODVM_LT)
@@ -365,9 +466,8 @@ class TestPeerPods:
         result = render_config(PEER)
         rules = [
             render.unwrap(r.inputs)
-            for r in resources_of(
-                result, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
-            )
+            for r in resources_of(result, INGRESS)
+            if r.name.startswith("coco-peer-pods-infra-sg-")
         ]
         ports = sorted((r["ipProtocol"], r["fromPort"], r["toPort"]) for r in rules)
         assert ports == [("tcp", 15150, 15150), ("udp", 4789, 4789)]
@@ -375,6 +475,28 @@ class TestPeerPods:
         assert {r["securityGroupId"] for r in rules} == {"coco-peer-pods-infra-sg-id"}
         subnet = inputs(result, "aws:ec2/subnet:Subnet", "coco-peer-pods-infra-subnet")
         assert subnet["cidrBlock"] == "10.0.224.0/19"
+
+    def test_pod_vms_reach_nodes(self, render_config, aws_mocks, cluster_sg):
+        """The pod VM's VXLAN device has the worker node as its remote (CAA v0.22.0
+        podnode.go), and EKS managed nodes carry the cluster security group, which admits only
+        its own members: the stack opens UDP 4789 on it to the pod-VM group, and nothing else."""
+        result = render_config(PEER)
+        node_side = [
+            render.unwrap(r.inputs)
+            for r in resources_of(result, INGRESS)
+            if not r.name.startswith("coco-peer-pods-infra-sg-")
+        ]
+        assert node_side == [
+            {
+                "description": "VXLAN pod network from coco-stack pod VMs",
+                "fromPort": 4789,
+                "ipProtocol": "udp",
+                "referencedSecurityGroupId": "coco-peer-pods-infra-sg-id",
+                "region": "eu-west-1",
+                "securityGroupId": cluster_sg,
+                "toPort": 4789,
+            }
+        ]
 
     def test_secret_kbs_value_not_in_render(self, render_config, aws_mocks, tmp_path):
         config = {

@@ -201,6 +201,48 @@ class TestCluster:
         issuers = {render.unwrap(r.inputs)["issuer"] for r in resources_of(result, FEDERATED)}
         assert issuers == {ISSUER}
 
+    @pytest.fixture
+    def managed_vnet(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """getManagedCluster of a cluster whose VNet AKS made: its pool has no vnetSubnetID."""
+        answer = AzureMocks.call
+
+        def call(self: AzureMocks, args: Any) -> dict[str, Any]:
+            result = answer(self, args)
+            if args.token.endswith("getManagedCluster"):
+                result["agentPoolProfiles"] = [{"name": "nodepool1"}]
+            return result
+
+        monkeypatch.setattr(AzureMocks, "call", call)
+
+    def test_attach_to_aks_managed_vnet_is_refused(self, azure, managed_vnet):
+        """AZURE_SUBNET_ID would be "" and the subnet role assignment's scope empty: say so at
+        coco:cluster.attach instead of letting Azure refuse an empty scope."""
+        config = {
+            **SNP_PEER_PODS,
+            "coco:cluster": {"provider": "aks", "location": "westeurope", "attach": True,
+                             "name": "prod", "resourceGroup": "prod-rg"},
+        }
+        with pytest.raises(SpecError) as info:
+            _render(config)
+        (issue,) = info.value.issues
+        assert issue.path == "coco:cluster.attach"
+        assert "prod" in issue.message and "prod-rg" in issue.message
+        assert "coco:nodePools[0]" in issue.message
+        assert "--vnet-subnet-id" in issue.hint and "remove attach" in issue.hint
+
+    def test_attach_to_aks_managed_vnet_without_peer_pods(self, azure, managed_vnet):
+        """Nodes-mode pools need no pod-VM subnet: the same cluster is fine for them."""
+        config = {
+            **SNP_PEER_PODS,
+            "coco:cluster": {"provider": "aks", "location": "westeurope", "attach": True,
+                             "name": "prod", "resourceGroup": "prod-rg"},
+            "coco:nodePools": [{"name": "cvm", "tee": "snp", "mode": "nodes"}],
+            "coco:image": {},
+        }
+        result = _render(config)
+        assert len(resources_of(result, AGENT_POOL)) == 1
+        assert resources_of(result, ROLE) == []
+
 
 CVM_NODES = {
     **SNP_PEER_PODS,
@@ -293,7 +335,10 @@ class TestPeerPods:
         assert set(pp.REQUIRED_KEYS["azure"]) <= set(config)
         assert not set(config) & pp.CREDENTIAL_KEYS["azure"]
         for part in ("daemonset", "resourceCtrl"):
-            assert values[part]["podLabels"] == {"azure.workload.identity/use": "true"}
+            # besides the config checksum components.peerpods may add (another concern)
+            labels = {k: v for k, v in values[part]["podLabels"].items()
+                      if k != "coco-stack.io/config-checksum"}
+            assert labels == {"azure.workload.identity/use": "true"}
             assert values[part]["serviceAccount"]["annotations"] == {
                 "azure.workload.identity/client-id": CAA_CLIENT_ID
             }

@@ -38,6 +38,8 @@ from tests.clouds.conftest_gcp import (
 from tests.conftest import assert_valid_kubernetes, one, resources_of
 
 NODE_POOL = "gcp:container/nodePool:NodePool"
+CUSTOM_ROLE = "gcp:projects/iAMCustomRole:IAMCustomRole"
+IAM_MEMBER = "gcp:projects/iAMMember:IAMMember"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 # GCP resource types whose SDK class has no `project` argument (it follows from a parent
 # resource: the service account, the bucket)
@@ -160,6 +162,49 @@ class TestCluster:
         firewall = one(result, "gcp:compute/firewall:Firewall")
         assert firewall.inputs["sourceRanges"] == [ATTACHED_SUBNET["ipCidrRange"]]
 
+    @pytest.mark.parametrize(("reported", "expected"), [
+        # pulumi_gcp: "the name or self_link"; the provider stores the GKE API's relative name
+        ("prod-nodes", {"name": "prod-nodes", "region": "europe-west4", "project": PROJECT}),
+        ("projects/host-proj/regions/europe-west1/subnetworks/shared",
+         {"name": "shared", "region": "europe-west1", "project": "host-proj"}),
+        ("https://www.googleapis.com/compute/v1/projects/host-proj/regions/europe-west1/"
+         "subnetworks/shared", {"name": "shared", "region": "europe-west1",
+                                "project": "host-proj"}),
+    ])
+    def test_attach_looks_the_subnet_up_by_name(self, render_config, gcp_mocks, monkeypatch,
+                                                reported, expected):
+        """getSubnetwork's self_link needs a full URL, which getCluster's `subnetwork` is not
+        (hashicorp/terraform-provider-google#9919): look it up by name, region and project."""
+        monkeypatch.setitem(conftest_gcp.ATTACHED, "subnetwork", reported)
+        asked: list[dict[str, Any]] = []
+        answer = conftest_gcp._InvokeMocks.call
+
+        def call(self: Any, args: Any) -> Any:
+            if args.token == "gcp:compute/getSubnetwork:getSubnetwork":
+                asked.append(dict(args.args))
+            return answer(self, args)
+
+        monkeypatch.setattr(conftest_gcp._InvokeMocks, "call", call)
+        config = copy.deepcopy(SNP)
+        config["coco:cluster"] = {"provider": "gke", "project": PROJECT, "zone": "europe-west4-a",
+                                  "attach": True, "name": "prod-gke"}
+        result = render_config(config, stack="gcp-test")
+        assert asked == [expected]
+        assert peer_pods_cm(result)["GCP_SUBNETWORK"] == ATTACHED_SUBNET["id"]
+
+    @pytest.mark.parametrize("reported", ["", "projects/p/regions/r/subnetworks/"])
+    def test_attach_without_a_subnet_names_the_key(self, render_config, gcp_mocks, monkeypatch,
+                                                   reported):
+        monkeypatch.setitem(conftest_gcp.ATTACHED, "subnetwork", reported)
+        config = copy.deepcopy(SNP)
+        config["coco:cluster"] = {"provider": "gke", "project": PROJECT, "zone": "europe-west4-a",
+                                  "attach": True, "name": "prod-gke"}
+        with pytest.raises(SpecError) as info:
+            render_config(config, stack="gcp-test")
+        (issue,) = info.value.issues
+        assert issue.path == "coco:cluster.attach"
+        assert "prod-gke" in issue.message and "remove attach" in issue.hint
+
 
 class TestConfidentialNodePools:
     """nodes mode: GKE node pools of Confidential GKE Nodes of the pool's TEE."""
@@ -232,20 +277,26 @@ class TestPeerPodInfrastructure:
 
     def test_caa_identity_least_privilege(self, render_config, gcp_mocks):
         result = render_config(SNP, stack="gcp-test")
-        role = one(result, "gcp:projects/iAMCustomRole:IAMCustomRole")
-        assert role.inputs["permissions"] == sorted(gcp_peerpods.CAA_PERMISSIONS)
-        assert "compute.instances.create" in role.inputs["permissions"]
-        assert not any(p.startswith("iam.") for p in role.inputs["permissions"])
+        roles = {r.name: r for r in resources_of(result, CUSTOM_ROLE)}
+        assert sorted(roles) == ["coco-peer-pods-infra-role", "coco-peer-pods-infra-vm-role"]
+        support = roles["coco-peer-pods-infra-role"].inputs["permissions"]
+        instances = roles["coco-peer-pods-infra-vm-role"].inputs["permissions"]
+        assert instances == sorted(gcp_peerpods.CAA_INSTANCE_PERMISSIONS)
+        assert support == sorted(gcp_peerpods.CAA_SUPPORT_PERMISSIONS)
+        assert "compute.instances.create" in instances
+        assert not any(p.startswith("iam.") for p in support + instances)
         sa = one(result, "gcp:serviceaccount/account:Account", "coco-peer-pods-infra-sa")
-        grant = one(result, "gcp:projects/iAMMember:IAMMember", "coco-peer-pods-infra-grant")
-        assert grant.inputs["role"] == f"projects/{PROJECT}/roles/{role.inputs['roleId']}"
-        assert grant.inputs["member"] == (
-            f"serviceAccount:{sa.inputs['accountId']}@{PROJECT}.iam.gserviceaccount.com"
-        )
+        email = f"{sa.inputs['accountId']}@{PROJECT}.iam.gserviceaccount.com"
         key = one(result, "gcp:serviceaccount/key:Key")
-        assert key.inputs["serviceAccountId"].endswith(sa.inputs["accountId"]
-                                                       + f"@{PROJECT}.iam.gserviceaccount.com")
-        assert grant.urn in key.dependencies
+        assert key.inputs["serviceAccountId"].endswith(email)
+        for role_name, grant_name in [("coco-peer-pods-infra-role", "coco-peer-pods-infra-grant"),
+                                      ("coco-peer-pods-infra-vm-role",
+                                       "coco-peer-pods-infra-vm-grant")]:
+            grant = one(result, IAM_MEMBER, grant_name)
+            role_id = roles[role_name].inputs["roleId"]
+            assert grant.inputs["role"] == f"projects/{PROJECT}/roles/{role_id}"
+            assert grant.inputs["member"] == f"serviceAccount:{email}"
+            assert grant.urn in key.dependencies
 
     def test_key_only_in_the_stack_secret(self, render_config, gcp_mocks, tmp_path):
         """CAA v0.22.0 needs GCP_CREDENTIALS (entrypoint.sh): the key file reaches the Secret
@@ -286,6 +337,32 @@ class TestPeerPodInfrastructure:
 
         assert gcp_peerpods.decode_key(base64.b64encode(b'{"a": 1}').decode()) == '{"a": 1}'
         assert gcp_peerpods.decode_key(None) == ""
+
+
+class TestCaaInstancePower:
+    """The key sits in a Kubernetes Secret: it may create, read, re-script and delete only VMs
+    named like CAA's pod VMs, never the GKE nodes or any other VM of the project."""
+
+    def test_instance_permissions_only_behind_the_pod_vm_condition(self, render_config,
+                                                                   gcp_mocks):
+        result = render_config(SNP, stack="gcp-test")
+        roles = {r.inputs["roleId"]: r for r in resources_of(result, CUSTOM_ROLE)}
+        caa = [g for g in resources_of(result, IAM_MEMBER) if g.name.startswith("coco-peer-pods")]
+        assert len(caa) == 2
+        unconditioned = [g for g in caa if "condition" not in g.inputs]
+        conditioned = [g for g in caa if "condition" in g.inputs]
+        assert len(unconditioned) == len(conditioned) == 1
+        (free,), (guarded,) = unconditioned, conditioned
+        free_permissions = roles[free.inputs["role"].rsplit("/", 1)[-1]].inputs["permissions"]
+        assert not any(p.startswith("compute.instances.") for p in free_permissions)
+        guarded_role = roles[guarded.inputs["role"].rsplit("/", 1)[-1]]
+        assert {p.split(".")[1] for p in guarded_role.inputs["permissions"]} == {"instances"}
+        assert guarded.inputs["condition"] == {
+            "title": "coco-stack pod VMs only",
+            "description": "instances named podvm-* (cloud-api-adaptor's pod VMs)",
+            "expression": 'resource.type == "compute.googleapis.com/Instance" && '
+            'resource.name.extract("/instances/{name}").startsWith("podvm-")',
+        }
 
 
 class TestImage:

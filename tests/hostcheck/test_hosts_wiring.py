@@ -3,12 +3,15 @@ labelled (existing cluster), with labels the RuntimeClasses select, secrets kept
 host that is not ready stopping the program with its name and failures.
 
 Provider outputs are patched where the wiring reads them (the check's stdout, the join token,
-the server's kubeconfig); everything else is the mock echo of the inputs.
+the server's kubeconfig); everything else is the mock echo of the inputs. The check is simulated
+as pulumi-command runs it: its create text runs in a shell (the program on stdin) against a fake
+host tree, and a non-zero exit is the provider's error, with the command's stdout and stderr.
 """
 
 from __future__ import annotations
 
 import re
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -69,22 +72,48 @@ def stack(cluster: dict[str, Any]) -> tuple[dict[str, Any], frozenset[str]]:
 K3S = {"provider": "k3s", "server": SNP_HOSTS[0]}
 EXISTING = {"provider": "existing", "context": "lab"}
 
-def verdict(tmp: Path, tee: str, case: str) -> str:
-    return trees.run(trees.build(tmp / f"{tee}-{case}", tee, case), tee)[1]
-
-
 def _connection(inputs: dict[str, Any]) -> dict[str, Any]:
     """The connection as the mock receives it: the SDK marks it secret (wire-format wrapper)."""
     connection: dict[str, Any] = inputs["connection"]
     return connection.get("value", connection)
 
 
+class CommandFailed(Exception):
+    """What pulumi-command reports for a command that exits non-zero."""
+
+
+def run_check(tmp: Path, inputs: dict[str, Any], case: str) -> str:
+    # one directory per host: the mock registers hosts concurrently
+    """Run a check command's create text as the provider would, on a fake host tree of `case`:
+    its stdout, or CommandFailed carrying stdout and stderr (pulumi-command v1.2.1
+    provider/pkg/provider/remote/commandOutputs.go: "%w: running %q:\n%s")."""
+    create = inputs["create"]
+    tee = re.search(r"--tee (\w+)", create)
+    assert tee is not None, create
+    where = tmp / _connection(inputs)["host"]
+    root = trees.build(where / "root", tee[1], case)
+    remote_dir = hostcheck.REMOTE_PATH.rsplit("/", 1)[0]
+    local = create.replace(remote_dir, str(where / "remote")).replace(
+        f"--tee {tee[1]}", f"--tee {tee[1]} --root {root}"
+    )
+    result = subprocess.run(
+        ["sh", "-c", local], input=inputs["stdin"], capture_output=True, text=True, timeout=60,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise CommandFailed(
+            f"Process exited with status {result.returncode}: running {create!r}:\n"
+            f"{result.stdout}{result.stderr}"
+        )
+    return result.stdout.removesuffix("\n")
+
+
 def provider_outputs(
     tmp: Path, case: dict[str, str] | None = None
 ) -> Callable[[str, dict[str, Any]], Any]:
     """What the providers would report: the check's verdict (per address: a trees case, default
-    ready), the join token, the server's kubeconfig."""
-    cases = case or {}
+    ready) or its failure, the join token, the server's kubeconfig."""
+    cases = {} if case is None else case
 
     def outputs(type_: str, inputs: dict[str, Any]) -> Any:
         if type_ == "random:index/randomPassword:RandomPassword":
@@ -94,9 +123,7 @@ def provider_outputs(
         create = inputs.get("create", "")
         address = _connection(inputs)["host"]
         if hostcheck.REMOTE_PATH in create and "--tee" in create:
-            tee = re.search(r"--tee (\w+)", create)
-            assert tee is not None
-            return {**inputs, "stdout": verdict(tmp, tee[1], cases.get(address, "ready"))}
+            return {**inputs, "stdout": run_check(tmp, inputs, cases.get(address, "ready"))}
         if create == k3s.read_kubeconfig():
             return {**inputs, "stdout": K3S_YAML}
         return None
@@ -168,9 +195,10 @@ class TestEveryHostGetsItsCommands:
                 if address_of(c) == address and hostcheck.REMOTE_PATH in c.inputs["create"]
             )
             assert {server.name, check} <= depends
-        # the check's verdict (node name) flows into the install
-        assert render.unwrap(installs["10.0.0.12"].inputs["triggers"]) == ["node-snp"]
-        assert render.unwrap(installs["10.0.0.21"].inputs["triggers"]) == ["node-tdx"]
+        # the install waits for the check through its create text, which is the install itself
+        for install in installs.values():
+            assert "triggers" not in install.inputs
+            assert install.inputs["create"] == install.inputs["update"]
 
     def test_runtime_waits_for_hosts(self, k3s_render: render.Render) -> None:
         names = {r.urn: r.name for r in k3s_render.registrations}
@@ -249,19 +277,34 @@ class TestSecrets:
 
 
 class TestHostNotReady:
-    """`pulumi up` stops on a host that is not ready, naming the host and each failing check."""
+    """`pulumi up` stops on a host that is not ready: the check command itself fails (so Pulumi
+    records no state for it and the next `pulumi up` checks the host again), and the provider's
+    error names the host and each failing check with its fix."""
 
     def test_stops_with_host_and_reason(
         self, render_config: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     ) -> None:
         patch_provider_outputs(monkeypatch, provider_outputs(tmp_path, {"10.0.0.21": "bios-off"}))
         config, secure = stack(K3S)
-        with pytest.raises(hostcheck.HostNotReady) as caught:
+        with pytest.raises(CommandFailed) as caught:
             render_config(config, secure=secure)
         message = str(caught.value)
-        assert message.startswith("host 10.0.0.21 (node-tdx) is not ready for tee tdx")
-        assert "tdx-bios:" in message
-        assert "fix: enable in the BIOS" in message
+        assert message.startswith("Process exited with status 1: ")
+        assert "\nhost 10.0.0.21 (node-tdx) is not ready for tee tdx\n" in message
+        assert "  tdx-bios: no 'virt/tdx: BIOS enabled: private KeyID range'" in message
+        assert "    fix: enable in the BIOS: TME, TME-MT" in message
+
+    def test_every_check_names_its_address(
+        self, render_config: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        patch_provider_outputs(monkeypatch, provider_outputs(tmp_path))
+        config, secure = stack(K3S)
+        result = render_config(config, secure=secure)
+        checks = [c for c in commands(result) if hostcheck.REMOTE_PATH in c.inputs["create"]]
+        assert len(checks) == 3
+        for check in checks:
+            assert f"--address {address_of(check)}" in check.inputs["create"]
+            assert "||" not in check.inputs["create"]  # nothing turns "not ready" into success
 
     def test_no_verdict(
         self, render_config: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
@@ -346,6 +389,42 @@ class TestRules:
             ("coco:cluster.server", "server does not apply to cluster provider 'existing'")
         ]
 
+    @pytest.mark.parametrize(
+        "address",
+        ["$(reboot)", "a b", "node-1\nreboot", "[fd00::1]", "root@node-1", "10.0.0.1:22",
+         "fe80::1%eth0", "node_1", "-node"],
+    )
+    def test_address_is_a_name_or_ip(self, address: str) -> None:
+        config, secure = stack(EXISTING)
+        config["coco:nodePools"][1]["hosts"][0]["address"] = address
+        with pytest.raises(SpecError) as caught:
+            validate(config, stack="t", secure_paths=secure)
+        (issue,) = [i for i in caught.value.issues if i.severity == "error"]
+        assert (issue.path, issue.message) == (
+            "coco:nodePools[1].hosts[0].address", f"{address!r} is not a host name or IP address"
+        )
+        assert "'10.0.0.11'" in issue.hint and "'fd00::11'" in issue.hint
+
+    @pytest.mark.parametrize("address", ["Node-1.Lab.example", "fd00::11", "10.0.0.99", "n1"])
+    def test_valid_addresses(self, address: str) -> None:
+        config, secure = stack(EXISTING)
+        config["coco:nodePools"][1]["hosts"][0]["address"] = address
+        spec, _ = validate(config, stack="t", secure_paths=secure)
+        assert spec.node_pools[1].hosts is not None
+        assert spec.node_pools[1].hosts[0].address == address
+
+    def test_user_must_be_root(self) -> None:
+        config, secure = stack(EXISTING)
+        config["coco:nodePools"][0]["hosts"][1]["user"] = "ubuntu"
+        with pytest.raises(SpecError) as caught:
+            validate(config, stack="t", secure_paths=secure)
+        (issue,) = [i for i in caught.value.issues if i.severity == "error"]
+        assert issue.path == "coco:nodePools[0].hosts[1].user"
+        assert issue.message == (
+            "SSH user 'ubuntu': the stack runs every host command as root and does not use sudo"
+        )
+        assert issue.hint.startswith("set user: root (or leave it out)")
+
     def test_k3s_without_pinned_binary(self) -> None:
         config = {
             "coco:cluster": {"provider": "k3s", "server": "z-1"},
@@ -407,3 +486,86 @@ class TestKubeconfigText:
         assert k3s.RELEASE.url("k3s") == (
             f"https://github.com/k3s-io/k3s/releases/download/{version.replace('+', '%2B')}/k3s"
         )
+
+
+class TestReplaceUninstallsFirst:
+    """A replaced k3s command uninstalls before it installs (Pulumi's default order would run the
+    old uninstall after the new install and leave the host without k3s), and waiting for the
+    check never forces a replacement: the install's inputs do not depend on the host name."""
+
+    def test_delete_before_replace(
+        self, render_config: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        import pulumi.runtime.mocks as mocks
+
+        seen: dict[str, bool] = {}
+        original = mocks.MockMonitor.RegisterResource
+
+        def register(self: Any, request: Any) -> Any:
+            if request.type == COMMAND:
+                seen[request.name] = bool(request.deleteBeforeReplace)
+            return original(self, request)  # type: ignore[no-untyped-call]
+
+        monkeypatch.setattr(mocks.MockMonitor, "RegisterResource", register)
+        patch_provider_outputs(monkeypatch, provider_outputs(tmp_path))
+        config, secure = stack(K3S)
+        render_config(config, secure=secure)
+        installs = sorted(n for n in seen if n.endswith(("-server", "-agent")))
+        assert len(installs) == 3, seen
+        assert all(seen[n] for n in installs), seen
+
+    def test_host_name_does_not_reach_the_install(
+        self, render_config: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        cases: dict[str, str] = {}
+        renamed = trees.snp("ready") | {"proc/sys/kernel/hostname": "snp-renamed\n"}
+        monkeypatch.setitem(
+            trees.BUILDERS, "snp", lambda case: renamed if case == "renamed" else trees.snp(case)
+        )
+        # patched once (a second patch_provider_outputs would wrap the first); cases is read
+        # when each check runs
+        patch_provider_outputs(monkeypatch, provider_outputs(tmp_path, cases))
+
+        def installs() -> dict[str, dict[str, Any]]:
+            config, secure = stack(K3S)
+            result = render_config(config, secure=secure)
+            found = {
+                c.name: c.inputs for c in commands(result)
+                if c.name.endswith(("-server", "-agent"))
+            }
+            assert len(found) == 3
+            return found
+
+        hostname = tmp_path / "10.0.0.12/root/proc/sys/kernel/hostname"
+        before = installs()
+        assert hostname.read_text() == "node-snp\n"
+        cases["10.0.0.12"] = "renamed"
+        after = installs()
+        assert hostname.read_text() == "snp-renamed\n"  # the second check saw the new name
+        assert before == after
+
+
+class TestNodeName:
+    """The node name is the host name as kubelet registers it: trimmed, lower case."""
+
+    def test_lower_case(self, tmp_path: Path) -> None:
+        from components import hosts
+
+        tree = trees.tdx("ready") | {"proc/sys/kernel/hostname": "  Node-TDX.Lab \n"}
+        _, stdout, _ = trees.run(trees.write(tmp_path, tree), "tdx")
+        assert hostcheck.parse_verdict(stdout, "10.0.0.21").host == "Node-TDX.Lab"
+        assert hosts.checked_host(stdout, "10.0.0.21") == "node-tdx.lab"
+
+    def test_node_patch_uses_lower_case(
+        self, render_config: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        upper = trees.tdx("ready") | {"proc/sys/kernel/hostname": "NODE-TDX\n"}
+        monkeypatch.setitem(trees.BUILDERS, "tdx", lambda case: upper)
+        patch_provider_outputs(monkeypatch, provider_outputs(tmp_path))
+        config, secure = stack(EXISTING)
+        result = render_config(config, secure=secure)
+        names = sorted(
+            p.inputs["metadata"]["name"]
+            for p in resources_of(result, "kubernetes:core/v1:NodePatch")
+        )
+        assert names == ["node-snp", "node-snp", "node-tdx"]

@@ -201,7 +201,8 @@ class TestVerdicts:
             ("snp-bios", "CPU flag sev_snp present: SEV-SNP enabled in the BIOS"),
             ("sev-parameter", "/sys/module/kvm_amd/parameters/sev = Y"),
             ("snp-parameter", "/sys/module/kvm_amd/parameters/sev_snp = Y"),
-            ("snp-firmware", "SEV firmware in /lib/firmware/amd: amd_sev_fam19h_model1xh.sbin"),
+            ("snp-firmware", "kernel log: 'SEV-SNP API:1.55 build:21': SNP initialised; "
+             "SEV firmware in /lib/firmware/amd: amd_sev_fam19h_model1xh.sbin"),
             ("kvm-device", "/dev/kvm exists"),
             ("sev-device", "/dev/sev exists"),
             ("vhost-vsock", "/dev/vhost-vsock exists"),
@@ -241,9 +242,39 @@ class TestSignals:
     def test_unreadable_kernel_log_says_so(self, tmp_path: Path) -> None:
         root = trees.build(tmp_path, "tdx", "ready")
         _, _, verdict = trees.run(root, "tdx", "--dmesg", str(tmp_path / "absent"))
+        failing = {c["name"]: c for c in verdict["checks"] if not c["ok"]}
+        # tdx-module passes on kvm_intel.tdx = Y; tdx-bios needs the log or the CPU flag
+        assert sorted(failing) == ["tdx-bios"]
+        assert failing["tdx-bios"]["reason"] == "cannot read the kernel log (dmesg)"
+        assert "--dmesg" in failing["tdx-bios"]["fix"]
+
+    def test_tdx_module_by_parameter_after_log_wrapped(self, tmp_path: Path) -> None:
+        """A long-running host: the boot lines rotated out of the kernel log, kvm_intel.tdx = Y
+        (KVM sets it only after the TDX module initialised) decides."""
+        tree = trees.tdx("ready") | {
+            "proc/cpuinfo": trees.cpuinfo("GenuineIntel", trees.INTEL_FLAGS + " tdx_host_platform"),
+            "var/log/dmesg": "kvm: some later line\n",
+        }
+        code, _, verdict = trees.run(trees.write(tmp_path, tree), "tdx")
+        assert code == 0, verdict
         module = next(c for c in verdict["checks"] if c["name"] == "tdx-module")
-        assert module["reason"] == "cannot read the kernel log (dmesg)"
-        assert "--dmesg" in module["fix"]
+        assert module["reason"] == (
+            f"{TDX_PARAM} = Y: KVM enables TDX only after the TDX module initialised"
+        )
+
+    def test_tdx_module_by_log_without_parameter(self, tmp_path: Path) -> None:
+        """Without the kvm_intel.tdx parameter the kernel log line is still what tdx-module
+        reads (and its absence fails it)."""
+        log = trees.TDX_BIOS + trees.TDX_MODULE
+        with_line = trees.tdx("kernel-too-old") | {"var/log/dmesg": log}
+        _, _, verdict = trees.run(trees.write(tmp_path / "a", with_line), "tdx")
+        module = next(c for c in verdict["checks"] if c["name"] == "tdx-module")
+        assert module["ok"] is True
+        assert module["reason"] == "kernel log: 'virt/tdx: module initialized'"
+        without = trees.tdx("kernel-too-old")
+        _, _, verdict = trees.run(trees.write(tmp_path / "b", without), "tdx")
+        module = next(c for c in verdict["checks"] if c["name"] == "tdx-module")
+        assert module["ok"] is False
 
     def test_snp_on_intel_cpu(self, tmp_path: Path) -> None:
         tree = trees.snp("ready") | {"proc/cpuinfo": trees.cpuinfo("GenuineIntel", "vmx")}
@@ -262,10 +293,32 @@ class TestSignals:
             "BIOS (or the CPU is older than EPYC Milan)"
         }
 
-    def test_snp_firmware_missing(self, tmp_path: Path) -> None:
+    def test_snp_firmware_from_the_bios(self, tmp_path: Path) -> None:
+        """No firmware file, but the kernel log shows SNP initialised (the BIOS's firmware):
+        ready."""
         tree = trees.snp("ready") | {"lib/firmware/amd/amd_sev_fam19h_model1xh.sbin": None}
-        _, _, verdict = trees.run(trees.write(tmp_path, tree), "snp")
-        assert [c["name"] for c in verdict["checks"] if not c["ok"]] == ["snp-firmware"]
+        code, _, verdict = trees.run(trees.write(tmp_path, tree), "snp")
+        assert code == 0, verdict
+        firmware = next(c for c in verdict["checks"] if c["name"] == "snp-firmware")
+        assert firmware["reason"] == (
+            "kernel log: 'SEV-SNP API:1.55 build:21': SNP initialised; no SEV firmware file in "
+            "/lib/firmware/amd (the BIOS's firmware is used)"
+        )
+
+    def test_snp_firmware_file_missing_is_information(self, tmp_path: Path) -> None:
+        """No file and no SNP line in the log (older kernels do not print it): reported, not a
+        failure; snp-parameter and sev-device decide."""
+        tree = trees.snp("ready") | {
+            "lib/firmware/amd/amd_sev_fam19h_model1xh.sbin": None, "var/log/dmesg": "",
+        }
+        code, _, verdict = trees.run(trees.write(tmp_path, tree), "snp")
+        assert code == 0, verdict
+        firmware = next(c for c in verdict["checks"] if c["name"] == "snp-firmware")
+        assert firmware["ok"] is True
+        assert firmware["reason"].startswith(
+            "no SEV firmware file in /lib/firmware/amd (the BIOS's firmware is used); no "
+            "'SEV-SNP API:' line in the kernel log"
+        )
 
     def test_se_on_x86(self, tmp_path: Path) -> None:
         tree = trees.se("ready") | {"proc/sys/kernel/arch": "x86_64\n"}
@@ -294,6 +347,29 @@ class TestSignals:
         assert code == 0, verdict
 
 
+class TestExplanation:
+    """A host that is not ready exits 1 and explains itself on stderr (the text pulumi-command
+    shows when the check command fails): the host by address and name, each failure, its fix."""
+
+    def test_stderr(self, tmp_path: Path) -> None:
+        root = trees.build(tmp_path, "se", "parameter-off")
+        result = subprocess.run(
+            [sys.executable, "-I", str(SCRIPT), "--root", str(root), "--tee", "se",
+             "--address", "10.0.0.7"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+        assert result.returncode == 1
+        assert json.loads(result.stdout)["ready"] is False
+        assert result.stderr.splitlines() == [
+            "host 10.0.0.7 (node-se) is not ready for tee se",
+            "  se-cmdline: /proc/cmdline has no prot_virt=: Secure Execution host mode is off",
+            "    fix: add prot_virt=1 to the kernel command line (zipl.conf parameters, or "
+            "`grubby --update-kernel=ALL --args=prot_virt=1`), run zipl and reboot",
+            f"  se-host: {PVH} is 0 because of se-cmdline",
+            "    fix: fix se-cmdline first",
+        ]
+
+
 class TestUsage:
     """Exit 2 on bad usage, nothing on stdout."""
 
@@ -316,10 +392,10 @@ class TestPackage:
 
     def test_remote_command(self) -> None:
         assert hostcheck.remote_command("snp") == (
-            "python3 -I /var/lib/coco-stack/coco-host-check.py --tee snp || [ $? -eq 1 ]"
+            "python3 -I /var/lib/coco-stack/coco-host-check.py --tee snp"
         )
-        assert hostcheck.remote_command("se", "/tmp/a b", root="/r") == (
-            "python3 -I '/tmp/a b' --tee se --root /r || [ $? -eq 1 ]"
+        assert hostcheck.remote_command("se", "/tmp/a b", root="/r", address="fd00::7") == (
+            "python3 -I '/tmp/a b' --tee se --root /r --address fd00::7"
         )
         with pytest.raises(ValueError, match="unknown tee 'sgx'"):
             hostcheck.remote_command("sgx")

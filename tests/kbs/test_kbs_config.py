@@ -235,6 +235,22 @@ class TestReferenceValueTypes:
         scalar = json.loads(kbs_config.reference_value_record("major_version", 1))
         assert scalar["value"] == 1
 
+    def test_shape_follows_how_the_default_policy_compares(self):
+        import json
+
+        def stored(name, value):
+            return json.loads(kbs_config.reference_value_record(name, value))["value"]
+
+        # `in` names: a single value is still a list, or `x in "abc"` never matches
+        assert stored("snp_launch_measurement", "ab" * 48) == ["ab" * 48]
+        assert stored("snp_bootloader", 3) == [3]
+        # `==` names: a one-item list is that value, or `x == [true]` never matches
+        assert stored("snp_smt_enabled", [True]) is True
+        assert stored("tdvfkernel", ["cd"]) == "cd"
+        assert kbs_config.reference_value_problem("snp_smt_enabled", [True, False]) is not None
+        assert kbs_config.reference_value_problem("snp_smt_enabled", [True, True]) is None
+        assert kbs_config.reference_value_problem("snp_bootloader", [1, 2]) is None
+
 
 class TestUrl:
     """Guests outside the cluster get the host name the certificate covers, whatever the
@@ -243,13 +259,14 @@ class TestUrl:
     @pytest.mark.parametrize("expose,url", [
         ("ingress", "https://kbs.example.com"),
         ("loadbalancer", "https://kbs.example.com:8080"),
-        ("nodeport", "https://kbs.example.com:8080"),
+        ("nodeport", "https://kbs.example.com:30443"),
     ])
     def test_hostname_wins(self, expose, url):
         from components.kbs import kbs_url
         from components.spec import Kbs
 
-        assert kbs_url(Kbs.model_validate({"expose": expose, "hostname": "kbs.example.com"})) == url
+        spec = {"expose": expose, "hostname": "kbs.example.com", "nodePort": 30443}
+        assert kbs_url(Kbs.model_validate(spec)) == url
 
     def test_cluster_name_without_hostname(self):
         from components.kbs import kbs_url

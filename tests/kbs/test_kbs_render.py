@@ -131,6 +131,13 @@ class TestObjects:
         service = objects(render_config(kbs(expose=expose)), "Service")["kbs"]["spec"]
         assert service["type"] == service_type
         assert service["ports"][0]["port"] == kbs_config.PORT
+        assert "nodePort" not in service["ports"][0]  # Kubernetes picks one unless pinned
+
+    def test_pinned_node_port_is_in_service_and_url(self, render_config):
+        spec = kbs(expose="nodeport", hostname="kbs.example.com", nodePort=30443)
+        result = render_config(spec)
+        assert objects(result, "Service")["kbs"]["spec"]["ports"][0]["nodePort"] == 30443
+        assert render.unwrap(result.outputs)["kbsUrl"] == "https://kbs.example.com:30443"
 
     def test_ingress_passthrough(self, render_config):
         result = render_config(kbs(expose="ingress", hostname="kbs.example.com"))
@@ -231,6 +238,21 @@ class TestSecrets:
         blob = "".join(p.read_text() for p in sorted(tmp_path.rglob("*")) if p.is_file())
         for needle in needles:
             assert needle not in blob
+
+    def test_renewed_certificates_roll_the_pod(self, render_config, monkeypatch):
+        # the KBS reads its certificate and token chain only at start: new ones must restart it
+        patch_render_mocks(monkeypatch)
+        seen = []
+        for _ in range(2):  # the TLS mocks issue fresh keys and certificates on every render
+            result = render_config(BASE)
+            keys = render.unwrap(raw_inputs(result, "kubernetes:core/v1:Secret", "coco-kbs-keys"))
+            pod = render.unwrap(
+                raw_inputs(result, "kubernetes:apps/v1:Deployment", "coco-kbs-deployment")
+            )["spec"]["template"]["metadata"]["annotations"]
+            seen.append((keys["stringData"]["tls.crt"], pod["coco-stack.io/config-digest"]))
+        (cert1, digest1), (cert2, digest2) = seen
+        assert cert1 != cert2
+        assert digest1 != digest2
 
     def test_ca_and_server_chain(self, tls_render):
         result, broker = tls_render(kbs(expose="ingress", hostname="kbs.example.com"))
