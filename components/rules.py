@@ -884,6 +884,52 @@ def aws_pools_in_cluster_region(
             )
 
 
+# The subnet ids CAA takes as AWS_SUBNET_ID and AZURE_SUBNET_ID (src/cloud-providers/aws and
+# azure manager.go@v0.22.0): an EC2 subnet id (8 or 17 hex digits), and an Azure subnet resource id.
+_POD_VM_SUBNET = {
+    "aws": (re.compile(r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$"), "subnet-0123456789abcdef0"),
+    "azure": (
+        re.compile(
+            r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Network/"
+            r"virtualNetworks/[^/]+/subnets/[^/]+$",
+            re.IGNORECASE,
+        ),
+        "/subscriptions/SUB/resourceGroups/RG/providers/Microsoft.Network/virtualNetworks/VNET/"
+        "subnets/podvms",
+    ),
+}
+
+
+def pod_vm_subnets(
+    out: _Collector, pools: list[tuple[int, NodePool, NodePool]], c: Cluster | None
+) -> None:
+    """`podVmSubnet` names the one subnet CAA puts pod VMs in (AWS_SUBNET_ID, AZURE_SUBNET_ID:
+    one per cluster), for peer pods on an attached EKS or AKS cluster; a stack-made cluster gets
+    a pod-VM subnet of its own. `pools` as for aws_pools_in_cluster_region."""
+    chosen: dict[str, tuple[int, str]] = {}
+    for i, p, _ in pools:
+        if p.pod_vm_subnet is None:
+            continue
+        key = f"coco:nodePools[{i}].podVmSubnet"
+        if p.mode != "peer-pods" or p.provider not in _POD_VM_SUBNET:
+            out.error(key, "only aws and azure peer-pods pools take a pod-VM subnet",
+                      "remove podVmSubnet")
+            continue
+        shape, example = _POD_VM_SUBNET[p.provider]
+        if not shape.match(p.pod_vm_subnet):
+            out.error(key, f"{p.pod_vm_subnet!r} is not an {p.provider} subnet id",
+                      f"use the subnet's id, for example {example!r}")
+            continue
+        if c is None or not c.attach:
+            out.warn(key, "not used: the stack creates the cluster and a pod-VM subnet of its own",
+                     "remove podVmSubnet, or attach to an existing cluster (coco:cluster.attach)")
+        first = chosen.setdefault(p.provider, (i, p.pod_vm_subnet))
+        if first[1] != p.pod_vm_subnet:
+            out.error(key, f"cloud-api-adaptor takes one pod-VM subnet, and "
+                      f"coco:nodePools[{first[0]}].podVmSubnet names another",
+                      "give every peer-pods pool the same podVmSubnet")
+
+
 def aks_pools_in_cluster_location(
     out: _Collector, pools: list[tuple[int, NodePool, NodePool]], c: Cluster | None
 ) -> None:
@@ -1047,6 +1093,7 @@ def apply(
     aws_pools = [(i, p, raw) for (i, raw), p in zip(written, pools, strict=True)]
     one_aws_podvm_size(out, aws_pools)
     aws_pools_in_cluster_region(out, aws_pools, cluster)
+    pod_vm_subnets(out, aws_pools, cluster)
     aks_pools_in_cluster_location(out, aws_pools, cluster)
     gke_pools_in_cluster_region(out, aws_pools, cluster)
     valid = [i for i, pool in enumerate(raw_pools or ()) if pool is not None]

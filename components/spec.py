@@ -332,6 +332,13 @@ class NodePool(Model):
     ibmcloud: IbmCloud | None = Field(
         None, description="ibmcloud peer pods: existing VPC ids and the API key."
     )
+    pod_vm_subnet: str | None = Field(
+        None,
+        min_length=1,
+        description="aws or azure peer pods on an attached cluster: the subnet pod VMs join (an "
+        "AWS subnet id, or an Azure subnet resource id); default: the cluster's first subnet "
+        "(AWS) or its node subnet (Azure).",
+    )
 
 
 class KbsResource(Model):

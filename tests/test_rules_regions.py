@@ -108,3 +108,50 @@ def test_zonal_cluster_and_a_pool_region_elsewhere_is_one_error():
         GKE_ZONAL, {"name": "snp", "tee": "snp", "region": "us-central1"},
     ))
     assert list(errors) == ["coco:nodePools[0].region"]
+
+
+class TestPodVmSubnet:
+    """coco:nodePools[].podVmSubnet: one subnet id of the pool's cloud, for peer pods on an
+    attached cluster, the same on every peer-pods pool (CAA takes one)."""
+
+    AWS_SUBNET = "subnet-0123456789abcdef0"
+    AZURE_SUBNET = ("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/"
+                    "virtualNetworks/v/subnets/podvms")
+
+    def _eks(self, *pools: dict[str, Any]) -> dict[str, Any]:
+        return _config({"provider": "eks", "name": "c", "region": "eu-west-1", "attach": True},
+                       *pools)
+
+    def test_accepted_on_attached_clusters(self):
+        assert _pools(self._eks({"name": "snp", "tee": "snp", "podVmSubnet": self.AWS_SUBNET}))
+        aks = {**AKS, "attach": True, "name": "prod", "resourceGroup": "rg"}
+        assert _pools(_config(aks, {"name": "snp", "tee": "snp",
+                                    "podVmSubnet": self.AZURE_SUBNET}))
+
+    @pytest.mark.parametrize(
+        ("pool", "needle"),
+        [
+            ({"podVmSubnet": "sn-1"}, "is not an aws subnet id"),
+            ({"podVmSubnet": AZURE_SUBNET}, "is not an aws subnet id"),
+            ({"mode": "nodes", "podVmSubnet": AWS_SUBNET}, "only aws and azure peer-pods"),
+        ],
+    )
+    def test_refused(self, pool, needle):
+        errors = _errors(self._eks({"name": "pp", "tee": "snp"},
+                                   {"name": "snp", "tee": "snp", **pool}))
+        assert list(errors) == ["coco:nodePools[1].podVmSubnet"]
+        assert needle in errors["coco:nodePools[1].podVmSubnet"].message
+
+    def test_one_subnet_for_all_peer_pods_pools(self):
+        errors = _errors(self._eks(
+            {"name": "a", "tee": "snp", "podVmSubnet": self.AWS_SUBNET},
+            {"name": "b", "tee": "snp", "podVmSubnet": "subnet-0abcdef0123456789"},
+        ))
+        assert list(errors) == ["coco:nodePools[1].podVmSubnet"]
+        assert "coco:nodePools[0].podVmSubnet" in errors["coco:nodePools[1].podVmSubnet"].message
+
+    def test_unused_on_a_created_cluster_warns(self):
+        config = _config({"provider": "eks", "name": "c", "region": "eu-west-1"},
+                         {"name": "snp", "tee": "snp", "podVmSubnet": self.AWS_SUBNET})
+        _, warnings = validate(config, stack="t")
+        assert "coco:nodePools[0].podVmSubnet" in {w.path for w in warnings}

@@ -6,9 +6,9 @@ the EKS cluster security group that lets the pod VMs' VXLAN reach the nodes, the
 template with SEV-SNP enabled, and the IAM role CAA and peerpod-ctrl assume through IRSA: no
 access keys.
 
-Non-goal: choosing an attached cluster's subnet. Its pod VMs go into the first of the cluster's
-subnets sorted by id, with no public IP, and the stack warns: that subnet must be private with a
-route to a NAT gateway (docs/aws.md, "Attached clusters").
+On an attached cluster, pod VMs go into `coco:nodePools[].podVmSubnet`; without it, into the first
+of the cluster's subnets sorted by id, with no public IP, and the stack warns: that subnet must be
+private with a route to a NAT gateway (docs/aws.md, "Attached clusters").
 
 Facts, cloud-api-adaptor v0.22.0:
 - src/cloud-providers/aws/manager.go: the keys (PODVM_AMI_ID required; AWS_REGION,
@@ -61,7 +61,8 @@ TAGGED_AT_LAUNCH = ("instance", "volume")
 ATTACHED_SUBNET_WARNING = (
     "coco:cluster.attach: pod VMs go into the first of the cluster's subnets sorted by id, "
     "without a public IP; that subnet must be private with a route to a NAT gateway, or pod VMs "
-    "cannot pull images or reach the KBS (docs/aws.md, Attached clusters)"
+    "cannot pull images or reach the KBS (docs/aws.md, Attached clusters); name one with "
+    "coco:nodePools[].podVmSubnet"
 )
 
 
@@ -105,8 +106,12 @@ class AwsPeerPods(pulumi.ComponentResource):
             subnet_id: pulumi.Output[str] = subnet.id
             subnet_arn: pulumi.Output[str] = subnet.arn
         else:
-            pulumi.log.warn(ATTACHED_SUBNET_WARNING)
-            subnet_id = cluster.node_subnet_ids.apply(lambda ids: ids[0] if ids else "")
+            given = next((p.pod_vm_subnet for p in pools if p.pod_vm_subnet), None)
+            if given is not None:  # coco:nodePools[].podVmSubnet (one per stack: rules)
+                subnet_id = pulumi.Output.from_input(given)
+            else:
+                pulumi.log.warn(ATTACHED_SUBNET_WARNING)
+                subnet_id = cluster.node_subnet_ids.apply(lambda ids: ids[0] if ids else "")
             subnet_arn = subnet_id.apply(
                 lambda sid: f"arn:{_common.PARTITION}:ec2:{region}:*:subnet/{sid}"
             )

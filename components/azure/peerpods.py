@@ -70,8 +70,9 @@ def _attached_subnet(subnet_id: str, spec: Spec, pools: Sequence[int]) -> str:
         f"the attached AKS cluster {common.cluster_name(spec)} (resource group "
         f"{common.resource_group_name(spec)}) runs its first agent pool in a VNet AKS manages "
         f"(no vnetSubnetID), so there is no subnet for the pod VMs of {keys}",
-        "attach a cluster whose agent pools use a subnet of a VNet you own (az aks create "
-        "--vnet-subnet-id), or let the stack create the cluster and its VNet (remove attach)",
+        "name a subnet the pod VMs can use with podVmSubnet on those pools, attach a cluster "
+        "whose agent pools use a subnet of a VNet you own (az aks create --vnet-subnet-id), or "
+        "let the stack create the cluster and its VNet (remove attach)",
     )])
 
 
@@ -109,9 +110,16 @@ class AzurePeerPodInfra(pulumi.ComponentResource):
         if cluster.vnet_name is not None:
             subnet_id = self._subnet(name, cluster, cluster.vnet_name, nsg, child)
         else:
-            # attached cluster: pod VMs join its node subnet, which already has outbound access
-            subnet_id = cluster.node_subnet_id.apply(
-                lambda found: _attached_subnet(found, spec, pools)
+            # attached cluster: pod VMs join coco:nodePools[].podVmSubnet (one per stack: rules),
+            # else its node subnet, which already has outbound access
+            named = [spec.node_pools[i].pod_vm_subnet for i in pools]
+            given = next((subnet for subnet in named if subnet), None)
+            subnet_id = (
+                pulumi.Output.from_input(given)
+                if given is not None
+                else cluster.node_subnet_id.apply(
+                    lambda found: _attached_subnet(found, spec, pools)
+                )
             )
 
         identity = azure.managedidentity.UserAssignedIdentity(

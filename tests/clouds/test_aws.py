@@ -259,6 +259,19 @@ class TestCluster:
         assert "first of the cluster's subnets sorted by id" in warning
         assert "NAT gateway" in warning
 
+    def test_attach_with_a_named_pod_vm_subnet(self, render_config, aws_mocks, engine_log):
+        """podVmSubnet replaces the first-subnet guess, and the warning about it."""
+        attached = {
+            **PEER,
+            "coco:cluster": {"provider": "eks", "name": "p", "region": "eu-west-1", "attach": True},
+            "coco:nodePools": [{**PEER["coco:nodePools"][0],
+                                "podVmSubnet": "subnet-0123456789abcdef0"}],
+        }
+        result = render_config(attached)
+        template = inputs(result, LT, PODVM_LT)
+        assert template["networkInterfaces"][0]["subnetId"] == "subnet-0123456789abcdef0"
+        assert not [m for m in engine_log if "coco:cluster.attach" in m]
+
     def test_attach_survives_empty_data_sources(self, render_config, aws_mocks, monkeypatch):
         """Under plain mocks (and in a preview) data sources may return nothing."""
         from tests.clouds import conftest_aws

@@ -230,6 +230,21 @@ class TestCluster:
         assert "coco:nodePools[0]" in issue.message
         assert "--vnet-subnet-id" in issue.hint and "remove attach" in issue.hint
 
+    def test_attach_with_a_named_pod_vm_subnet(self, azure, managed_vnet):
+        """podVmSubnet gives the pod VMs a subnet where the attached cluster has none."""
+        subnet = ("/subscriptions/s/resourceGroups/net-rg/providers/Microsoft.Network/"
+                  "virtualNetworks/shared/subnets/podvms")
+        config = {
+            **SNP_PEER_PODS,
+            "coco:cluster": {"provider": "aks", "location": "westeurope", "attach": True,
+                             "name": "prod", "resourceGroup": "prod-rg"},
+            "coco:nodePools": [{"name": "snp", "tee": "snp", "podVmSubnet": subnet}],
+        }
+        result = _render(config)
+        assert _values(result)["providerConfigs"]["azure"]["AZURE_SUBNET_ID"] == subnet
+        scopes = [render.unwrap(r.inputs)["scope"] for r in resources_of(result, ROLE)]
+        assert subnet in scopes  # Network Contributor on the subnet the NICs join
+
     def test_attach_to_aks_managed_vnet_without_peer_pods(self, azure, managed_vnet):
         """Nodes-mode pools need no pod-VM subnet: the same cluster is fine for them."""
         config = {
