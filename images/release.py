@@ -1,7 +1,8 @@
 """Release files pinned by URL and sha256: fetched once into the image cache, checked, and
 opened for a few named members.
 
-Scope: one HTTP(S) download per pinned file (components.versions.ReleaseArtifact), streamed to
+Scope: one HTTP(S) download per pinned file (components.versions.ReleaseArtifact; `download` is
+also how images.rootfs fetches a recipe's URL payloads), streamed to
 `<cache>/release/sha256/<hex>` and renamed into place only when its sha256 (and size, when
 pinned) match, so a cache entry is always a verified file. `members` then reads named members out
 of such a tar archive (plain, gzip, xz or zstd), following symbolic and hard links inside the
@@ -36,6 +37,7 @@ import zstandard
 from components.versions import ReleaseArtifact
 
 from .errors import DownloadError, ImageError
+from .report import sha256_file
 from .rootfs import cache_dir
 
 # (what, bytes done, bytes in all or None); called about every MiB
@@ -49,12 +51,11 @@ def cached_path(artifact: ReleaseArtifact) -> Path:
 
 
 @contextmanager
-def _locked(artifact: ReleaseArtifact) -> Iterator[None]:
-    """One process at a time fetches or extracts a given release (two previews at once would
-    otherwise download 1.9 GB twice); the others wait, then find it in the cache."""
-    directory = cache_dir() / "release"
-    directory.mkdir(parents=True, exist_ok=True)
-    with (directory / f"{artifact.sha256}.lock").open("w") as lock:
+def _locked(lock_path: Path) -> Iterator[None]:
+    """One process at a time behind `lock_path` (two previews at once would otherwise download
+    1.9 GB twice); the others wait, then find the work done."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
@@ -72,82 +73,103 @@ def fetch(
 ) -> Path:
     """The verified file in the cache, downloaded from `url` (default: the pinned URL, e.g. an
     internal mirror instead) on a miss. Raises DownloadError naming what did not match."""
-    with _locked(artifact):
-        return _fetch(artifact, url, session, progress, timeout)
+    return download(
+        url or artifact.url,
+        artifact.sha256,
+        cached_path(artifact),
+        size=artifact.size,
+        what=artifact.filename,
+        session=session,
+        progress=progress,
+        timeout=timeout,
+    )
 
 
-def _fetch(
-    artifact: ReleaseArtifact,
-    url: str | None,
-    session: requests.Session | None,
-    progress: Progress | None,
+def download(
+    url: str,
+    sha256: str,
+    target: Path,
+    *,
+    size: int | None = None,
+    what: str = "",
+    session: requests.Session | None = None,
+    progress: Progress | None = None,
     timeout: float = 300.0,
 ) -> Path:
-    target = cached_path(artifact)
-    if target.is_file() and (artifact.size is None or target.stat().st_size == artifact.size):
-        return target
-    source = url or artifact.url
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # one name, under the lock: a download killed half-way is overwritten by the next one
-    partial = target.parent / f".{target.name}.partial"
+    """`url` streamed to `target` and renamed into place only when its sha256 (and `size`, when
+    given) match, under a lock next to it; an existing `target` of the right size is taken as
+    is (it got there only through this check). Raises DownloadError naming what did not match."""
+    what = what or url
+    with _locked(target.parent / f".{target.name}.lock"):
+        if target.is_file() and (size is None or target.stat().st_size == size):
+            return target
+        # one name, under the lock: a download killed half-way is overwritten by the next one
+        partial = target.parent / f".{target.name}.partial"
+        try:
+            _stream(url, sha256, partial, size, what, session, progress, timeout)
+            partial.replace(target)  # atomic: never a truncated or unverified cache entry
+        finally:
+            partial.unlink(missing_ok=True)
+    return target
+
+
+def _stream(
+    source: str,
+    sha256: str,
+    partial: Path,
+    size: int | None,
+    what: str,
+    session: requests.Session | None,
+    progress: Progress | None,
+    timeout: float,
+) -> None:
     hasher, done = hashlib.sha256(), 0
     http = session or requests.Session()
     try:
-        try:
-            response = http.get(source, stream=True, timeout=(30.0, timeout))
-        except requests.RequestException as exc:
-            raise DownloadError(
-                f"{artifact.filename}: cannot reach {source}: {exc}",
-                hint="check the network, or fetch it elsewhere and point the mirror URL at a "
-                "copy (its sha256 is checked all the same)",
-            ) from exc
-        try:
-            with response, partial.open("wb") as out:
-                if response.status_code != 200:
+        response = http.get(source, stream=True, timeout=(30.0, timeout))
+    except requests.RequestException as exc:
+        raise DownloadError(
+            f"{what}: cannot reach {source}: {exc}",
+            hint="check the network, or fetch it elsewhere and point the mirror URL at a "
+            "copy (its sha256 is checked all the same)",
+        ) from exc
+    try:
+        with response, partial.open("wb") as out:
+            if response.status_code != 200:
+                raise DownloadError(
+                    f"{what}: {source} answered HTTP {response.status_code}",
+                    hint="check the URL; a mirror must serve the file under that exact address",
+                )
+            announced = response.headers.get("Content-Length")
+            if size is not None and announced and int(announced) != size:
+                raise DownloadError(
+                    f"{what}: {source} serves {announced} bytes, the pin says {size}",
+                    hint="the server has another file under that name; use the pinned release",
+                )
+            for chunk in response.iter_content(_CHUNK):
+                hasher.update(chunk)
+                out.write(chunk)
+                done += len(chunk)
+                if size is not None and done > size:
                     raise DownloadError(
-                        f"{artifact.filename}: {source} answered HTTP {response.status_code}",
-                        hint="check the URL; a mirror must serve the file under that exact "
-                        "address",
+                        f"{what}: {source} sent more than the pinned {size} bytes",
+                        hint="the server has another file under that name",
                     )
-                announced = response.headers.get("Content-Length")
-                if artifact.size is not None and announced and int(announced) != artifact.size:
-                    raise DownloadError(
-                        f"{artifact.filename}: {source} serves {announced} bytes, the pin says "
-                        f"{artifact.size}",
-                        hint="the server has another file under that name; use the pinned "
-                        "release",
-                    )
-                for chunk in response.iter_content(_CHUNK):
-                    hasher.update(chunk)
-                    out.write(chunk)
-                    done += len(chunk)
-                    if artifact.size is not None and done > artifact.size:
-                        raise DownloadError(
-                            f"{artifact.filename}: {source} sent more than the pinned "
-                            f"{artifact.size} bytes",
-                            hint="the server has another file under that name",
-                        )
-                    if progress:
-                        progress(f"download {artifact.filename}", done, artifact.size)
-        except (requests.RequestException, OSError) as exc:
-            raise DownloadError(
-                f"{artifact.filename}: the download from {source} failed after {done} bytes: "
-                f"{exc}",
-                hint="run again (nothing partial is kept), or use a nearby mirror; check the "
-                f"free space under {target.parent}",
-            ) from exc
-        actual = hasher.hexdigest()
-        if actual != artifact.sha256:
-            raise DownloadError(
-                f"{artifact.filename}: downloaded {done} bytes with sha256 {actual}, the pin "
-                f"is {artifact.sha256}",
-                hint="the server sent other bytes than the pinned release: the file was "
-                "tampered with or replaced, or the pin in components/versions.py is wrong",
-            )
-        partial.replace(target)  # atomic: never a truncated or unverified cache entry
-    finally:
-        partial.unlink(missing_ok=True)
-    return target
+                if progress:
+                    progress(f"download {what}", done, size)
+    except (requests.RequestException, OSError) as exc:
+        raise DownloadError(
+            f"{what}: the download from {source} failed after {done} bytes: {exc}",
+            hint="run again (nothing partial is kept), or use a nearby mirror; check the free "
+            f"space under {partial.parent}",
+        ) from exc
+    actual = hasher.hexdigest()
+    if actual != sha256:
+        raise DownloadError(
+            f"{what}: {source} has sha256 {actual} ({done} bytes), the pin is {sha256}",
+            hint="the server sent other bytes than the pinned file: it was tampered with or "
+            "replaced, or the pin is wrong",
+        )
 
 
 class _Reader:
@@ -212,14 +234,6 @@ def _resolve(name: str, links: dict[str, tuple[str, bool]], regular: set[str]) -
     raise ImageError(f"{name!r}: more than {_MAX_LINKS} links in a row in the archive")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _index(base: Path) -> dict[str, dict[str, str]]:
     try:
         index: dict[str, dict[str, str]] = json.loads((base / "index.json").read_text())
@@ -234,7 +248,7 @@ def _cached(base: Path, wanted: dict[str, str]) -> dict[str, Path] | None:
     for name, normal in wanted.items():
         entry = index.get(normal)
         path = base / "files" / entry["target"] if entry else None
-        if not (entry and path and path.is_file() and _sha256(path) == entry["sha256"]):
+        if not (entry and path and path.is_file() and sha256_file(path) == entry["sha256"]):
             return None
         found[name] = path
     return found
@@ -254,7 +268,7 @@ def members(
     found = _cached(base, wanted)
     if found is not None:
         return found
-    with _locked(artifact):
+    with _locked(cache_dir() / "release" / f"{artifact.sha256}.lock"):
         found = _cached(base, wanted)  # another process may have extracted them meanwhile
         if found is not None:
             return found
@@ -279,7 +293,7 @@ def _extract(
     progress: Progress | None,
 ) -> None:
     """Read the archive once for its links (checking its sha256), then extract the targets."""
-    archive_path = _fetch(artifact, url, session, progress)
+    archive_path = fetch(artifact, url, session=session, progress=progress)
     links: dict[str, tuple[str, bool]] = {}
     regular: set[str] = set()
     hasher = hashlib.sha256()
@@ -293,7 +307,7 @@ def _extract(
                     regular.add(_name(member.name))
         digest = hasher.hexdigest()
     except (tarfile.TarError, zstandard.ZstdError, EOFError, OSError, ValueError) as exc:
-        unreadable, digest = exc, _sha256(archive_path)  # changed bytes, or a bad archive?
+        unreadable, digest = exc, sha256_file(archive_path)  # changed bytes, or a bad archive?
     if digest != artifact.sha256:
         archive_path.unlink(missing_ok=True)
         raise DownloadError(

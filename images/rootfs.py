@@ -119,25 +119,14 @@ def extract(tarball: Path, dest: Path) -> None:
 
 
 def fetch(url: str, sha256: str) -> Path:
-    """A payload artifact by URL, verified by sha256, kept in the cache under its hash."""
-    directory = cache_dir() / "downloads"
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / sha256
-    if target.exists() and hashlib.sha256(target.read_bytes()).hexdigest() == sha256:
-        return target
-    try:
-        with urllib.request.urlopen(url, timeout=300) as response:
-            body = response.read()
-    except (urllib.error.URLError, OSError) as exc:
-        raise DownloadError(f"cannot download payload {url}: {exc}") from exc
-    actual = hashlib.sha256(body).hexdigest()
-    if actual != sha256:
-        raise DownloadError(
-            f"payload {url} has sha256 {actual}, the recipe pins {sha256}",
-            hint="the artifact changed upstream or the pin is wrong: check the release checksums",
-        )
-    target.write_bytes(body)
-    return target
+    """A payload artifact by URL, verified by sha256, kept in the cache under its hash
+    (images.release.download: streamed, checked, renamed into place)."""
+    from . import release  # it reads this module's cache_dir
+
+    target = cache_dir() / "downloads" / sha256
+    if target.exists() and hashlib.sha256(target.read_bytes()).hexdigest() != sha256:
+        target.unlink()  # changed in the cache: fetch it again
+    return release.download(url, sha256, target, what=f"payload {url}")
 
 
 # Files mmdebstrap copies from the build host (its hostname and resolver), replaced by fixed
