@@ -35,11 +35,12 @@ import zstandard
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from components import kata_measure, versions  # noqa: E402
-from components.spec import KataGuest  # noqa: E402
-from components.versions import ReleaseArtifact  # noqa: E402
+from images import kata as kata_measure  # noqa: E402
 from images import release  # noqa: E402
-from tests.test_kata_measure import fake_amdsev_firmware  # noqa: E402
+from spec import versions  # noqa: E402
+from spec.model import KataGuest  # noqa: E402
+from spec.versions import ReleaseArtifact  # noqa: E402
+from tests.images.test_kata_measure import fake_amdsev_firmware  # noqa: E402
 
 SHARE = "./opt/kata/share/kata-containers"
 

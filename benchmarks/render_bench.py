@@ -63,7 +63,7 @@ def time_render(stack_file: Path, repeat: int) -> float:
         with tempfile.TemporaryDirectory() as out:
             started = time.perf_counter()
             subprocess.run(
-                [sys.executable, "-m", "components.cli", "render", str(stack_file), "--out", out],
+                [sys.executable, "-m", "cli.main", "render", str(stack_file), "--out", out],
                 cwd=ROOT,
                 check=True,
                 capture_output=True,

@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pulumi
 import pulumi_kubernetes as k8s
 
-from . import labels
-from .spec import NodePool, Spec
+from spec import labels
+from spec.model import NodePool, Spec
 
 if TYPE_CHECKING:
     from .image import GuestImage
@@ -64,7 +64,7 @@ def pool_nodes(pool: NodePool) -> PoolNodes:
     Every TEE node is dedicated: the `coco-stack.io/tee=<tee>:NoSchedule` taint keeps ordinary
     pods off (the RuntimeClasses and nodes-mode pod templates tolerate it). Bare-metal nodes also
     start with the runtime-pending taint that kata-deploy removes once their runtime is ready
-    (components.runtime_plan); nodes-mode pools run pods with the node's own runc, so they have
+    (spec.runtime_plan); nodes-mode pools run pods with the node's own runc, so they have
     no runtime to wait for.
     """
     taints = [Taint(labels.TEE, pool.tee, "NoSchedule")]

@@ -12,10 +12,11 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from spec.model import Cluster, Spec
+
 from . import clouds
 from .clouds import ManagedCluster
 from .hosts import K3sCluster
-from .spec import Cluster, Spec
 
 
 class ExistingCluster(pulumi.ComponentResource):
@@ -52,4 +53,4 @@ def build(name: str, spec: Spec, opts: pulumi.ResourceOptions) -> ManagedCluster
     if spec.cluster.provider in clouds.CLUSTER_CLOUD:
         cloud = clouds.CLUSTER_CLOUD[spec.cluster.provider]
         return clouds.package(cloud).cluster(name, spec, opts)
-    raise ValueError(f"cluster provider {spec.cluster.provider!r} is refused by components.support")
+    raise ValueError(f"cluster provider {spec.cluster.provider!r} is refused by spec.support")

@@ -1,7 +1,7 @@
 """Helm releases the stack installs: one way to pin and upgrade them.
 
 Every chart is a `helm.v3.Release` (why not `helm.v4.Chart`: components/runtime.py) pinned by
-exact version from components/versions.py, upgraded atomically (a failed upgrade rolls back),
+exact version from spec/versions.py, upgraded atomically (a failed upgrade rolls back),
 cleaned up on a failed install, with a bounded history.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .versions import ChartRef
+from spec.versions import ChartRef
 
 
 def release(

@@ -23,12 +23,12 @@ Why no taints on existing clusters: a Node's spec.taints is an atomic list
 (x-kubernetes-list-type: atomic, Kubernetes 1.34 OpenAPI), so a server-side-apply patch owns the
 whole list: it conflicts with the node lifecycle controller's taints or, forced, removes them.
 CoCo pods still cannot land early there: every RuntimeClass selects the label kata-deploy sets once
-the runtime is installed (components.runtime_plan.KATA_RUNTIME_READY).
+the runtime is installed (spec.runtime_plan.KATA_RUNTIME_READY).
 
 Why the k3s server has no TEE taint: it also runs the cluster's system pods (CoreDNS, the KBS),
 which do not tolerate it; it keeps the pool's labels and the runtime-pending taint.
 
-SSH host keys: a host's `hostKey` is pinned in every connection (components.rules requires it in
+SSH host keys: a host's `hostKey` is pinned in every connection (spec.rules requires it in
 production); without it any host key is accepted.
 
 Non-goals: HA k3s servers, SSH users other than root (every command writes system paths; no
@@ -47,9 +47,11 @@ import pulumi_command.remote as remote
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from . import clouds, hostcheck, k3s, labels, versions
+from components import clouds, hostcheck, k3s
+from spec import labels, versions
+from spec.model import Host, NodePool, Spec
+
 from .clouds import ManagedCluster, Taint
-from .spec import Host, NodePool, Spec
 
 
 def connection(host: Host) -> remote.ConnectionArgs:
@@ -58,7 +60,7 @@ def connection(host: Host) -> remote.ConnectionArgs:
         user=host.user,
         port=float(host.port),
         private_key=pulumi.Output.secret(host.ssh_key.get_secret_value()),
-        # None: any host key is accepted (refused in production by components.rules)
+        # None: any host key is accepted (refused in production by spec.rules)
         host_key=host.host_key,
     )
 
@@ -132,7 +134,7 @@ def _resource_name(address: str) -> str:
 
 
 def server_host(spec: Spec) -> tuple[NodePool, Host]:
-    """The pool and host coco:cluster.server names (components.rules checked it exists)."""
+    """The pool and host coco:cluster.server names (spec.rules checked it exists)."""
     for pool in spec.node_pools:
         for host in pool.hosts or ():
             if host.address == spec.cluster.server:

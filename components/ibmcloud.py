@@ -33,8 +33,9 @@ from typing import Any, cast
 
 import pulumi
 
+from spec.model import NodePool
+
 from .peerpods import CloudPeerPods
-from .spec import NodePool
 
 PROVIDER = "ibmcloud"
 
@@ -49,7 +50,7 @@ def _secret(value: Any) -> pulumi.Output[Any]:
 
 
 def peer_pods(pools: Sequence[NodePool]) -> CloudPeerPods:
-    """The ids and the credential of the stack's ibmcloud peer-pods pools. components.rules
+    """The ids and the credential of the stack's ibmcloud peer-pods pools. spec.rules
     guarantees every pool has the same `ibmcloud` keys, a region and a zone; CAA serves one
     VPC configuration per cluster."""
     first = pools[0]

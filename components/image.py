@@ -33,7 +33,7 @@ from typing import Any
 import pulumi
 import pulumi_command as command
 
-from components.kbs_config import ReferenceValue
+from components.kbs.config import ReferenceValue
 from images import recipe as recipes
 from images.build import OUTPUT_FILES
 
@@ -68,7 +68,7 @@ class GuestImage(pulumi.ComponentResource):
         argv = [
             args.python,
             "-m",
-            "images.cli",
+            "cli.image",
             "image",
             "build",
             str(spec.path),

@@ -26,7 +26,7 @@ from typing import Literal
 
 import tomli_w
 
-from . import versions
+from spec import versions
 
 ANNOTATION = "io.katacontainers.config.hypervisor.cc_init_data"
 VERSION = versions.INITDATA_VERSION

@@ -2,14 +2,14 @@
 read and uninstall k3s over SSH.
 
 Pure text, no Pulumi: `components.hosts` runs these as pulumi_command `remote.Command`s, and
-tests/hostcheck/test_hosts_ssh.py runs the same text over a real SSH connection.
+tests/components/hostcheck/test_hosts_ssh.py runs the same text over a real SSH connection.
 
 How a host is installed (the `install` command, one POSIX sh script):
 - the join token arrives on stdin and is written to a root-only file that the configuration
   names (`token-file`): it is never on a command line (`ps`), in the environment or in a log;
 - the configuration (`/etc/rancher/k3s/config.yaml`: server URL, node labels and taints) is in
   the command itself, so `coco render` shows it for review;
-- the binary pinned in components.versions is downloaded and installed only when its sha256
+- the binary pinned in spec.versions is downloaded and installed only when its sha256
   matches (`sha256sum -c`), never through `curl | sh`;
 - a systemd unit of our own starts it, with KillMode=process as k3s's own unit has: a restart
   stops k3s only, and the containerd shims (the pods, kata's TEE VMs, the KBS) keep running.
@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 import yaml
 
-from . import versions
+from spec import versions
 
 Role = Literal["server", "agent"]
 

@@ -7,7 +7,7 @@ from typing import Literal
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .labels import PART_OF
+from spec.labels import PART_OF
 
 
 def namespace(

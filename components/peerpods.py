@@ -27,8 +27,9 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from . import helm, kube, versions
-from .labels import PART_OF, PREFIX
+from components import helm, kube
+from spec import versions
+from spec.labels import PART_OF, PREFIX
 
 # Keys CAA v0.22.0 needs to create a pod VM, per provider (manager.go Required() markers plus the
 # entrypoint.sh checks; AWS_REGION/AWS_SUBNET_ID/AWS_SG_IDS would otherwise come from the node's

@@ -13,8 +13,8 @@ from typing import Any
 
 import pulumi
 
-from . import catalogue, labels, runtime_plan
-from .spec import NodePool as PoolSpec
+from spec import catalogue, labels, runtime_plan
+from spec.model import NodePool as PoolSpec
 
 
 class NodePool(pulumi.ComponentResource):
@@ -30,7 +30,7 @@ class NodePool(pulumi.ComponentResource):
     ):
         super().__init__("coco:pools:NodePool", name, None, opts)
         offering = catalogue.find(args.provider or "", args.tee, args.mode or "")
-        if offering is None:  # components.rules resolves and refuses these; guard direct use
+        if offering is None:  # spec.rules resolves and refuses these; guard direct use
             raise ValueError(f"no catalogue offering for {args.provider}/{args.tee}/{args.mode}")
         self.spec = args
         self.offering = offering

@@ -1,6 +1,6 @@
 """`coco check STACK --live`: ask each cloud the stack uses whether its sizes and places exist.
 
-The offline check (components.rules against components.catalogue) knows families and region
+The offline check (spec.rules against spec.catalogue) knows families and region
 shapes; only the cloud knows whether a size is offered in a region or zone today and whether the
 subscription or account may use it. Each cloud package has `preflight.live_check(spec)`
 (components/<cloud>/preflight.py): it builds its SDK client from the environment's credentials,
@@ -15,20 +15,11 @@ import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from .errors import ConfigIssue, NoCredentials
-from .spec import Spec
+from spec.errors import ConfigIssue, NoCredentials
+from spec.extras import clouds_of
+from spec.model import Spec
 
-CLOUDS = ("aws", "azure", "gcp")
-_CLUSTER_CLOUD = {"aks": "azure", "eks": "aws", "gke": "gcp"}
 Checker = Callable[[Spec], list[ConfigIssue]]
-
-
-def clouds_of(spec: Spec) -> list[str]:
-    """The clouds a stack provisions in (its managed cluster and its cloud pools), sorted."""
-    found: set[str] = {p.provider for p in spec.node_pools if p.provider in CLOUDS}
-    if spec.cluster.provider in _CLUSTER_CLOUD:
-        found.add(_CLUSTER_CLOUD[spec.cluster.provider])
-    return sorted(found)
 
 
 def _default_checker(cloud: str) -> Checker:

@@ -14,10 +14,11 @@ from typing import Any
 import pulumi
 from pulumi.runtime import config as runtime_config
 
-from . import support
-from .errors import CocoError, SpecError
-from .spec import Spec
-from .validate import NAMESPACE, path_of, validate
+from spec import extras, support
+from spec.errors import CocoError, SpecError
+from spec.keys import NAMESPACE, path_of
+from spec.model import Spec
+from spec.validate import validate
 
 
 def _parse(value: Any) -> Any:
@@ -67,6 +68,7 @@ def load_spec(base_dir: Path) -> Spec:
     for warning in warnings:
         pulumi.log.warn(warning.render())
     support.check(spec)
+    extras.check(spec)
     return spec
 
 

@@ -23,8 +23,9 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
-from . import helm, kube, labels, runtime_plan, versions
-from .spec import Spec
+from components import helm, kube
+from spec import labels, runtime_plan, versions
+from spec.model import Spec
 
 NAMESPACE = "coco-system"  # the namespace the CoCo install docs use (confidentialcontainers.org)
 

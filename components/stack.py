@@ -11,16 +11,18 @@ from typing import Any
 
 import pulumi
 
-from . import clouds, ibmcloud, initdata, runtime_plan
+from components import clouds, ibmcloud, initdata
+from components.kbs.broker import KeyBroker
+from spec import runtime_plan
+from spec.model import NodePool as PoolSpec
+from spec.model import Spec
+
 from . import cluster as cluster_mod
 from .hosts import PoolHosts
 from .image import GuestImage, GuestImageArgs
-from .kbs import KeyBroker
 from .peerpods import PeerPodPool, PeerPods, provider_config
 from .pools import NodePool
 from .runtime import CocoRuntime
-from .spec import NodePool as PoolSpec
-from .spec import Spec
 
 
 class CocoStack(pulumi.ComponentResource):
@@ -156,7 +158,7 @@ class CocoStack(pulumi.ComponentResource):
             if spec.image.podvm_image is not None:
                 image_id = spec.image.podvm_image
             else:
-                # components.rules requires a recipe or podvmImage for cloud peer pods
+                # spec.rules requires a recipe or podvmImage for cloud peer pods
                 assert self.image is not None
                 image_id = package.publish_image(
                     f"{name}-podvm-image", spec, self.cluster, self.image, here

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import disk, initrd, oci, pins, report, rootfs, uki, verity
+from . import cache, disk, initrd, oci, pins, report, rootfs, uki, verity
 from .errors import RecipeError, ToolMissing
 from .recipe import Recipe
 from .run import BUILD_TOOLS, Progress, check_tools, configure, run
@@ -134,7 +134,7 @@ def check_oci_pins(recipe: Recipe) -> None:
         if not item.digest:
             raise RecipeError(
                 f"payload.oci[{i}].pin: {item.pin} ({item.image}) has no digest pinned in "
-                "components/versions.py",
+                "spec/versions.py",
                 hint=f"with registry access run `coco image resolve {item.image}`, check the "
                 "digest against the upstream build attestation, and set digest= on the pin",
             )
@@ -150,7 +150,7 @@ def install_rootfs(ctx: Context) -> None:
             ctx.recipe.source_date_epoch,
         )
         ctx.facts["cache_hits"]["rootfs"] = hit
-        ctx.facts["rootfs_tar_sha256"] = report.sha256_file(tarball)
+        ctx.facts["rootfs_tar_sha256"] = cache.sha256_file(tarball)
         rootfs.extract(tarball, ctx.root)
         ctx.facts["packages"] = rootfs.installed_packages(ctx.root)
 
@@ -171,7 +171,7 @@ def install_boot_tree(ctx: Context) -> None:
         digest = hashlib.sha256("\n".join(material).encode())
         for code in (initrd.INIT_SCRIPT, Path(initrd.__file__)):
             digest.update(code.read_bytes())
-        products = rootfs.cache_dir() / f"initramfs-{digest.hexdigest()}"
+        products = cache.cache_dir() / f"initramfs-{digest.hexdigest()}"
         ctx.facts["cache_hits"]["initramfs"] = products.exists()
         if not products.exists():
             make_initrd(ctx, tarball, products)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 
-from components.errors import CocoError
+from spec.errors import CocoError
 
 
 class ImageError(CocoError):

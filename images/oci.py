@@ -39,9 +39,10 @@ from typing import IO, Any, cast
 import requests
 import zstandard
 
+from .cache import cache_dir, sha256_file
 from .errors import DownloadError, ImageError
 from .recipe import OciPayload
-from .rootfs import cache_dir, payload_directory, payload_target
+from .rootfs import payload_directory, payload_target
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -164,7 +165,7 @@ class Client:
         directory = cache_dir() / "oci" / "sha256"
         directory.mkdir(parents=True, exist_ok=True)
         target = directory / digest.removeprefix("sha256:")
-        if target.exists() and _sha256_file(target) == digest:
+        if target.exists() and "sha256:" + sha256_file(target) == digest:
             return target
         partial = directory / f".{target.name}.{os.getpid()}"
         hasher = hashlib.sha256()
@@ -184,14 +185,6 @@ class Client:
         finally:
             partial.unlink(missing_ok=True)
         return target
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return "sha256:" + digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
-"""Pinned inputs of guest images, kept with every other upstream pin in components/versions.py
+"""Pinned inputs of guest images, kept with every other upstream pin in spec/versions.py
 (that module imports nothing but the standard library, so images/ stays free of Pulumi)."""
 
 from __future__ import annotations
 
-from components.versions import (
+from spec.versions import (
     DEBIAN_MIRROR,
     DEBIAN_SUITE,
     EFI_STUB,

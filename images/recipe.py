@@ -46,7 +46,7 @@ class PayloadFile:
 class OciPayload:
     """Members of one layer of an OCI image or artifact, pinned by manifest digest (images/oci.py).
 
-    `image` is registry/repository:tag@sha256:...; `pin` names the components/versions.py entry
+    `image` is registry/repository:tag@sha256:...; `pin` names the spec/versions.py entry
     it came from (then `digest` may still be empty: the build refuses it). `files` maps archive
     members (a file, a directory for its subtree, or "." for all) to absolute destinations."""
 
@@ -308,7 +308,7 @@ def _oci(item: Any, i: int) -> OciPayload:
     image, pin = _get(item, "image", str, where, ""), _get(item, "pin", str, where, "")
     if bool(image) == bool(pin):
         raise RecipeError(f"{where}image: give either image (a reference pinned by digest) or "
-                          "pin (a name from components/versions.py), not both or neither",
+                          "pin (a name from spec/versions.py), not both or neither",
                           hint=f"pins: {', '.join(sorted(pins.OCI_PINS))}")
     if pin:
         if pin not in pins.OCI_PINS:

@@ -1,7 +1,7 @@
 """Release files pinned by URL and sha256: fetched once into the image cache, checked, and
 opened for a few named members.
 
-Scope: one HTTP(S) download per pinned file (components.versions.ReleaseArtifact; `download` is
+Scope: one HTTP(S) download per pinned file (spec.versions.ReleaseArtifact; `download` is
 also how images.rootfs fetches a recipe's URL payloads), streamed to
 `<cache>/release/sha256/<hex>` and renamed into place only when its sha256 (and size, when
 pinned) match, so a cache entry is always a verified file. `members` then reads named members out
@@ -34,11 +34,10 @@ from typing import IO, Any, cast
 import requests
 import zstandard
 
-from components.versions import ReleaseArtifact
+from spec.versions import ReleaseArtifact
 
+from .cache import cache_dir, sha256_file
 from .errors import DownloadError, ImageError
-from .report import sha256_file
-from .rootfs import cache_dir
 
 # (what, bytes done, bytes in all or None); called about every MiB
 Progress = Callable[[str, int, "int | None"], None]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from . import measure, pins, rootfs
+from .cache import sha256_file
 from .recipe import Recipe
 from .verity import Verity
 
@@ -31,14 +32,6 @@ SNP_SCOPE = (
     "not direct-boot inputs (and Debian's OVMF has no SEV hashes table), so the launch digest "
     "covers the firmware and vCPU setup only; the image is bound through TPM PCR 4 and 11"
 )
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(4 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def artifact(path: Path) -> dict[str, Any]:

@@ -20,17 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from . import pins
+from .cache import cache_dir
 from .errors import DownloadError, ImageError
 from .recipe import Recipe
 from .run import run
-
-
-def cache_dir() -> Path:
-    """$COCO_IMAGE_CACHE, else $XDG_CACHE_HOME/coco-stack/images, else ~/.cache/..."""
-    if os.environ.get("COCO_IMAGE_CACHE"):
-        return Path(os.environ["COCO_IMAGE_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "coco-stack" / "images"
 
 
 @dataclass(frozen=True)
@@ -121,7 +114,7 @@ def extract(tarball: Path, dest: Path) -> None:
 def fetch(url: str, sha256: str) -> Path:
     """A payload artifact by URL, verified by sha256, kept in the cache under its hash
     (images.release.download: streamed, checked, renamed into place)."""
-    from . import release  # it reads this module's cache_dir
+    from . import release
 
     target = cache_dir() / "downloads" / sha256
     if target.exists() and hashlib.sha256(target.read_bytes()).hexdigest() != sha256:

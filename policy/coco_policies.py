@@ -8,7 +8,7 @@ advisory elsewhere), see `enforcement_level`.
 
 Self-contained on purpose: the pack runs in its own virtualenv (requirements.txt) and does not
 import the project; tests/test_policies.py checks that the tables below agree with
-components/catalogue.py. Cloud pools and images are recognised by the coco-stack marker
+spec/catalogue.py. Cloud pools and images are recognised by the coco-stack marker
 (`MARKER_TAG` in cloud tags/labels, `MARKER_LABEL` in Kubernetes node labels) whose value is the
 pool's TEE; unmarked cloud resources (the system pool, networks) are not checked.
 
@@ -51,12 +51,12 @@ MARKER_TAG = "coco-stack-tee"
 MARKER_LABEL = "coco-stack.io/tee"
 
 # kata-deploy's development shim: a VM without a TEE that accepts sample evidence
-# (components/catalogue.py, baremetal/none).
+# (spec/catalogue.py, baremetal/none).
 COCO_DEV_RUNTIME = "kata-qemu-coco-dev"
 COCO_DEV_SHIM = "qemu-coco-dev"
 
 # Where the Trustee KBS keeps resources, policies and reference values (kbs-config.toml
-# [storage_backend.backends.local_fs] dir_path, components/kbs_config.py).
+# [storage_backend.backends.local_fs] dir_path, components/kbs/config.py).
 KBS_STORAGE_PATH = "/opt/confidential-containers/storage"
 
 # Keys that hold a cloud credential (cloud-api-adaptor's *-secrets.yaml.template per provider,
@@ -75,7 +75,7 @@ _CREDENTIAL_IN_TEXT = re.compile(
     r"\b(" + "|".join(sorted(CREDENTIAL_KEYS)) + r")\s*[=:]\s*\S", re.MULTILINE
 )
 
-# Azure confidential size families per TEE (components/catalogue.py, nodes and peer-pods).
+# Azure confidential size families per TEE (spec/catalogue.py, nodes and peer-pods).
 AZURE_FAMILIES = {
     "snp": frozenset({"DCasv5", "DCadsv5", "ECasv5", "ECadsv5"}),
     "tdx": frozenset({"DCesv5", "DCedsv5", "ECesv5", "ECedsv5"}),

@@ -1,6 +1,6 @@
 """Test harness: run a stack's real program under Pulumi mocks and inspect what it registered.
 
-`render_config` / `render_stack` install fresh mocks for each call (components.render.run calls
+`render_config` / `render_stack` install fresh mocks for each call (cli.render.run calls
 pulumi.runtime.set_mocks every time), run the program to completion (outputs awaited, apply
 callbacks run: preview=False) and return the recorded resource graph. Assertions then run on
 plain recorded data, never inside callbacks that might not run.
@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from components import render, versions
+from cli import render
+from spec import versions
 
 ROOT = Path(__file__).resolve().parent.parent
 STACKS = sorted(
@@ -78,7 +79,7 @@ class _OutputMocks:
 def patch_provider_outputs(
     monkeypatch: pytest.MonkeyPatch, outputs: Callable[[str, dict[str, Any]], Any]
 ) -> None:
-    """Make every later render (components.render.record) use provider-computed outputs."""
+    """Make every later render (cli.render.record) use provider-computed outputs."""
     import pulumi.runtime.mocks as mocks
 
     original = mocks.set_mocks
@@ -152,3 +153,13 @@ def server(tmp_path: Path) -> Iterator[StaticServer]:
     served = StaticServer(root)
     yield served
     served.stop()
+
+
+SLOW_TIERS = ("image", "ssh", "e2e", "integration")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test of no slow tier `unit`, so `pytest -m unit` is the quick tier."""
+    for item in items:
+        if not any(item.get_closest_marker(tier) for tier in SLOW_TIERS):
+            item.add_marker(pytest.mark.unit)

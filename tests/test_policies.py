@@ -25,8 +25,11 @@ from pulumi_policy import (
 from pulumi_policy.deserialize import deserialize_properties
 from pulumi_policy.proxy import unknown_checking_proxy
 
-from components import catalogue, kbs_config, peerpods, render
+from cli import render
+from components import peerpods
+from components.kbs import config as kbs_config
 from policy import coco_policies as cp
+from spec import catalogue
 from tests.conftest import ROOT, render_program
 
 CONFIGMAP, RELEASE, DEPLOYMENT, RUNTIMECLASS = (

@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from components import docs, versions
+from cli import docs
+from spec import versions
 from tests.conftest import ROOT
 
 
@@ -23,8 +24,11 @@ class TestLinters:
                 "-m",
                 "ruff",
                 "check",
+                "spec",
                 "components",
                 "images",
+                "cli",
+                "tools",
                 "policy",
                 "tests",
                 "benchmarks",
@@ -54,7 +58,7 @@ class TestLinters:
 
 
 class TestVersionsPinnedOnce:
-    """Upstream versions live in components/versions.py only, pinned exactly."""
+    """Upstream versions live in spec/versions.py only, pinned exactly."""
 
     def test_exact_pins(self):
         for chart in (versions.COCO_CHART, versions.KATA_DEPLOY_CHART, versions.PEERPODS_CHART):
@@ -85,7 +89,7 @@ class TestReadme:
 
     def test_generated_sections_current(self):
         text = (ROOT / "README.md").read_text()
-        assert docs.updated_readme(text) == text, "run: python -m components.docs --write"
+        assert docs.updated_readme(text) == text, "run: python -m cli.docs --write"
 
     def test_every_setting_documented(self):
         text = (ROOT / "README.md").read_text()
@@ -116,11 +120,11 @@ class TestImports:
     @pytest.mark.parametrize(
         "module",
         [
-            "components.validate",
-            "components.cli",
+            "spec.validate",
+            "cli.main",
             "images",
-            "components.stackfile",
-            "components.docs",
+            "spec.stackfile",
+            "cli.docs",
         ],
     )
     def test_no_pulumi(self, module):
@@ -160,7 +164,7 @@ class TestBenchmarkInputs:
             from render_bench import generated_stack
         finally:
             sys.path.remove(str(ROOT / "benchmarks"))
-        from components.validate import validate
+        from spec.validate import validate
 
         spec, _ = validate(generated_stack(6)["config"], stack="bench")
         assert len(spec.node_pools) == 6

@@ -2,7 +2,7 @@
 AMI, and the boto3 preflight (`coco check --live`).
 
 The four functions of the cloud contract (components.clouds.CloudPackage). AWS offers SEV-SNP
-only (c6a, m6a, r6a); components.rules refuses TDX, SEV and SGX pools on AWS. See docs/aws.md.
+only (c6a, m6a, r6a); spec.rules refuses TDX, SEV and SGX pools on AWS. See docs/aws.md.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from typing import Any
 
 import pulumi
 
-from ..spec import Spec
+from spec.model import Spec
 
 TEE_TAG = "coco-stack-tee"  # policy/coco_policies.py MARKER_TAG
 STACK_TAG = "coco-stack"
@@ -34,8 +34,8 @@ def cluster_name(spec: Spec) -> str:
 
 
 def region(spec: Spec) -> str:
-    """The stack's AWS region: the EKS cluster's (components.rules requires it for eks)."""
-    if spec.cluster.region is None:  # components.rules refuses eks without a region
+    """The stack's AWS region: the EKS cluster's (spec.rules requires it for eks)."""
+    if spec.cluster.region is None:  # spec.rules refuses eks without a region
         raise ValueError("coco:cluster.region is required for eks")
     return spec.cluster.region
 

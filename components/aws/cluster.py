@@ -22,9 +22,10 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import yaml
 
+from spec.labels import PART_OF
+from spec.model import Spec
+
 from .. import clouds
-from ..labels import PART_OF
-from ..spec import Spec
 from . import _common, iam, userdata
 from .network import Network, NetworkArgs
 

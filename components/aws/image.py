@@ -25,8 +25,9 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from spec.model import Spec
+
 from ..image import GuestImage
-from ..spec import Spec
 from . import _common, iam
 
 DISK = "disk.raw"  # images/report.py OUTPUT_FILES: the raw disk is what VM Import takes as RAW

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from ..spec import Spec
+from spec.model import Spec
+
 from . import _common
 
 VPC_CIDR = "10.0.0.0/16"

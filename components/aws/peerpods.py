@@ -19,7 +19,7 @@ Facts, cloud-api-adaptor v0.22.0:
   subnet and security group all come from the template; without it CAA itself adds
   CpuOptions.AmdSevSnp=enabled unless DISABLECVM. The template makes SNP a property of a
   resource the policy pack can check. Its price: one instance type for every pod VM (the
-  template's), so components.rules allows one instanceType across AWS peer-pods pools.
+  template's), so spec.rules allows one instanceType across AWS peer-pods pools.
 - src/cloud-providers/aws/ec2.go: without access keys CAA uses the default credential chain,
   which supports IRSA.
 - pkg/forwarder/forwarder.go (agent-protocol-forwarder, TCP 15150) and
@@ -43,9 +43,10 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from .. import versions
+from spec import versions
+from spec.model import NodePool, Spec
+
 from ..peerpods import CloudPeerPods
-from ..spec import NodePool, Spec
 from . import _common, iam, network
 from .cluster import EksCluster
 

@@ -23,8 +23,9 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from spec.model import NodePool, Spec
+
 from ..clouds import PoolNodes
-from ..spec import NodePool, Spec
 from . import _common, userdata
 from .cluster import AMI_TYPE, EksCluster, template_version
 

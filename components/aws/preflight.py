@@ -20,9 +20,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from .. import catalogue
-from ..errors import ConfigIssue, NoCredentials
-from ..spec import Spec
+from spec import catalogue
+from spec.errors import ConfigIssue, NoCredentials
+from spec.model import Spec
 
 SNP_FEATURE = "amd-sev-snp"
 UEFI_BOOT_MODES = ("uefi", "uefi-preferred")
@@ -147,7 +147,7 @@ def live_check(spec: Spec, *, client: Ec2Api | None = None) -> list[ConfigIssue]
     peer_region: str | None = None
     for i, pool in enumerate(spec.node_pools):
         if pool.provider != "aws" or pool.tee != "snp" or not pool.region:
-            continue  # other TEEs on AWS are refused offline (components.rules)
+            continue  # other TEEs on AWS are refused offline (spec.rules)
         p = f"coco:nodePools[{i}]"
         size, region = pool.instance_type or "", pool.region
         if pool.mode == "peer-pods":

@@ -3,7 +3,7 @@
 The EKS API refuses empty label values (CreateNodegroup / UpdateLabelsPayload: "Value Length
 Constraints: Minimum length of 1", docs.aws.amazon.com/eks/latest/APIReference/
 API_UpdateLabelsPayload.html), but coco-stack's worker label is `node.kubernetes.io/worker=`
-(components.labels). The kubelet may set labels under node.kubernetes.io/ on its own node
+(spec.labels). The kubelet may set labels under node.kubernetes.io/ on its own node
 (NodeRestriction admission, kubernetes.io/docs/reference/access-authn-authz/admission-controllers/
 #noderestriction), so those labels go to `--node-labels` in an AL2023 nodeadm NodeConfig, which
 EKS merges with its own bootstrap user data when the node group uses an EKS AMI type

@@ -20,8 +20,9 @@ import pulumi_kubernetes as k8s
 from pulumi_azure_native import containerservice as aks
 from pulumi_azure_native import network
 
+from spec.model import Spec
+
 from .. import clouds
-from ..spec import Spec
 from . import common
 
 
@@ -71,7 +72,7 @@ class AksCluster(pulumi.ComponentResource):
         self.register_outputs({"cluster": self.outputs})
 
     def _attach(self, spec: Spec) -> None:
-        # components.rules requires name and resourceGroup with attach
+        # spec.rules requires name and resourceGroup with attach
         self.resource_group_name = pulumi.Output.from_input(common.resource_group_name(spec))
         self.cluster_name = pulumi.Output.from_input(common.cluster_name(spec))
         found = aks.get_managed_cluster_output(

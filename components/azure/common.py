@@ -12,7 +12,7 @@ import re
 import pulumi
 import pulumi_azure_native as azure
 
-from ..spec import Spec
+from spec.model import Spec
 
 # The tag the CrossGuard pack recognises TEE resources by (policy/coco_policies.py MARKER_TAG);
 # Azure tag names refuse "/", so it is not the Kubernetes label key.
@@ -66,7 +66,7 @@ def resource_group_name(spec: Spec) -> str:
 
 
 def location(spec: Spec) -> str:
-    # components.rules requires coco:cluster.location for aks
+    # spec.rules requires coco:cluster.location for aks
     return spec.cluster.location or ""
 
 

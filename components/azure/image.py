@@ -30,9 +30,10 @@ import pulumi
 import pulumi_command as command
 from pulumi_azure_native import compute, storage
 
+from spec.model import Spec
+
 from ..clouds import ManagedCluster
 from ..image import GuestImage
-from ..spec import Spec
 from . import common
 from .cluster import AksCluster
 

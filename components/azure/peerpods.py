@@ -32,11 +32,12 @@ import pulumi
 import pulumi_azure_native as azure
 from pulumi_azure_native import network
 
-from .. import versions
+from spec import versions
+from spec.errors import ConfigIssue, SpecError
+from spec.model import NodePool, Spec
+
 from ..clouds import ManagedCluster
-from ..errors import ConfigIssue, SpecError
 from ..peerpods import CloudPeerPods
-from ..spec import NodePool, Spec
 from . import common
 from .cluster import AksCluster
 
@@ -61,7 +62,7 @@ def _attached_subnet(subnet_id: str, spec: Spec, pools: Sequence[int]) -> str:
     itself (agentPoolProfiles[].vnetSubnetID: "If this is not specified, a VNET and subnet will
     be generated and used", pulumi_azure_native 3.29.0): that VNet lives in the node resource
     group under a generated name, and only the cloud knows, so this is checked once the cluster
-    has been read, not by components.rules."""
+    has been read, not by spec.rules."""
     if subnet_id:
         return subnet_id
     keys = ", ".join(f"coco:nodePools[{i}]" for i in pools)

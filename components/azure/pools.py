@@ -15,8 +15,9 @@ from __future__ import annotations
 import pulumi
 from pulumi_azure_native import containerservice as aks
 
+from spec.model import NodePool, Spec
+
 from ..clouds import ManagedCluster, PoolNodes
-from ..spec import NodePool, Spec
 from . import common
 from .cluster import AksCluster
 
@@ -46,7 +47,7 @@ class AksNodePool(pulumi.ComponentResource):
             f"{name}-agentpool",
             resource_group_name=cluster.resource_group_name,
             resource_name_=cluster.cluster_name,
-            # components.rules checks the pool name fits AKS (AKS_POOL_NAME)
+            # spec.rules checks the pool name fits AKS (AKS_POOL_NAME)
             agent_pool_name=pool.name,
             mode="User",
             type="VirtualMachineScaleSets",

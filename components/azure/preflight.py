@@ -22,8 +22,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..errors import ConfigIssue, NoCredentials
-from ..spec import Spec
+from spec.errors import ConfigIssue, NoCredentials
+from spec.model import Spec
+
 from . import common
 
 CAPABILITY = "ConfidentialComputingType"

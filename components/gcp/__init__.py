@@ -10,10 +10,11 @@ from collections.abc import Sequence
 
 import pulumi
 
+from spec.model import NodePool, Spec
+
 from ..clouds import ManagedCluster, PoolNodes
 from ..image import GuestImage
 from ..peerpods import CloudPeerPods
-from ..spec import NodePool, Spec
 from .cluster import GkeCluster, as_gke
 from .image import PodVmImage
 from .peerpods import CaaInfrastructure

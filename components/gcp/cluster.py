@@ -20,9 +20,10 @@ import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 import yaml
 
+from spec.errors import ConfigIssue, SpecError
+from spec.model import Spec
+
 from .. import clouds
-from ..errors import ConfigIssue, SpecError
-from ..spec import Spec
 from .common import PART_OF_LABEL, cluster_name, gcp_name, location, project
 
 # The system pool's default machine type: general purpose, not confidential (the TEE work runs

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from ..spec import Spec
+from spec.model import Spec
 
 # GCP label key marking a confidential pool, VM or image; value: the TEE. Label keys allow only
 # [a-z0-9_-] (cloud.google.com/compute/docs/labeling-resources), hence no "coco-stack.io/tee".
@@ -21,9 +21,9 @@ PART_OF_LABEL = {"app-kubernetes-io-part-of": "coco-stack"}
 
 
 def project(spec: Spec) -> str:
-    """coco:cluster.project; components.rules refuses a gke cluster without it."""
+    """coco:cluster.project; spec.rules refuses a gke cluster without it."""
     if spec.cluster.project is None:
-        raise ValueError("coco:cluster.project is required for gke (checked by components.rules)")
+        raise ValueError("coco:cluster.project is required for gke (checked by spec.rules)")
     return spec.cluster.project
 
 
@@ -36,7 +36,7 @@ def location(spec: Spec) -> str:
     """Where the cluster lives: its zone (zonal cluster) or its region (regional cluster)."""
     where = spec.cluster.zone or spec.cluster.region
     if where is None:
-        raise ValueError("gke needs coco:cluster.region or .zone (checked by components.rules)")
+        raise ValueError("gke needs coco:cluster.region or .zone (checked by spec.rules)")
     return where
 
 

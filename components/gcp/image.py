@@ -15,9 +15,10 @@ from __future__ import annotations
 import pulumi
 import pulumi_gcp as gcp
 
+from spec.model import Spec
+
 from ..image import GuestImage
 from ..peerpods import GCP_CONFIDENTIAL_TYPE
-from ..spec import Spec
 from .common import PART_OF_LABEL, TEE_LABEL, cluster_name, gcp_name
 
 # The GuestImage artifact Compute Engine imports: a gzip'd GNU tar holding one file disk.raw

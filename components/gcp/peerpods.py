@@ -31,8 +31,9 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_gcp as gcp
 
+from spec.model import NodePool, Spec
+
 from ..peerpods import CloudPeerPods
-from ..spec import NodePool, Spec
 from .cluster import GkeCluster
 from .common import gcp_name
 

@@ -2,11 +2,11 @@
 
 Scope: a container.NodePool whose nodes are confidential VMs of the pool's TEE
 (nodeConfig.confidentialNodes with the confidential instance type), the machine series and
-minimum CPU platform the TEE needs (components.catalogue: SEV on N2D/C2D/C3D/C4D, SEV-SNP on N2D
+minimum CPU platform the TEE needs (spec.catalogue: SEV on N2D/C2D/C3D/C4D, SEV-SNP on N2D
 with "AMD Milan", TDX on C3), the pool's Kubernetes labels and NoSchedule taints, the
 `coco-stack-tee` resource label, and Workload Identity's GKE metadata server.
 Non-goals: autoscaling, GPUs, sole tenancy, attestation of the nodes (node-level
-confidentiality only: pods run with the node's runc, components.catalogue notes).
+confidentiality only: pods run with the node's runc, spec.catalogue notes).
 
 Host maintenance: GKE node pools have no onHostMaintenance setting (pulumi_gcp 10.2.0
 NodePoolNodeConfigHostMaintenancePolicyArgs carries only maintenance_interval); Compute Engine
@@ -20,8 +20,10 @@ from __future__ import annotations
 import pulumi
 import pulumi_gcp as gcp
 
-from .. import catalogue, clouds
-from ..spec import NodePool, Spec
+from components import clouds
+from spec import catalogue
+from spec.model import NodePool, Spec
+
 from .cluster import MANAGEMENT, NODE_SCOPES, GkeCluster
 from .common import PART_OF_LABEL, TEE_LABEL, gcp_name
 
@@ -38,7 +40,7 @@ def confidential_settings(pool: NodePool) -> dict[str, str]:
     needs one, minCpuPlatform. Raises ValueError for a pool the catalogue does not offer."""
     offering = catalogue.find("gcp", pool.tee, "nodes")
     if offering is None or "confidentialInstanceType" not in offering.platform:
-        raise ValueError(f"no confidential GKE nodes for tee {pool.tee!r} (components.rules)")
+        raise ValueError(f"no confidential GKE nodes for tee {pool.tee!r} (spec.rules)")
     return dict(offering.platform)
 
 

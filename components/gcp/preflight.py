@@ -18,9 +18,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .. import catalogue
-from ..errors import ConfigIssue, NoCredentials
-from ..spec import NodePool, Spec
+from spec import catalogue
+from spec.errors import ConfigIssue, NoCredentials
+from spec.model import NodePool, Spec
 
 
 class ComputeApi(Protocol):

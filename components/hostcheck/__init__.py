@@ -15,8 +15,8 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.errors import CocoError
 from components.hostcheck.coco_host_check import TEES, explain
+from spec.errors import CocoError
 
 SCRIPT = Path(__file__).with_name("coco_host_check.py")
 # Where the wiring copies the script on a host; under /var/lib so it survives a reboot of the

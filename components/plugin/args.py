@@ -7,7 +7,7 @@ annotations`. Field docstrings become the schema's property descriptions. A fiel
 because the component needs it while it is being constructed (validation, the TEE catalogue,
 chart values). Unions other than NotRequired are not supported by the analyzer.
 
-The values are checked by the stack spec (components.spec, components.rules) exactly as the
+The values are checked by the stack spec (spec.model, spec.rules) exactly as the
 `coco:` config is; errors name the component's input path.
 """
 

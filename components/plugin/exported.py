@@ -1,7 +1,7 @@
 """The components other Pulumi languages use: thin wrappers over the stack's own components.
 
 Each takes one TypedDict (components.plugin.args), turns it into the `coco:` config the stack
-reads, validates it with the same spec and rules (components.validate, components.support), and
+reads, validates it with the same spec and rules (spec.validate, spec.support), and
 builds the stack's component with the validated section. Nothing is registered when the inputs
 are invalid: the error names the component, its name and the input path (`pools[1].tee`).
 
@@ -21,11 +21,14 @@ from typing import Any
 
 import pulumi
 
-from .. import catalogue, kbs, pools, runtime, support
+from components import pools, runtime
+from components.kbs import broker as kbs
+from spec import catalogue, support
+from spec.errors import CocoError, ConfigIssue, NotYetSupported, SpecError
+from spec.model import Spec
+from spec.validate import validate
+
 from .. import image as image_mod
-from ..errors import CocoError, ConfigIssue, NotYetSupported, SpecError
-from ..spec import Spec
-from ..validate import validate
 from .args import GuestImageArgs, KeyBrokerArgs, NodePoolArgs, Pool, RuntimeArgs
 
 PACKAGE = "coco-stack"  # the package name other languages import (type tokens coco-stack:index:X)

@@ -27,7 +27,7 @@ class TestGuestImage:
         assert build.name == "img-build"
         assert build.parent_urn == one(result, "coco:image:GuestImage").urn
         assert build.inputs["triggers"] == [recipe.load("minimal").content_hash()]
-        assert build.inputs["create"].startswith("/py -m images.cli image build ")
+        assert build.inputs["create"].startswith("/py -m cli.image image build ")
         assert build.inputs["create"].endswith(f"--out {tmp_path / 'out'} --json")
         # under mocks nothing is built, so there is nothing to export
         assert result.outputs["refs"] == {} and result.outputs["artifacts"] == {}

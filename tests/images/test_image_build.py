@@ -69,7 +69,7 @@ class TestBootMatchesPrediction:
 
     def test_coco_image_boot_command(self, minimal: Built, capsys: pytest.CaptureFixture[str]):
         """The user-facing check: `coco image boot DIR` boots and compares PCR 4 and 11."""
-        from images.cli import main
+        from cli.image import main
 
         assert main(["image", "boot", str(minimal.out)]) == 0
         out = capsys.readouterr().out

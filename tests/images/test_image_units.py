@@ -215,7 +215,7 @@ class TestCli:
     """`coco image` turns errors into `error:`/`hint:` lines and exit codes."""
 
     def test_unknown_recipe_exit_2(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
-        from images.cli import main
+        from cli.image import main
 
         assert main(["image", "build", "nosuch", "--out", str(tmp_path)]) == 2
         err = capsys.readouterr().err
@@ -225,7 +225,7 @@ class TestCli:
     def test_boot_without_build_is_an_error(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ):
-        from images.cli import main
+        from cli.image import main
 
         assert main(["image", "boot", str(tmp_path)]) == 2
         err = capsys.readouterr().err
@@ -252,7 +252,7 @@ class TestNoPulumi:
     """The builder and its CLI import without Pulumi (the `coco image` path and the GuestImage
     command subprocess stay light)."""
 
-    @pytest.mark.parametrize("module", ["images.cli", "images.build", "images.boot"])
+    @pytest.mark.parametrize("module", ["cli.image", "images.build", "images.boot"])
     def test_no_pulumi(self, module: str):
         import sys
 

@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 import zstandard
 
-from images import build, cli, oci, recipe
+from cli import image as cli
+from images import build, oci, recipe
 from images.errors import DownloadError, ImageError, RecipeError
 
 from .oci_registry import TOOLS, Registry, running_registry, write_layout

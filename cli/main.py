@@ -1,0 +1,243 @@
+"""The `coco` command: check and render stacks without the Pulumi CLI.
+
+Library code raises typed errors (spec.errors); only this module prints them and picks the
+exit code: 0 success, 2 invalid input (configuration, stack file), 1 anything unexpected.
+Tracebacks only with --debug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from cli.kbs_client import KbsClientError
+from spec import catalogue, extras, stackfile, support, versions
+from spec.errors import (
+    CocoError,
+    NotYetSupported,
+    RenderError,
+    SpecError,
+    StackFileError,
+    report_unexpected,
+)
+from spec.extras import MissingExtra
+from spec.model import Spec
+from spec.validate import validate
+
+EXIT_INVALID = 2
+
+
+def _summary(spec: Spec, path: Path) -> list[str]:
+    c = spec.cluster
+    if c.provider == "existing":
+        how = (
+            "kubeconfig secret"
+            if c.kubeconfig
+            else (f"context {c.context}" if c.context else "the current kube context")
+        )
+        cluster = f"existing cluster via {how}"
+    else:
+        where = c.location or c.region or c.zone or c.server
+        cluster = (
+            f"{c.provider} cluster {c.name or spec.stack!r} in {where}, Kubernetes "
+            f"{c.kubernetes_version}"
+        )
+    lines = [
+        f"stack {spec.stack} ({spec.environment}) from {path}: valid",
+        f"cluster: {cluster}",
+        f"node pools: {len(spec.node_pools)}",
+    ]
+    for pool in spec.node_pools:
+        offering = catalogue.find(pool.provider or "", pool.tee, pool.mode or "")
+        rc = offering.runtime_class if offering else None
+        where = pool.instance_type or (
+            f"{len(pool.hosts)} host(s)" if pool.hosts else f"nodes matching {pool.node_selector}"
+        )
+        lines.append(
+            f"  - {pool.name}: {pool.tee} {pool.mode} on {pool.provider}, {where}, "
+            f"runtimeClass {rc or '(none: pods use the node runtime)'}"
+        )
+    k = spec.kbs
+    if k.enabled:
+        lines.append(
+            f"kbs: Trustee {versions.TRUSTEE_VERSION} in namespace {k.namespace}, expose "
+            f"{k.expose}, {len(k.resources)} resource(s), resource policy {k.resource_policy}"
+        )
+    else:
+        lines.append("kbs: disabled")
+    return lines
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    sf = stackfile.load(args.stack)
+    spec, warnings = validate(
+        sf.config, stack=sf.name, secure_paths=sf.secure_paths, base_dir=str(sf.project_dir)
+    )
+    for line in _summary(spec, sf.path):
+        print(line)
+    for issue in [*warnings, *support.gaps(spec)]:
+        print(issue.render(), file=sys.stderr)
+    extras.check(spec)
+    if args.live:
+        return _live(spec)
+    return 0
+
+
+def _live(spec: Spec) -> int:
+    from components import preflight  # the cloud SDKs load only for --live
+
+    if not extras.clouds_of(spec):
+        print("live check: the stack uses no cloud; nothing to ask")
+        return 0
+    result = preflight.run(spec)
+    for skipped in result.skipped:
+        said = "only the offline checks ran"
+        print(
+            f"live check skipped for {skipped}"
+            + ("" if said in str(skipped) else f"; {said}")
+            + (f"\n  hint: {skipped.hint}" if skipped.hint else ""),
+            file=sys.stderr,
+        )
+    for issue in result.issues:
+        print(issue.render(), file=sys.stderr)
+    errors = [i for i in result.issues if i.severity == "error"]
+    if result.checked:
+        print(
+            f"live check ({', '.join(result.checked)}): "
+            + (f"{len(errors)} error(s)" if errors else "every size is offered where asked")
+        )
+    return EXIT_INVALID if errors else 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from cli import render  # imports Pulumi: only when rendering
+
+    if args.diff is not None:
+        return _render_diff(args)
+    if args.out is None:
+        raise RenderError("coco render needs --out DIR", "or --diff REF to compare with a commit")
+    started = time.perf_counter()
+    sf = stackfile.load(args.stack)
+    result = render.run(
+        sf.config, stack=sf.name, secure_paths=sf.secure_paths, project_dir=sf.project_dir
+    )
+    count, manifests = render.write(result, Path(args.out))
+    for warning in result.warnings:
+        print(warning, file=sys.stderr)
+    print(
+        f"rendered stack {sf.name}: {count} resources, {manifests} Kubernetes manifests -> "
+        f"{args.out} ({time.perf_counter() - started:.1f}s)"
+    )
+    print(render.NOTICE)
+    return 0
+
+
+def _render_diff(args: argparse.Namespace) -> int:
+    """`coco render STACK --diff REF`: the stack at REF and in the working tree, compared; the
+    `coco diff` Markdown on stdout, everything else on stderr."""
+    import tempfile
+
+    from cli import diff, render
+
+    sf = stackfile.load(args.stack)
+    with tempfile.TemporaryDirectory(prefix="coco-render-diff-") as tmp:
+        base = Path(tmp) / "base"
+        render.render_ref(args.stack, args.diff, base)
+        head = Path(args.out) if args.out else Path(tmp) / "head"
+        result = render.run(
+            sf.config, stack=sf.name, secure_paths=sf.secure_paths, project_dir=sf.project_dir
+        )
+        render.write(result, head)
+        for warning in result.warnings:
+            print(warning, file=sys.stderr)
+        changes = diff.diff_dirs(base, head)
+    sys.stdout.write(diff.markdown(changes))
+    print(render.NOTICE, file=sys.stderr)
+    return 1 if args.exit_code and not changes.empty else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="coco", description="Check and render coco-stack Pulumi stacks without the Pulumi CLI."
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument(
+        "--version", action="version", version=f"coco-stack (CoCo {versions.COCO_RELEASE})"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    check = sub.add_parser("check", help="validate a stack and summarise what it creates")
+    check.add_argument("stack", help="a stack name in stacks/ or a path to a stack YAML file")
+    check.add_argument(
+        "--live",
+        action="store_true",
+        help="also ask each cloud the stack uses (with the environment's credentials) whether "
+        "its sizes are offered where the stack asks for them",
+    )
+    check.set_defaults(func=cmd_check)
+
+    render = sub.add_parser(
+        "render",
+        help="run the program under mocks and write what it registers (not `pulumi preview`)",
+    )
+    render.add_argument("stack", help="a stack name in stacks/ or a path to a stack YAML file")
+    render.add_argument("--out", help="output directory (with --diff: where the head render goes)")
+    render.add_argument(
+        "--diff",
+        metavar="REF",
+        help="also render the stack at git REF and print the `coco diff` Markdown (base: REF, "
+        "head: the working tree)",
+    )
+    render.add_argument(
+        "--exit-code", action="store_true", help="with --diff: exit 1 when something changed"
+    )
+    render.set_defaults(func=cmd_render)
+
+    from cli import kbs as kbs_cli
+
+    kbs_cli.add_parsers(sub)
+
+    from cli import diff_cli
+
+    diff_cli.add_parsers(sub)
+
+    from cli import image as image_cli
+
+    image_cli.add_parsers(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "image_main", False):
+        from cli import image as image_cli
+
+        return image_cli.run_command(args)
+    try:
+        return int(args.func(args))
+    except SpecError as exc:
+        for issue in exc.issues:
+            print(issue.render(), file=sys.stderr)
+        for issue in exc.warnings:
+            print(issue.render(), file=sys.stderr)
+        print(f"{len(exc.issues)} error(s) in stack {args.stack}", file=sys.stderr)
+        return EXIT_INVALID
+    except (StackFileError, NotYetSupported, RenderError, KbsClientError, MissingExtra) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if exc.hint:
+            print(f"  hint: {exc.hint}", file=sys.stderr)
+        return EXIT_INVALID
+    except CocoError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if exc.hint:
+            print(f"  hint: {exc.hint}", file=sys.stderr)
+        return 1
+    except Exception:
+        return report_unexpected(args.debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

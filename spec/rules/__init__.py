@@ -1,0 +1,147 @@
+"""Rules across fields and against the TEE catalogue; resolves the defaults of each pool.
+
+Called by `spec.validate` with the sections that passed type checking (None for those that
+did not). Appends a `ConfigIssue` per problem and returns the resolved `Spec`, or None when a
+section is missing. Every message says what is wrong and what to do instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from spec.errors import ConfigIssue
+from spec.model import Cluster, Kbs, NodePool, Spec
+
+from .base import Collector
+from .clouds import (
+    aks_pools_in_cluster_location,
+    aws_pools_in_cluster_region,
+    gke_pools_in_cluster_region,
+    ibmcloud_pools,
+    one_aws_podvm_size,
+    one_peer_pods_cloud,
+    pod_vm_subnets,
+)
+from .cluster import check_cluster
+from .image import gcp_image_format, podvm_image
+from .kbs import check_kbs, se_verifier_and_kata_guest
+from .pools import check_pool
+
+
+def apply(
+    values: dict[str, Any],
+    *,
+    stack: str,
+    secure_paths: frozenset[str],
+    base_dir: str | None,
+    issues: list[ConfigIssue],
+) -> Spec | None:
+    out = Collector(issues)
+    env = values["environment"]
+    cluster: Cluster | None = values["cluster"]
+    raw_pools = values["nodePools"]
+    if cluster is not None:
+        check_cluster(out, cluster, secure_paths)
+
+    pools: list[NodePool] = []
+    names: dict[str, int] = {}
+    addresses: dict[str, str] = {}
+    for index, pool in enumerate(raw_pools or ()):
+        if pool is None:
+            continue
+        if pool.name in names:
+            out.error(
+                f"coco:nodePools[{index}].name",
+                f"pool name {pool.name!r} is already used by coco:nodePools[{names[pool.name]}]",
+                "give every pool its own name",
+            )
+        names.setdefault(pool.name, index)
+        for h, host in enumerate(pool.hosts or ()):
+            here = f"coco:nodePools[{index}].hosts[{h}].address"
+            if host.address in addresses:
+                out.error(
+                    here,
+                    f"host {host.address!r} is already listed at {addresses[host.address]}",
+                    "a host belongs to one pool",
+                )
+            addresses.setdefault(host.address, here)
+        pools.append(check_pool(out, index, pool, cluster, env, secure_paths))
+    server = cluster.server if cluster is not None and cluster.provider == "k3s" else None
+    if server is not None and server not in addresses:
+        out.error(
+            "coco:cluster.server",
+            f"{server!r} is not one of the pools' hosts",
+            "set it to the address of a host listed in coco:nodePools[].hosts",
+        )
+    one_peer_pods_cloud(out, pools)
+    written = [(i, pool) for i, pool in enumerate(raw_pools or ()) if pool is not None]
+    aws_pools = [(i, p, raw) for (i, raw), p in zip(written, pools, strict=True)]
+    one_aws_podvm_size(out, aws_pools)
+    aws_pools_in_cluster_region(out, aws_pools, cluster)
+    pod_vm_subnets(out, aws_pools, cluster)
+    aks_pools_in_cluster_location(out, aws_pools, cluster)
+    gke_pools_in_cluster_region(out, aws_pools, cluster)
+    valid = [i for i, pool in enumerate(raw_pools or ()) if pool is not None]
+    ibmcloud_pools(out, list(zip(valid, pools, strict=True)), secure_paths)
+    if raw_pools == []:
+        out.warn(
+            "coco:nodePools",
+            "no node pools: only the KBS is deployed",
+            "add a pool to run confidential pods",
+        )
+
+    image = values["image"]
+    if image is not None and image.recipe is not None:
+        from images import recipe as recipes
+        from images.errors import RecipeError
+
+        try:
+            recipes.resolve(image.recipe)
+        except RecipeError as exc:
+            out.error("coco:image.recipe", str(exc), exc.hint or "name a recipe in images/recipes/")
+        else:
+            from images.build import check_oci_pins
+
+            try:
+                check_oci_pins(recipes.load(image.recipe))
+            except RecipeError as exc:
+                # valid config, but `pulumi up` would stop at the image build: say so now
+                out.warn(
+                    "coco:image.recipe",
+                    f"the build during `pulumi up` will stop: {exc}",
+                    exc.hint or "pin the payload's digest",
+                )
+    if image is not None:
+        podvm_image(out, image, pools)
+        gcp_image_format(out, image, pools)
+    kbs: Kbs | None = values["kbs"]
+    if kbs is not None:
+        items = values.get("kbs.resources", list(kbs.resources))
+        check_kbs(out, kbs, env, secure_paths, base_dir, pools, items)
+        se_verifier_and_kata_guest(out, kbs, env, pools, secure_paths, base_dir)
+        peer = [i for i, p in enumerate(pools) if p.mode == "peer-pods"]
+        if kbs.enabled and peer and kbs.hostname is None:
+            # pod VMs are cloud VMs on the cluster's network, not pods: the attestation agent
+            # in them dials the KBS URL from its initdata (cloud-api-adaptor docs, "Deploy
+            # Trustee": the KBS must be reachable from the pod VM)
+            out.warn(
+                "coco:kbs.hostname",
+                f"peer-pod VMs (coco:nodePools[{peer[0]}]) run outside the cluster and cannot "
+                "resolve the KBS's in-cluster name",
+                "set hostname (with expose: loadbalancer or ingress) to a name the pod VMs' "
+                "network resolves",
+            )
+
+    if None in (env, cluster, raw_pools, kbs, values["runtime"], values["image"]) or (
+        None in raw_pools
+    ):
+        return None
+    return Spec(
+        stack=stack,
+        environment=env,
+        cluster=cluster,
+        node_pools=tuple(pools),
+        kbs=kbs,
+        runtime=values["runtime"],
+        image=values["image"],
+    )

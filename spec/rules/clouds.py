@@ -1,0 +1,240 @@
+"""Rules for where pools run: region and zone names, one peer-pods cloud per stack, pools in
+their managed cluster's region, pod-VM subnets and sizes, IBM Cloud pool settings."""
+
+from __future__ import annotations
+
+import re
+
+from spec import catalogue
+from spec.model import Cluster, NodePool
+
+from .base import Collector, an
+
+
+def check_region(out: Collector, path: str, provider: str, value: str | None, zone: bool) -> bool:
+    """Check a region or zone name's shape; True when it is absent or well formed."""
+    if value is None:
+        return True
+    table = catalogue.ZONE_PATTERNS if zone else catalogue.REGION_PATTERNS
+    key = "zone" if zone else "region"
+    if provider not in table:
+        out.error(path, f"{key} does not apply to {provider} pools", "remove this key")
+        return False
+    pattern, example = table[provider]
+    if not pattern.match(value):
+        kind = "zone" if zone else ("location" if provider == "azure" else "region")
+        out.error(
+            path, f"{value!r} is not {an(provider)} {kind} name", f"write it like {example!r}"
+        )
+        return False
+    return True
+
+
+def ibmcloud_pools(
+    out: Collector, indexed: list[tuple[int, NodePool]], secure: frozenset[str]
+) -> None:
+    """IBM Cloud peer pods (components.ibmcloud): the ids of an existing VPC, a zone, the API
+    key as a secret, and one VPC configuration for all pools (cloud-api-adaptor reads one
+    IBMCLOUD_* set per cluster, src/cloud-providers/ibmcloud/manager.go@v0.22.0)."""
+    first: tuple[int, NodePool] | None = None
+    for index, pool in indexed:
+        p = f"coco:nodePools[{index}]"
+        if pool.provider != "ibmcloud":
+            if pool.ibmcloud is not None:
+                out.error(
+                    f"{p}.ibmcloud",
+                    f"ibmcloud keys do not apply to {pool.provider} pools",
+                    "remove ibmcloud, or set provider: ibmcloud",
+                )
+            continue
+        if pool.mode != "peer-pods":
+            continue  # the catalogue offers ibmcloud se peer-pods only (reported at mode)
+        if pool.ibmcloud is None:
+            out.error(
+                f"{p}.ibmcloud",
+                "ibmcloud peer pods need the ids of an existing VPC, its subnet, the Secure "
+                "Execution pod-VM image and the resource group",
+                "add ibmcloud: {vpcId, subnetId, imageId, resourceGroupId, apiKey}, the API key "
+                f"with: pulumi config set --secret --path '{p}.ibmcloud.apiKey' API_KEY",
+            )
+            continue
+        if pool.zone is None:
+            out.error(
+                f"{p}.zone",
+                "ibmcloud peer pods need a zone (IBMCLOUD_ZONE)",
+                f"set it, for example {catalogue.ZONE_PATTERNS['ibmcloud'][1]!r}",
+            )
+        elif pool.region is not None and not pool.zone.startswith(pool.region + "-"):
+            out.error(
+                f"{p}.zone",
+                f"zone {pool.zone!r} is not in region {pool.region!r}",
+                "pick a zone of the region",
+            )
+        key = f"{p}.ibmcloud.apiKey"
+        if key not in secure:
+            out.error(
+                key,
+                "an API key must be stored as a secret, not in plain text",
+                f"run: pulumi config set --secret --path '{key}' API_KEY",
+            )
+        if first is None:
+            first = (index, pool)
+        elif (pool.ibmcloud, pool.region, pool.zone) != (
+            first[1].ibmcloud,
+            first[1].region,
+            first[1].zone,
+        ):
+            out.error(
+                f"{p}.ibmcloud",
+                f"differs from coco:nodePools[{first[0]}]: cloud-api-adaptor creates every pod "
+                "VM with one VPC configuration",
+                "give every ibmcloud pool the same ibmcloud keys, region and zone",
+            )
+
+
+def one_peer_pods_cloud(out: Collector, pools: list[NodePool]) -> None:
+    """cloud-api-adaptor serves one provider per cluster (the peerpods chart's single
+    `provider` value, values.yaml@v0.22.0), so peer pods of two clouds cannot share a stack."""
+    peer_providers = {p.provider or "" for p in pools if p.mode == "peer-pods"}
+    if len(peer_providers) > 1:
+        index = max(i for i, p in enumerate(pools) if p.mode == "peer-pods")
+        out.error(
+            f"coco:nodePools[{index}].provider",
+            f"peer pods of several clouds in one cluster ({', '.join(sorted(peer_providers))})",
+            "cloud-api-adaptor serves one provider per cluster: keep one cloud's peer pods per "
+            "stack",
+        )
+
+
+def aws_pools_in_cluster_region(
+    out: Collector, pools: list[tuple[int, NodePool, NodePool]], c: Cluster | None
+) -> None:
+    """An EKS cluster's node groups and pod VMs live in its VPC, so in its region. `pools`:
+    (index as written, resolved pool, pool as written: which of region and zone was set)."""
+    if c is None or c.provider != "eks" or c.region is None:
+        return
+    for i, p, written in pools:
+        if p.provider == "aws" and p.region and p.region != c.region:
+            key = "region" if written.region is not None else "zone"
+            out.error(
+                f"coco:nodePools[{i}].{key}",
+                f"{key} {getattr(written, key)!r} is not in the EKS cluster's region {c.region!r}",
+                f"use a zone of {c.region} (for example {c.region}a), or remove {key}",
+            )
+
+
+# The subnet ids CAA takes as AWS_SUBNET_ID and AZURE_SUBNET_ID (src/cloud-providers/aws and
+# azure manager.go@v0.22.0): an EC2 subnet id (8 or 17 hex digits), and an Azure subnet resource id.
+_POD_VM_SUBNET = {
+    "aws": (re.compile(r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$"), "subnet-0123456789abcdef0"),
+    "azure": (
+        re.compile(
+            r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Network/"
+            r"virtualNetworks/[^/]+/subnets/[^/]+$",
+            re.IGNORECASE,
+        ),
+        "/subscriptions/SUB/resourceGroups/RG/providers/Microsoft.Network/virtualNetworks/VNET/"
+        "subnets/podvms",
+    ),
+}
+
+
+def pod_vm_subnets(
+    out: Collector, pools: list[tuple[int, NodePool, NodePool]], c: Cluster | None
+) -> None:
+    """`podVmSubnet` names the one subnet CAA puts pod VMs in (AWS_SUBNET_ID, AZURE_SUBNET_ID:
+    one per cluster), for peer pods on an attached EKS or AKS cluster; a stack-made cluster gets
+    a pod-VM subnet of its own. `pools` as for aws_pools_in_cluster_region."""
+    chosen: dict[str, tuple[int, str]] = {}
+    for i, p, _ in pools:
+        if p.pod_vm_subnet is None:
+            continue
+        key = f"coco:nodePools[{i}].podVmSubnet"
+        if p.mode != "peer-pods" or p.provider not in _POD_VM_SUBNET:
+            out.error(key, "only aws and azure peer-pods pools take a pod-VM subnet",
+                      "remove podVmSubnet")
+            continue
+        shape, example = _POD_VM_SUBNET[p.provider]
+        if not shape.match(p.pod_vm_subnet):
+            out.error(key, f"{p.pod_vm_subnet!r} is not an {p.provider} subnet id",
+                      f"use the subnet's id, for example {example!r}")
+            continue
+        if c is None or not c.attach:
+            out.warn(key, "not used: the stack creates the cluster and a pod-VM subnet of its own",
+                     "remove podVmSubnet, or attach to an existing cluster (coco:cluster.attach)")
+        first = chosen.setdefault(p.provider, (i, p.pod_vm_subnet))
+        if first[1] != p.pod_vm_subnet:
+            out.error(key, f"cloud-api-adaptor takes one pod-VM subnet, and "
+                      f"coco:nodePools[{first[0]}].podVmSubnet names another",
+                      "give every peer-pods pool the same podVmSubnet")
+
+
+def aks_pools_in_cluster_location(
+    out: Collector, pools: list[tuple[int, NodePool, NodePool]], c: Cluster | None
+) -> None:
+    """An AKS cluster's node pools and its pod-VM subnet live in the cluster's virtual network,
+    so in its location (components.azure creates them all at cluster.location), and
+    AZURE_REGION, taken from the pool, must name it too. `pools` as for
+    aws_pools_in_cluster_region; a malformed region is reported once, by check_pool."""
+    if c is None or c.provider != "aks" or c.location is None:
+        return
+    shape = catalogue.REGION_PATTERNS["azure"][0]
+    for i, p, written in pools:
+        if p.provider != "azure" or written.region is None or not shape.match(written.region):
+            continue
+        if written.region != c.location:
+            out.error(
+                f"coco:nodePools[{i}].region",
+                f"region {written.region!r} is not the AKS cluster's location {c.location!r}",
+                f"remove region (the pool takes {c.location!r}), or set coco:cluster.location "
+                f"to {written.region!r} if the whole cluster belongs there",
+            )
+
+
+def gke_pools_in_cluster_region(
+    out: Collector, pools: list[tuple[int, NodePool, NodePool]], c: Cluster | None
+) -> None:
+    """A GKE cluster's node pools (node_locations) and pod VMs (GCP_ZONE, on the cluster's
+    regional subnetwork: components.gcp.cluster) live in the cluster's region, a zonal
+    cluster's being its zone's. A zone outside it fails here as a region mismatch: the pool's
+    region is its zone's, and a zone outside a written region is reported by check_pool, as is a
+    malformed region or zone."""
+    if c is None or c.provider != "gke":
+        return
+    region = c.region or (c.zone.rsplit("-", 1)[0] if c.zone else None)
+    if region is None:
+        return
+    for i, p, written in pools:
+        if p.provider != "gcp" or not p.region or p.region == region:
+            continue
+        key = "region" if written.region is not None else "zone"
+        table = catalogue.REGION_PATTERNS if key == "region" else catalogue.ZONE_PATTERNS
+        if not table["gcp"][0].match(getattr(written, key)):
+            continue
+        relation = "the" if key == "region" else "in the"
+        out.error(
+            f"coco:nodePools[{i}].{key}",
+            f"{key} {getattr(written, key)!r} is not {relation} GKE cluster's region {region!r}",
+            f"remove {key} (the pool takes the cluster's), or use a zone of {region}, for "
+            f"example {region}-b",
+        )
+
+
+def one_aws_podvm_size(out: Collector, pools: list[tuple[int, NodePool, NodePool]]) -> None:
+    """AWS pod VMs start from one launch template (components/aws/peerpods.py): with
+    USE_PODVM_LAUNCHTEMPLATE, cloud-api-adaptor v0.22.0 passes no instance type of its own
+    (src/cloud-providers/aws/provider.go CreateInstance), so every pod VM gets the template's."""
+    first: tuple[int, str] | None = None
+    for i, p, _ in pools:
+        if p.provider != "aws" or p.mode != "peer-pods" or not p.instance_type:
+            continue
+        if first is None:
+            first = (i, p.instance_type)
+        elif p.instance_type != first[1]:
+            out.error(
+                f"coco:nodePools[{i}].instanceType",
+                f"aws peer-pods pools share one pod-VM launch template, which has "
+                f"coco:nodePools[{first[0]}]'s {first[1]!r}",
+                f"use {first[1]!r} here too, or put pods that need {p.instance_type!r} in a "
+                "nodes-mode pool",
+            )

@@ -1,0 +1,49 @@
+"""Rules for `coco:image`: the recipe, and the pod-VM image every cloud peer-pods pool needs."""
+
+from __future__ import annotations
+
+from spec.model import Image, NodePool
+
+from .base import Collector
+
+
+def podvm_image(out: Collector, image: Image, pools: list[NodePool]) -> None:
+    """Cloud peer pods boot a pod-VM image: the recipe's, published by the stack, or one the
+    user names. IBM Cloud pools name their own (coco-stack cannot publish there)."""
+    clouds = sorted(
+        {p.provider or "" for p in pools if p.mode == "peer-pods"} & {"azure", "aws", "gcp"}
+    )
+    if clouds and image.recipe is None and image.podvm_image is None:
+        out.error(
+            "coco:image.podvmImage",
+            f"{clouds[0]} peer pods need a pod-VM image and the stack has none",
+            "set coco:image.recipe: podvm (the stack builds and publishes it) or podvmImage to "
+            "an image already in the cloud",
+        )
+    if image.podvm_image is not None and not clouds:
+        out.error(
+            "coco:image.podvmImage",
+            "podvmImage applies only to azure, aws or gcp peer-pods pools",
+            "remove it",
+        )
+
+
+def gcp_image_format(out: Collector, image: Image, pools: list[NodePool]) -> None:
+    """GCP publishes the recipe's disk.raw.tar.gz (components.gcp.image), so the recipe must
+    build the gcp-tar format."""
+    gcp_peer_pods = any(p.provider == "gcp" and p.mode == "peer-pods" for p in pools)
+    if not gcp_peer_pods or image.recipe is None or image.podvm_image is not None:
+        return
+    from images import recipe as recipes
+    from images.errors import RecipeError
+
+    try:
+        formats = recipes.load(image.recipe).formats
+    except RecipeError:
+        return  # reported with the recipe's own error
+    if "gcp-tar" not in formats:
+        out.error(
+            "coco:image.recipe",
+            f"recipe {image.recipe!r} does not build gcp-tar, the disk GCP peer pods publish",
+            'add "gcp-tar" to the recipe\'s [outputs] formats, or set podvmImage',
+        )

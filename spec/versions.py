@@ -1,0 +1,262 @@
+"""Every upstream version coco-stack deploys, pinned in this one module.
+
+One consistent release set: the Confidential Containers v0.22.0 release
+(confidential-containers/confidential-containers: releases/v0.22.0.md) pairs kata-containers 4.0.0,
+Trustee v0.21.0 and cloud-api-adaptor v0.22.0 (peerpods chart 0.4.0). Move to a newer set only
+after checking every version and every generated format (kbs-config.toml, chart values) against
+that release's source, and bump the whole set here together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ChartRef:
+    """A Helm chart pinned by exact version."""
+
+    name: str
+    repo: str  # an OCI repository (oci://...) without the chart name
+    version: str
+
+    @property
+    def reference(self) -> str:
+        return f"{self.repo}/{self.name}"
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """A container image pinned by tag, and by digest where upstream publishes one."""
+
+    repository: str
+    tag: str
+    digest: str | None = None
+
+    @property
+    def reference(self) -> str:
+        ref = f"{self.repository}:{self.tag}"
+        return f"{ref}@{self.digest}" if self.digest else ref
+
+
+@dataclass(frozen=True)
+class ReleaseArtifact:
+    """A release file pinned by URL and sha256 (fetched and checked by images.release)."""
+
+    name: str
+    version: str
+    url: str
+    sha256: str  # hex, of the whole file
+    size: int | None = None  # bytes, when known: progress and an early size check
+
+    @property
+    def filename(self) -> str:
+        return self.url.rsplit("/", 1)[-1]
+
+
+# The release set. Source: confidential-containers/confidential-containers releases/v0.22.0.md.
+COCO_RELEASE = "v0.22.0"
+KATA_VERSION = "4.0.0"
+TRUSTEE_VERSION = "v0.21.0"
+CLOUD_API_ADAPTOR_VERSION = "v0.22.0"
+
+# The runtime is installed with the confidential-containers chart around kata-deploy; the CoCo
+# operator was archived on 2026-02-01 (confidential-containers/operator README).
+# Version 0.22.0: confidential-containers/charts PR #192 "Update Helm chart for v0.22.0 release"
+# (Kata 4.0.0, CAA chart 0.4.0); chart versions have tracked CoCo releases since 0.18.0
+# (charts PRs #49, #88). The chart's own Chart.yaml at 0.22.0 was not readable here
+# (unverified): check it before the runtime issue relies on its values.
+COCO_CHART = ChartRef(
+    name="confidential-containers",
+    repo="oci://ghcr.io/confidential-containers/charts",
+    version="0.22.0",
+)
+# Source: kata-containers/kata-containers
+# tools/packaging/kata-deploy/helm-chart/kata-deploy/Chart.yaml@4.0.0 (version and appVersion
+# 4.0.0); published by .github/workflows/release.yaml@4.0.0.
+KATA_DEPLOY_CHART = ChartRef(
+    name="kata-deploy",
+    repo="oci://ghcr.io/kata-containers/kata-deploy-charts",
+    version=KATA_VERSION,
+)
+# Source: confidential-containers/cloud-api-adaptor
+# src/cloud-api-adaptor/install/charts/peerpods/Chart.yaml@v0.22.0
+PEERPODS_CHART = ChartRef(
+    name="peerpods",
+    repo="oci://ghcr.io/confidential-containers/cloud-api-adaptor/charts",
+    version="0.4.0",
+)
+
+# Trustee v0.21.0 is commit 258ea4acb7b9bd865fce5c63a539f2120dba8298; kata 4.0.0 and
+# cloud-api-adaptor v0.22.0 versions.yaml both point at it. No upstream digest is published for
+# the KBS image, so it is pinned by its release tag.
+# The KBS image with the attestation service built in (the plain tag expects a separate AS over
+# gRPC). Source: confidential-containers/trustee
+# kbs/config/kubernetes/base/kustomization.yaml (main after v0.21.0, commit befca102).
+KBS_IMAGE = ImageRef(
+    repository="ghcr.io/confidential-containers/key-broker-service",
+    tag=f"built-in-as-{TRUSTEE_VERSION}",
+)
+
+# Kubernetes minor version targeted by default (the CoCo v0.22.0 release notes report SNP tested
+# on v1.34.2 and TDX/SE on v1.36.2): managed clusters are created with it and every
+# Kubernetes object the project authors is validated against its schema (kubernetes-validate).
+KUBERNETES_VERSION = "1.34"
+
+# kata-deploy's own image when image.tag is empty is its appVersion (templates/_helpers.tpl@4.0.0);
+# upstream publishes no digest for it.
+KATA_DEPLOY_IMAGE = ImageRef(repository="quay.io/kata-containers/kata-deploy", tag=KATA_VERSION)
+
+# cloud-api-adaptor image pinned by the peerpods chart 0.4.0 (values.yaml@v0.22.0: a commit tag of
+# the v0.22.0 release) and the cert-manager the peer-pods webhook needs first
+# (cloud-api-adaptor versions.yaml@v0.22.0: tools.cert-manager).
+CLOUD_API_ADAPTOR_IMAGE = ImageRef(
+    repository="quay.io/confidential-containers/cloud-api-adaptor",
+    tag="61b1aba91df646a663e60ab6b55c6a7dc93cd167",
+)
+CERT_MANAGER_VERSION = "v1.15.3"
+# cert-manager's Helm repository (cert-manager.io/docs/installation/helm); `crds.enabled` is the
+# chart value from 1.15 on.
+CERT_MANAGER_REPO = "https://charts.jetstack.io"
+CERT_MANAGER_CHART = ChartRef(
+    name="cert-manager", repo=CERT_MANAGER_REPO, version=CERT_MANAGER_VERSION
+)
+
+# Format versions of what the stack writes for Trustee v0.21.0: the initdata TOML
+# (trustee kbs/docs/initdata.md@v0.21.0) and RVPS reference values
+# (trustee rvps/src/reference_value.rs@v0.21.0).
+INITDATA_VERSION = "0.1.0"
+RVPS_REFERENCE_VALUE_VERSION = "0.1.0"
+
+# Namespaces the upstream charts install into.
+# Source: confidential-containers/cloud-api-adaptor install/charts/peerpods (namespace).
+PEERPODS_NAMESPACE = "confidential-containers-system"
+
+
+# --- Guest images (images/) -------------------------------------------------------------------
+# Everything here changes image bytes and measurements, so it is pinned exactly and recorded in
+# measurements.json.
+#
+# - Debian: the suite and the package of one kernel ABI. No snapshot.debian.org mirror is reachable
+#   from the build machines, so the mirror is the configured deb.debian.org and the exact mirror
+#   state is pinned per build instead: the sha256 of the suite's InRelease file is part of the
+#   rootfs cache key and recorded in measurements.json (rootfs.mirror_state). A mirror update
+#   gives a new key and a fresh rootfs; it never silently reuses a stale one.
+# - linux-image-6.1.0-50-cloud-amd64 is what bookworm main (12.x point release) resolves
+#   linux-image-cloud-amd64 to on the mirror as of 2026-11-27 (`mmdebstrap --variant=extract
+#   --include=linux-image-cloud-amd64 bookworm`); naming the ABI package keeps the kernel fixed even
+#   when the metapackage moves.
+DEBIAN_SUITE = "bookworm"
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+KERNEL_PACKAGE = "linux-image-6.1.0-50-cloud-amd64"
+# 2026-11-27T00:00:00Z: the default SOURCE_DATE_EPOCH of every recipe (clamps every timestamp).
+SOURCE_DATE_EPOCH = 1795737600
+# systemd-boot-efi 252 (bookworm): the stub the UKI is built on.
+EFI_STUB = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub"
+# OVMF 2022.11 (bookworm package ovmf): boot test firmware, and the default SNP firmware input.
+OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+OVMF_SNP = "/usr/share/ovmf/OVMF.fd"
+# Packages the initramfs is assembled from (extracted, never installed): busybox for the shell,
+# veritysetup for dm-verity (the kernel's dm-mod.create= needs dm built in; bookworm's cloud
+# kernel has it as a module, see ../shared/facts/images.md).
+INITRD_PACKAGES = ("busybox-static", "cryptsetup-bin")
+
+
+# --- k3s on bare-metal hosts (components.k3s) ---------------------------------------------------
+# k3s v1.34.3+k3s1: Kubernetes 1.34, the minor of KUBERNETES_VERSION. The binary is downloaded on
+# each host from the GitHub release and installed only when its sha256 matches (`sha256sum -c`),
+# never through `curl | sh`. Asset names per `uname -m` (k3s, k3s-arm64, k3s-s390x) and the
+# checksum files sha256sum-<arch>.txt: github.com/k3s-io/k3s/releases (release asset list).
+# The amd64 digest is (unverified): taken from andrewrothstein/ansible-k3s defaults/main.yml
+# (k3s_checksums v1.34.3+k3s1 amd64, recorded there from the release's sha256sum-amd64.txt), not
+# checked against the release file here (no network). No s390x digest was found, so k3s pools
+# are amd64 only (spec.rules refuses others); Secure Execution hosts join an existing
+# cluster instead.
+K3S_VERSION = "v1.34.3+k3s1"
+K3S_RELEASE_URL = "https://github.com/k3s-io/k3s/releases/download"
+# `uname -m` -> (release asset, sha256)
+K3S_BINARIES = {
+    "x86_64": ("k3s", "f95350e3997165974d1d1406f01aabaf869aed7ca790cc2d83a92a82f26a06c5"),
+}
+# Catalogue arch (spec.catalogue Offering.arch) -> `uname -m`
+K3S_MACHINES = {"amd64": "x86_64", "s390x": "s390x"}
+
+
+# --- IBM SE verifier and bare-metal SNP reference values (kbs.se_verifier, images.kata)
+# Where the Trustee v0.21.0 IBM SE verifier reads its material: the defaults in
+# deps/verifier/src/se/ibmse.rs@v0.21.0 (each can be moved with an environment variable; the stack
+# mounts at the defaults instead). Not a version, but pinned to TRUSTEE_VERSION like the formats.
+SE_VERIFIER_DIR = "/run/confidential-containers/ibmse"
+# The qemu-snp shim of kata 4.0.0: src/runtime/config/configuration-qemu-snp.toml.in@4.0.0
+# (default_vcpus = 1, firmware @FIRMWARESNPPATH@ = share/ovmf/AMDSEV.fd, src/runtime/Makefile),
+# and the QEMU CPU model the Go shim gives SNP guests (qemu_amd64.go cpuModel(): "EPYC-v4").
+KATA_SNP_CPU_MODEL = "EPYC-v4"
+KATA_SNP_DEFAULT_VCPUS = 1
+KATA_SNP_FIRMWARE = "/opt/kata/share/ovmf/AMDSEV.fd"
+
+# The kata 4.0.0 release tarball kata-deploy installs from (everything under ./opt/kata), the
+# source of the qemu-snp guest's firmware and kernel when coco:kbs.kataGuest names no files.
+# Asset name: github.com/kata-containers/kata-containers/releases/tag/4.0.0 (kata-static-<version>-
+# <arch>.tar.zst). The sha256 and size are (unverified) against the release itself, which is not
+# reachable from where this was written: they are the value two unrelated projects pin for this
+# asset, found with the code search on 2026-11-27 (one project's Dockerfile ARG
+# KATA_AMD64_SHA256, shell table and cache notes recording 1,952,994,060 bytes; another's Python
+# map of the checksums GitHub publishes), both agreeing. A wrong value fails closed: the download
+# is refused, naming both digests.
+KATA_STATIC = ReleaseArtifact(
+    name="kata-static",
+    version=KATA_VERSION,
+    url="https://github.com/kata-containers/kata-containers/releases/download/"
+    f"{KATA_VERSION}/kata-static-{KATA_VERSION}-amd64.tar.zst",
+    sha256="2c3b9dfeba355582b40aee462b12916c9740654d0230f696adf719d67b063a8c",
+    size=1_952_994_060,
+)
+# Members of KATA_STATIC the qemu-snp shim boots (kata-containers@4.0.0): the firmware
+# tools/packaging/static-build/ovmf/build-ovmf.sh installs as share/ovmf/AMDSEV.fd, and the kernel
+# src/runtime/Makefile names for KERNELCONFIDENTIALTYPE = compressed (MAKE_KERNEL_NAME:
+# vmlinuz.container in KERNELDIR = share/kata-containers), a symlink build-kernel.sh makes to the
+# versioned kernel. kata-deploy builds with PREFIX /opt/kata. No initrd: the shim boots the image
+# kata-containers-confidential.img, bound by the dm-verity root hash in its command line.
+KATA_SNP_MEMBERS = {
+    "firmware": "opt/kata/share/ovmf/AMDSEV.fd",
+    "kernel": "opt/kata/share/kata-containers/vmlinuz.container",
+}
+
+
+# --- Pod-VM guest components as OCI artifacts (images/, podvm recipe) ---------------------------
+# cloud-api-adaptor v0.22.0 does not publish one pinned image of its pod-VM binaries: its podvm
+# Makefile.inc (src/cloud-api-adaptor/podvm/Makefile.inc@v0.22.0, pull_agent_artifact /
+# pull_gc_artifact) pulls each component as an oras artifact, resolving a commit-derived tag to a
+# digest at build time (`oras resolve`, then provenance checked with hack/verify-provenance.sh),
+# with the commits from src/cloud-api-adaptor/versions.yaml@v0.22.0 (oci.kata-containers.reference
+# cf82bb35c80320178bf7570252fe75d6fb263209 = kata 4.0.0; oci.guest-components.reference
+# dcd55ea16ea4f4bcb87c1420f16af92e9eb15f2f). Tags: kata "<commit>-x86_64" (generate_tag in
+# Makefile.inc); attestation-agent "<commit>-<TEE_PLATFORM>_x86_64" with TEE_PLATFORM "none" by
+# default (Makefile.defaults@v0.22.0), confidential-data-hub and api-server-rest "<commit>-x86_64"
+# (guest-components .github/workflows/publish-artifacts.yml: oras push of one .tar.xz file).
+# The podvm-binaries-ubuntu-amd64 image that would hold all binaries is only built locally by the
+# v0.22.0 workflows (podvm_mkosi.yaml runs `make podvm-binaries` without PUSH), so whether a
+# v0.22.0 tag of it exists is (unverified). agent-protocol-forwarder and process-user-data are
+# built from the cloud-api-adaptor source and published in no artifact of their own.
+# Digests: upstream publishes none in a file (only GitHub build attestations per digest), and the
+# registries are not reachable from where this was written, so `digest` is None until resolved
+# once with `coco image resolve REFERENCE` and checked against the attestation
+# (`gh attestation verify oci://REF@DIGEST --repo ...`); the image build refuses a pin without a
+# digest.
+PODVM_KATA_AGENT = ImageRef(
+    repository="ghcr.io/kata-containers/cached-artefacts/agent",
+    tag="cf82bb35c80320178bf7570252fe75d6fb263209-x86_64",
+)
+PODVM_ATTESTATION_AGENT = ImageRef(
+    repository="ghcr.io/confidential-containers/guest-components/attestation-agent",
+    tag="dcd55ea16ea4f4bcb87c1420f16af92e9eb15f2f-none_x86_64",
+)
+PODVM_CONFIDENTIAL_DATA_HUB = ImageRef(
+    repository="ghcr.io/confidential-containers/guest-components/confidential-data-hub",
+    tag="dcd55ea16ea4f4bcb87c1420f16af92e9eb15f2f-x86_64",
+)
+PODVM_API_SERVER_REST = ImageRef(
+    repository="ghcr.io/confidential-containers/guest-components/api-server-rest",
+    tag="dcd55ea16ea4f4bcb87c1420f16af92e9eb15f2f-x86_64",
+)

@@ -1,0 +1,173 @@
+"""Rules that must not hide one another, and the defaults a valid spec resolves to."""
+
+from __future__ import annotations
+
+import pytest
+
+from spec.errors import SpecError
+from spec.validate import validate
+
+EXISTING = {"provider": "existing"}
+
+
+def _errors(config):
+    with pytest.raises(SpecError) as info:
+        validate(config, stack="t")
+    return {i.path: i for i in info.value.issues}
+
+
+class TestNoHiding:
+    """A type error in one place does not hide rule errors elsewhere in the same section."""
+
+    def test_bad_resource_path_does_not_hide_production_policy(self):
+        errors = _errors({
+            "coco:environment": "production",
+            "coco:kbs": {"resourcePolicy": "allow-all",
+                         "resources": [{"path": "default/key", "value": "x"},
+                                       {"path": "default/key/2", "value": "y"}]},
+        })
+        assert set(errors) == {"coco:kbs.resources[0].path", "coco:kbs.resourcePolicy"}
+
+    def test_bare_metal_pool_on_managed_cluster_is_one_error(self):
+        errors = _errors({
+            "coco:cluster": {"provider": "eks", "region": "eu-west-1"},
+            "coco:nodePools": [{"name": "dev", "tee": "none", "mode": "bare-metal"}],
+        })
+        assert list(errors) == ["coco:nodePools[0].mode"]
+        assert "cannot join eks clusters" in errors["coco:nodePools[0].mode"].message
+
+
+class TestDefaults:
+    """Valid pools come back with provider, mode, instance type and location resolved."""
+
+    def test_managed_cluster_defaults(self):
+        spec, _ = validate({
+            "coco:cluster": {"provider": "aks", "location": "westeurope"},
+            "coco:nodePools": [{"name": "snp", "tee": "snp"},
+                               {"name": "cvm", "tee": "snp", "mode": "nodes"}],
+            "coco:image": {"recipe": "minimal"},
+        }, stack="t")
+        peer, nodes = spec.node_pools
+        assert (peer.provider, peer.mode, peer.instance_type, peer.region, peer.count) == (
+            "azure", "peer-pods", "Standard_DC2as_v5", "westeurope", None)
+        assert (nodes.mode, nodes.instance_type, nodes.count) == ("nodes", "Standard_DC4as_v5", 1)
+
+    def test_gcp_region_from_zone(self):
+        spec, _ = validate({
+            "coco:cluster": {"provider": "gke", "zone": "europe-west4-a",
+                             "project": "coco-test-123456"},
+            "coco:nodePools": [{"name": "tdx", "tee": "tdx"}],
+            "coco:image": {"podvmImage": "podvm-snp"},
+        }, stack="t")
+        (pool,) = spec.node_pools
+        assert (pool.region, pool.zone, pool.instance_type) == (
+            "europe-west4", "europe-west4-a", "c3-standard-4")
+
+    def test_existing_cluster_bare_metal_default(self):
+        spec, warnings = validate({
+            "coco:cluster": EXISTING,
+            "coco:nodePools": [{"name": "snp", "tee": "snp", "nodeSelector": {"a": "b"}}],
+        }, stack="t")
+        assert (spec.node_pools[0].provider, spec.node_pools[0].mode) == ("baremetal", "bare-metal")
+        assert spec.environment == "dev" and spec.kbs.namespace == "coco-kbs"
+        assert warnings == []
+
+
+class TestReviewFindings:
+    """Regressions found in review: indices, secure keys, empty values, zone-derived regions."""
+
+    def test_resource_indices_are_the_users(self):
+        errors = _errors({"coco:kbs": {"resources": [
+            {"path": "bad", "value": "x"},
+            {"path": "a/b/c", "value": "y"},
+            {"path": "a/b/c", "value": "z"},
+        ]}})
+        assert set(errors) == {"coco:kbs.resources[0].path", "coco:kbs.resources[2].path"}
+        assert "coco:kbs.resources[1]" in errors["coco:kbs.resources[2].path"].message
+
+    def test_secure_on_a_non_secret_key_is_refused(self):
+        with pytest.raises(SpecError) as info:
+            validate({"coco:cluster": {"provider": "existing", "context": "[x]"}}, stack="t",
+                     secure_paths=frozenset({"coco:cluster.context"}))
+        assert [i.path for i in info.value.issues] == ["coco:cluster.context"]
+        assert "not secret" in info.value.issues[0].message
+
+    def test_program_mode_accepts_whole_key_secrets(self):
+        """Under `pulumi up` every path below a secret key counts as secure."""
+        spec, _ = validate(
+            {"coco:cluster": {"provider": "existing", "context": "c"}}, stack="t",
+            secure_paths=frozenset({"coco:cluster", "coco:cluster.context",
+                                    "coco:cluster.provider"}),
+            exact_secure_paths=False,
+        )
+        assert spec.cluster.context == "c"
+
+    @pytest.mark.parametrize("config,path", [
+        ({"coco:nodePools": [{"name": "a", "tee": "snp", "nodeSelector": {}}]},
+         "coco:nodePools[0].nodeSelector"),
+        ({"coco:cluster": {"kubeconfig": ""}}, "coco:cluster.kubeconfig"),
+    ])
+    def test_empty_values_refused(self, config, path):
+        errors = _errors(config)
+        assert errors[path].message == "must not be empty"
+
+    def test_pool_zone_gives_its_region(self):
+        spec, _ = validate({"coco:nodePools": [
+            {"name": "g", "tee": "snp", "provider": "gcp", "zone": "europe-west4-a"}],
+            "coco:image": {"recipe": "minimal"}}, stack="t")
+        assert spec.node_pools[0].region == "europe-west4"
+
+
+class TestReferenceValues:
+    """Reference value names are the ones the attestation policy reads; typos are errors."""
+
+    def test_typo_refused_with_suggestion(self):
+        errors = _errors({"coco:kbs": {"referenceValues": {"snp_launch_measurment": ["ab"]}}})
+        issue = errors["coco:kbs.referenceValues.snp_launch_measurment"]
+        assert "did you mean 'snp_launch_measurement'" in issue.hint
+
+    def test_empty_values_refused(self):
+        errors = _errors({"coco:kbs": {"referenceValues": {"mr_td": []}}})
+        assert "coco:kbs.referenceValues.mr_td" in errors
+
+    def test_unused_name_warns(self):
+        _, warnings = validate({
+            "coco:nodePools": [{"name": "s", "tee": "snp", "nodeSelector": {"a": "b"}}],
+            "coco:kbs": {"referenceValues": {"mr_td": ["00"], "snp_launch_measurement": ["ab"]}},
+        }, stack="t")
+        assert [w.path for w in warnings] == ["coco:kbs.referenceValues.mr_td"]
+
+    def test_values_reach_the_kbs(self, render_config):
+        from cli import render
+        from tests.conftest import one
+
+        result = render_config({
+            "coco:nodePools": [{"name": "s", "tee": "snp", "nodeSelector": {"a": "b"}}],
+            "coco:kbs": {"referenceValues": {"snp_launch_measurement": ["ab12"]}},
+        })
+        cm = one(result, "kubernetes:core/v1:ConfigMap", "coco-kbs-reference-values")
+        assert "snp_launch_measurement" in render.dumps_json(cm.inputs)
+
+
+class TestPeerPodsReachKbs:
+    """Pod VMs dial the KBS from outside the cluster: an in-cluster-only KBS is flagged."""
+
+    POOLS = ({"name": "snp", "tee": "snp"},)
+
+    def test_in_cluster_kbs_is_flagged(self):
+        _, warnings = validate({
+            "coco:cluster": {"provider": "aks", "location": "westeurope"},
+            "coco:nodePools": list(self.POOLS), "coco:image": {"recipe": "minimal"},
+        }, stack="t")
+        assert [(w.path, w.severity) for w in warnings] == [("coco:kbs.hostname", "warning")]
+        assert "coco:nodePools[0]" in warnings[0].message
+
+    def test_hostname_or_no_kbs_is_quiet(self):
+        for kbs in ({"expose": "loadbalancer", "hostname": "kbs.example.com"},
+                    {"enabled": False}):
+            _, warnings = validate({
+                "coco:cluster": {"provider": "aks", "location": "westeurope"},
+                "coco:nodePools": list(self.POOLS), "coco:image": {"recipe": "minimal"},
+                "coco:kbs": kbs,
+            }, stack="t")
+            assert "coco:kbs.hostname" not in [w.path for w in warnings]
