@@ -13,11 +13,13 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from cli.kbs_client import KbsClient, KbsClientError
 from components import initdata
 from spec.errors import StackFileError
+
+if TYPE_CHECKING:
+    from cli.kbs_client import KbsClient
 
 
 def _read(path: str, what: str) -> str:
@@ -28,6 +30,8 @@ def _read(path: str, what: str) -> str:
 
 
 def _client(args: argparse.Namespace) -> KbsClient:
+    from cli.kbs_client import KbsClient, KbsClientError  # pyjwt: only when talking to a KBS
+
     url = args.url or os.environ.get("COCO_KBS_URL")
     token_file = args.token_file or os.environ.get("COCO_KBS_TOKEN_FILE")
     cacert = args.cacert or os.environ.get("COCO_KBS_CACERT")

@@ -12,25 +12,22 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cli.kbs_client import KbsClientError
-from spec import catalogue, extras, stackfile, support, versions
-from spec.errors import (
-    CocoError,
-    NotYetSupported,
-    RenderError,
-    SpecError,
-    StackFileError,
-    report_unexpected,
-)
-from spec.extras import MissingExtra
-from spec.model import Spec
-from spec.validate import validate
+from spec import versions
+
+if TYPE_CHECKING:
+    from spec.model import Spec
+
+# `coco --help` imports only argparse and spec.versions: the spec model (pydantic), the KBS
+# client (pyjwt, cryptography) and Pulumi load inside the command that needs them.
 
 EXIT_INVALID = 2
 
 
 def _summary(spec: Spec, path: Path) -> list[str]:
+    from spec import catalogue
+
     c = spec.cluster
     if c.provider == "existing":
         how = (
@@ -72,6 +69,9 @@ def _summary(spec: Spec, path: Path) -> list[str]:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from spec import extras, stackfile, support
+    from spec.validate import validate
+
     sf = stackfile.load(args.stack)
     spec, warnings = validate(
         sf.config, stack=sf.name, secure_paths=sf.secure_paths, base_dir=str(sf.project_dir)
@@ -88,6 +88,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def _live(spec: Spec) -> int:
     from components import preflight  # the cloud SDKs load only for --live
+    from spec import extras
 
     if not extras.clouds_of(spec):
         print("live check: the stack uses no cloud; nothing to ask")
@@ -114,6 +115,8 @@ def _live(spec: Spec) -> int:
 
 def cmd_render(args: argparse.Namespace) -> int:
     from cli import render  # imports Pulumi: only when rendering
+    from spec import stackfile
+    from spec.errors import RenderError
 
     if args.diff is not None:
         return _render_diff(args)
@@ -122,7 +125,11 @@ def cmd_render(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     sf = stackfile.load(args.stack)
     result = render.run(
-        sf.config, stack=sf.name, secure_paths=sf.secure_paths, project_dir=sf.project_dir
+        sf.config,
+        stack=sf.name,
+        secure_paths=sf.secure_paths,
+        project_dir=sf.project_dir,
+        progress=lambda line: print(f"render: {line}", file=sys.stderr, flush=True),
     )
     count, manifests = render.write(result, Path(args.out))
     for warning in result.warnings:
@@ -141,6 +148,7 @@ def _render_diff(args: argparse.Namespace) -> int:
     import tempfile
 
     from cli import diff, render
+    from spec import stackfile
 
     sf = stackfile.load(args.stack)
     with tempfile.TemporaryDirectory(prefix="coco-render-diff-") as tmp:
@@ -210,8 +218,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _kbs_errors() -> tuple[type[Exception], ...]:
+    """KbsClientError when the KBS client was loaded (only `coco kbs` loads it, with pyjwt):
+    an error of a module never imported cannot have been raised."""
+    module = sys.modules.get("cli.kbs_client")
+    return (module.KbsClientError,) if module else ()
+
+
+def _invalid(exc: Exception) -> int:
+    print(f"error: {exc}", file=sys.stderr)
+    hint = getattr(exc, "hint", "")
+    if hint:
+        print(f"  hint: {hint}", file=sys.stderr)
+    return EXIT_INVALID
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from spec.errors import (
+        CocoError,
+        NotYetSupported,
+        RenderError,
+        SpecError,
+        StackFileError,
+        report_unexpected,
+    )
+    from spec.extras import MissingExtra
+
     if getattr(args, "image_main", False):
         from cli import image as image_cli
 
@@ -225,12 +258,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(issue.render(), file=sys.stderr)
         print(f"{len(exc.issues)} error(s) in stack {args.stack}", file=sys.stderr)
         return EXIT_INVALID
-    except (StackFileError, NotYetSupported, RenderError, KbsClientError, MissingExtra) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        if exc.hint:
-            print(f"  hint: {exc.hint}", file=sys.stderr)
-        return EXIT_INVALID
+    except (StackFileError, NotYetSupported, RenderError, MissingExtra) as exc:
+        return _invalid(exc)
     except CocoError as exc:
+        if isinstance(exc, _kbs_errors()):
+            return _invalid(exc)
         print(f"error: {exc}", file=sys.stderr)
         if exc.hint:
             print(f"  hint: {exc.hint}", file=sys.stderr)

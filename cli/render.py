@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -306,20 +307,34 @@ def run(
     stack: str,
     secure_paths: frozenset[str] = frozenset(),
     project_dir: Path | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> Render:
-    """Validate `config` (full `coco:` keys) and run the program under mocks."""
-    from components import program
+    """Validate `config` (full `coco:` keys) and run the program under mocks. `progress` gets
+    one line as each slow step ends (the CLI prints them on stderr)."""
+    started = time.perf_counter()
+
+    def step(what: str) -> None:
+        nonlocal started
+        now = time.perf_counter()
+        if progress:
+            progress(f"{what} ({now - started:.1f}s)")
+        started = now
 
     base = project_dir or Path.cwd()
     spec, warnings = validate(config, stack=stack, secure_paths=secure_paths, base_dir=str(base))
     support.check(spec)  # refuse what no component builds yet, before any registration
     extras.check(spec)  # a cloud's SDK that is not installed: the pip command, not a traceback
+    step(f"validated stack {stack}: {len(spec.node_pools)} node pool(s)")
+    from components import program  # the Pulumi SDK, the components and their providers
+
+    step("loaded the Pulumi SDK and the components")
     registrations, outputs = record(
         lambda: program.main(base),
         stack=stack,
         config=stackfile.pulumi_config(config),
         secret_keys=stackfile.secret_keys(secure_paths),
     )
+    step(f"ran the program under mocks: {len(registrations)} resources registered")
     return Render(
         stack, spec, registrations, outputs, [w.render() for w in warnings], project_dir=base
     )
