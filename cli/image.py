@@ -86,6 +86,30 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_measure_tdx(args: argparse.Namespace) -> int:
+    """Print MRTD of a TDVF firmware file (and RTMR2 of a direct boot when asked) as JSON."""
+    from images import tdx
+
+    result = tdx.measure_mrtd(args.firmware, page_order=args.page_order).to_json()
+    if args.cmdline is not None:
+        initrd = None
+        if args.initrd:
+            try:
+                initrd = Path(args.initrd).read_bytes()
+            except OSError as exc:
+                raise InputError(f"{args.initrd}: cannot read initrd ({exc.strerror})") from None
+        result["rtmr2"] = tdx.predict_rtmr2_direct_boot(
+            args.cmdline, initrd, layout=args.load_options
+        ).to_json()
+    result["not_predicted"] = dict(sorted(tdx.NOT_PREDICTED.items()))
+    result["reference_values"] = {
+        "mr_td": [result["mrtd"]],
+        **({"rtmr_2": [result["rtmr2"]["value"]]} if "rtmr2" in result else {}),
+    }
+    print(json.dumps(result, indent=2, sort_keys=True))
+    return 0
+
+
 def add_parsers(subparsers: Any) -> None:
     """Register `image build`, `image boot` and `image resolve` on the `coco` command's
     subparsers."""
@@ -116,6 +140,36 @@ def add_parsers(subparsers: Any) -> None:
         "--debug", action="store_true", default=argparse.SUPPRESS, help="print every command"
     )
     resolve.set_defaults(func=cmd_resolve, image_main=True)
+    measure = sub.add_parser("measure", help="compute launch measurements of firmware files")
+    measure_sub = measure.add_subparsers(dest="measure_tee", required=True)
+    tdx = measure_sub.add_parser(
+        "tdx",
+        help="MRTD of a TDVF firmware (and RTMR2 of a direct boot): JSON with mrtd and the KBS "
+        "reference values mr_td (and rtmr_2)",
+    )
+    tdx.add_argument("--firmware", required=True, help="the TDVF file QEMU boots with -bios")
+    tdx.add_argument(
+        "--page-order",
+        choices=("single-pass", "two-pass"),  # images.tdx.PAGE_ORDERS
+        default="single-pass",
+        help="single-pass: current KVM adds then extends each page (default); two-pass: older "
+        "TDX stacks added every page of a section first",
+    )
+    tdx.add_argument(
+        "--cmdline", help="the kernel command line of a direct boot (QEMU -append): predict RTMR2"
+    )
+    tdx.add_argument("--initrd", help="with --cmdline: the initrd of the direct boot")
+    tdx.add_argument(
+        "--load-options",
+        choices=("initrd-prefix", "initrd-suffix"),  # images.tdx.LOAD_OPTIONS_LAYOUTS
+        default="initrd-prefix",
+        help="how OVMF writes initrd= into the kernel's LoadOptions: edk2-stable202508 and later "
+        "put it first (default), older edk2 after the command line",
+    )
+    tdx.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="print every command"
+    )
+    tdx.set_defaults(func=cmd_measure_tdx, image_main=True)
 
 
 def run_command(args: argparse.Namespace) -> int:

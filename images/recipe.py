@@ -83,6 +83,7 @@ class Recipe:
     snp_vmm_type: str = "QEMU"
     snp_guest_features: str = "0x1"
     tdx_firmware: str = ""
+    tdx_page_order: str = "single-pass"  # images.tdx.PAGE_ORDERS
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -208,9 +209,16 @@ def parse(data: dict[str, Any], path: Path) -> Recipe:
             "snp_vmm_type",
             "snp_guest_features",
             "tdx_firmware",
+            "tdx_page_order",
         },
         "measure.",
     )
+    tdx_page_order = _get(measure, "tdx_page_order", str, "measure.", "single-pass")
+    if tdx_page_order not in ("single-pass", "two-pass"):  # images.tdx.PAGE_ORDERS
+        raise RecipeError(
+            f"measure.tdx_page_order: {tdx_page_order!r} is not a page order",
+            hint="single-pass (current KVM, the default) or two-pass (older TDX stacks)",
+        )
 
     variant = _get(dist, "variant", str, "distribution.", "essential")
     if variant not in VARIANTS:
@@ -296,6 +304,7 @@ def parse(data: dict[str, Any], path: Path) -> Recipe:
         snp_vmm_type=_get(measure, "snp_vmm_type", str, "measure.", "QEMU"),
         snp_guest_features=_get(measure, "snp_guest_features", str, "measure.", "0x1"),
         tdx_firmware=_get(measure, "tdx_firmware", str, "measure.", ""),
+        tdx_page_order=tdx_page_order,
     )
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from . import measure, pins, rootfs
+from . import measure, pins, rootfs, tdx
 from .cache import sha256_file
 from .recipe import Recipe
 from .verity import Verity
@@ -52,6 +52,7 @@ def measurements(
         recipe.snp_vmm_type,
         recipe.snp_guest_features,
     )
+    tdx_block, tdx_values = tdx_measurements(recipe)
     verity: Verity = facts["verity"]
     artifacts = {"uki.efi": artifact(uki_path)}
     for fmt, name in OUTPUT_FILES.items():
@@ -116,20 +117,43 @@ def measurements(
             "kernel_hashes_reason": SNP_SCOPE,
             "launch_digests": snp,
         },
-        "tdx": {
-            "covered": False,
-            "reason": (
-                f"TDX firmware {recipe.tdx_firmware} given, but MRTD/RTMR computation is not "
-                "implemented yet"
-                if recipe.tdx_firmware
-                else "no TDX firmware (TDVF) given in the recipe (measure.tdx_firmware); "
-                "bookworm's OVMF is not a TDVF build, so MRTD and RTMRs are not computed"
-            ),
-        },
+        "tdx": tdx_block,
         "reference_values": {
             "snp_launch_measurement": sorted({d["snp_launch_measurement"] for d in snp}),
             "tpm_pcr4": [tpm["pcrs"]["4"]],
             "tpm_pcr11": [tpm["pcrs"]["11"]],
+            **tdx_values,
         },
     }
     return data
+
+
+TDX_RTMR_SCOPE = (
+    "the image boots its UKI from disk, not by QEMU direct boot, so RTMR1 and RTMR2 (kernel, "
+    "initrd, command line through the EFI stub) follow the disk's boot path, which "
+    "images.tdx does not predict; the image is bound through TPM PCR 4 and 11 (vTPM) or the "
+    "dm-verity root hash"
+)
+
+
+def tdx_measurements(recipe: Recipe) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """The `tdx` block of measurements.json and its reference values: MRTD of the recipe's TDVF
+    (measure.tdx_firmware) under its page order (images.tdx), as the KBS's `mr_td`."""
+    if not recipe.tdx_firmware:
+        block = {
+            "covered": False,
+            "reason": "no TDX firmware (TDVF) given in the recipe (measure.tdx_firmware), so "
+            "MRTD is not computed",
+        }
+        return block, {}
+    order = cast(tdx.PageOrder, recipe.tdx_page_order)  # checked by images.recipe
+    mrtd = tdx.measure_mrtd(recipe.tdx_firmware, page_order=order)
+    block = {
+        "covered": True,
+        "tool": "images.tdx",
+        **mrtd.to_json(),
+        "rtmrs_predicted": False,
+        "rtmrs_reason": TDX_RTMR_SCOPE,
+        "not_predicted": dict(sorted(tdx.NOT_PREDICTED.items())),
+    }
+    return block, {"mr_td": [mrtd.mrtd]}

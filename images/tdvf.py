@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from .errors import ImageError
+from .errors import InputError
 
 FOOTER_GUID = uuid.UUID("96b582de-1fb2-45f7-baea-a366c55a082d")
 TDX_METADATA_OFFSET_GUID = uuid.UUID("e47a6535-984a-4798-865e-4685a7bf8ec2")
@@ -54,7 +54,7 @@ class SectionType(IntEnum):
     PERM_MEM = 4
 
 
-class TdvfError(ImageError):
+class TdvfError(InputError):
     """A firmware file's TDVF metadata is missing or malformed; the message names the file."""
 
 

@@ -383,3 +383,98 @@ class TestKataHardware:
         single = tdx.measure_mrtd(path, "single-pass").mrtd
         two = tdx.measure_mrtd(path, "two-pass").mrtd
         assert single == KATA["mrtd"], f"single-pass {single}, two-pass {two}"
+
+
+class TestCommandLine:
+    """`coco image measure tdx`: JSON with mrtd and the KBS reference values."""
+
+    def run(self, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+        from cli import main
+
+        code = main.main(["image", "measure", "tdx", *argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    def test_mrtd_json(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        image = build_image()
+        code, out, _ = self.run(capsys, "--firmware", str(write(tmp_path, image)))
+        assert code == 0
+        doc = json.loads(out)
+        assert doc["mrtd"] == expected_mrtd(image, SECTIONS, two_pass=False)
+        assert doc["page_order"] == "single-pass"
+        assert doc["reference_values"] == {"mr_td": [doc["mrtd"]]}
+        assert "rtmr2" not in doc and set(doc["not_predicted"]) == {"RTMR0", "RTMR1", "RTMR3"}
+
+    def test_two_pass_and_rtmr2(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        image = build_image()
+        initrd = write(tmp_path, b"initrd bytes", "initrd.img")
+        code, out, _ = self.run(
+            capsys,
+            "--firmware",
+            str(write(tmp_path, image)),
+            "--page-order",
+            "two-pass",
+            "--cmdline",
+            "console=hvc0",
+            "--initrd",
+            str(initrd),
+        )
+        assert code == 0
+        doc = json.loads(out)
+        assert doc["mrtd"] == expected_mrtd(image, SECTIONS, two_pass=True)
+        predicted = tdx.predict_rtmr2_direct_boot("console=hvc0", b"initrd bytes")
+        assert doc["rtmr2"]["value"] == predicted.value
+        assert doc["reference_values"]["rtmr_2"] == [predicted.value]
+
+    def test_choices_match_the_module(self) -> None:
+        from cli import main
+
+        parser = main.build_parser()
+        with pytest.raises(SystemExit):
+            parser.parse_args(["image", "measure", "tdx", "--firmware", "x", "--page-order", "z"])
+        tdx_parser = parser._subparsers._group_actions[0].choices["image"]  # type: ignore[union-attr]
+        measure = tdx_parser._subparsers._group_actions[0].choices["measure"]
+        sub = measure._subparsers._group_actions[0].choices["tdx"]
+        choices = {a.dest: tuple(a.choices) for a in sub._actions if a.choices}
+        assert choices["page_order"] == tdx.PAGE_ORDERS
+        assert choices["load_options"] == tdx.LOAD_OPTIONS_LAYOUTS
+
+    def test_not_a_tdvf(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        code, _, err = self.run(capsys, "--firmware", str(write(tmp_path, b"\0" * 4096)))
+        assert code == 2
+        assert "error:" in err and "Traceback" not in err
+
+
+class TestMeasurementsJson:
+    """The image build's measurements.json carries MRTD as the KBS reference value mr_td."""
+
+    def recipe(self, tmp_path: Path, measure: str) -> object:
+        from images import recipe
+
+        path = tmp_path / "r.toml"
+        path.write_text(f'name = "r"\n[measure]\n{measure}\n')
+        return recipe.load(str(path))
+
+    def test_mr_td_from_the_recipe_firmware(self, tmp_path: Path) -> None:
+        from images import report
+
+        image = build_image()
+        firmware = write(tmp_path, image)
+        spec = self.recipe(tmp_path, f'tdx_firmware = "{firmware}"\ntdx_page_order = "two-pass"')
+        block, values = report.tdx_measurements(spec)  # type: ignore[arg-type]
+        mrtd = expected_mrtd(image, SECTIONS, two_pass=True)
+        assert block["covered"] is True and block["mrtd"] == mrtd
+        assert block["page_order"] == "two-pass"
+        assert values == {"mr_td": [mrtd]}
+
+    def test_no_firmware_no_values(self, tmp_path: Path) -> None:
+        from images import report
+
+        block, values = report.tdx_measurements(self.recipe(tmp_path, ""))  # type: ignore[arg-type]
+        assert block["covered"] is False and values == {}
+
+    def test_unknown_page_order_refused(self, tmp_path: Path) -> None:
+        from images.errors import RecipeError
+
+        with pytest.raises(RecipeError, match=r"measure\.tdx_page_order"):
+            self.recipe(tmp_path, 'tdx_page_order = "three-pass"')
