@@ -9,8 +9,8 @@ How a host is installed (the `install` command, one POSIX sh script):
   names (`token-file`): it is never on a command line (`ps`), in the environment or in a log;
 - the configuration (`/etc/rancher/k3s/config.yaml`: server URL, node labels and taints) is in
   the command itself, so `coco render` shows it for review;
-- the binary pinned in spec.versions is downloaded and installed only when its sha256
-  matches (`sha256sum -c`), never through `curl | sh`;
+- the binary pinned in spec.versions is downloaded and installed only when its size, sha256
+  and sha512 all match (two independent sources), never through `curl | sh`;
 - a systemd unit of our own starts it, with KillMode=process as k3s's own unit has: a restart
   stops k3s only, and the containerd shims (the pods, kata's TEE VMs, the KBS) keep running.
   Every step compares before it writes, and k3s is restarted only when something changed, so
@@ -53,11 +53,11 @@ _EOF = "COCO_STACK_EOF"
 
 @dataclass(frozen=True)
 class Release:
-    """A k3s release: its version, download URL and, per `uname -m`, (asset, sha256)."""
+    """A k3s release: its version, download URL and, per `uname -m`, the pinned asset."""
 
     version: str
     base_url: str
-    binaries: Mapping[str, tuple[str, str]]
+    binaries: Mapping[str, versions.K3sBinary]
 
     def url(self, asset: str) -> str:
         # the tag's '+' is URL-encoded in release download links
@@ -181,8 +181,9 @@ def install(
     q = shlex.quote
     unit_text = unit(role, layout)
     cases = [
-        f"  {machine}) asset={q(asset)}; sum={q(digest)} ;;"
-        for machine, (asset, digest) in sorted(release.binaries.items())
+        f"  {machine}) asset={q(b.asset)}; size={b.size}; sum={q(b.sha256)}; "
+        f"sum512={q(b.sha512)} ;;"
+        for machine, b in sorted(release.binaries.items())
     ]
     lines = [
         "set -eu",
@@ -204,19 +205,25 @@ def install(
         _EOF,
         f"chmod 0644 {q(layout.config)}.new",
         f"put {q(layout.config)}",
-        f"# the pinned binary {release.version}, installed only when its sha256 matches",
+        f"# the pinned binary {release.version}, installed only when its size, sha256 and "
+        "sha512 all match (two independent sources: spec.versions)",
         'case "$(uname -m)" in',
         *cases,
         f'  *) echo "coco-stack: k3s {release.version} has no pinned binary for $(uname -m)" '
         ">&2; exit 1 ;;",
         "esac",
-        f'if ! printf "%s  %s\\n" "$sum" {q(layout.binary)} | sha256sum -c --status 2>/dev/null; '
-        "then",
+        "# pinned(FILE): the file's size and both digests are the pinned ones",
+        "pinned() {",
+        '  [ -f "$1" ] && [ "$(wc -c < "$1")" -eq "$size" ] &&',
+        '    printf "%s  %s\\n" "$sum" "$1" | sha256sum -c --status 2>/dev/null &&',
+        '    printf "%s  %s\\n" "$sum512" "$1" | sha512sum -c --status 2>/dev/null',
+        "}",
+        f"if ! pinned {q(layout.binary)}; then",
         f'  curl -fsSL --retry 3 -o {q(layout.binary)}.new "{release.url("$asset")}"',
-        f'  if ! printf "%s  %s\\n" "$sum" {q(layout.binary)}.new | sha256sum -c --status; then',
+        f"  if ! pinned {q(layout.binary)}.new; then",
         f"    rm -f {q(layout.binary)}.new",
         f'    echo "coco-stack: $asset of k3s {release.version} does not match its pinned '
-        'sha256 $sum" >&2',
+        'size $size, sha256 $sum and sha512 $sum512" >&2',
         "    exit 1",
         "  fi",
         f"  chmod 0755 {q(layout.binary)}.new",

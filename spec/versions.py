@@ -165,22 +165,50 @@ INITRD_PACKAGES = ("busybox-static", "cryptsetup-bin")
 
 # --- k3s on bare-metal hosts (components.k3s) ---------------------------------------------------
 # k3s v1.34.3+k3s1: Kubernetes 1.34, the minor of KUBERNETES_VERSION. The binary is downloaded on
-# each host from the GitHub release and installed only when its sha256 matches (`sha256sum -c`),
-# never through `curl | sh`. Asset names per `uname -m` (k3s, k3s-arm64, k3s-s390x) and the
-# checksum files sha256sum-<arch>.txt: github.com/k3s-io/k3s/releases (release asset list).
-# The amd64 digest is (unverified): taken from andrewrothstein/ansible-k3s defaults/main.yml
-# (k3s_checksums v1.34.3+k3s1 amd64, recorded there from the release's sha256sum-amd64.txt), not
-# checked against the release file here (no network). No s390x digest was found, so k3s pools
-# are amd64 only (spec.rules refuses others); Secure Execution hosts join an existing
-# cluster instead.
+# each host from the GitHub release and installed only when its size, sha256 and sha512 all
+# match, never through `curl | sh`. Asset names per `uname -m` and the checksum files
+# sha256sum-<arch>.txt: github.com/k3s-io/k3s/releases (release asset list).
+# Two independent sources, so that one wrong source alone cannot let another binary in (none
+# checked against the release file here: no network):
+# - sha256: andrewrothstein/ansible-k3s defaults/main.yml (k3s_checksums v1.34.3+k3s1 amd64,
+#   recorded there from the release's sha256sum-amd64.txt);
+# - size and sha512: anders-larsson/gentoo-overlay sys-cluster/k3s-bin/Manifest (DIST k3s of
+#   v1.34.3+k3s1).
+# k3s publishes no s390x build since December 2023 (k3s-io/k3s#8987: the release workflow builds
+# amd64, arm64 and arm only), so k3s pools are amd64 only (spec.rules refuses others, saying so);
+# Secure Execution (s390x) hosts join a cluster you already run instead.
 K3S_VERSION = "v1.34.3+k3s1"
 K3S_RELEASE_URL = "https://github.com/k3s-io/k3s/releases/download"
-# `uname -m` -> (release asset, sha256)
+
+
+@dataclass(frozen=True)
+class K3sBinary:
+    """One release asset, pinned by size and two digests from independent sources."""
+
+    asset: str
+    size: int
+    sha256: str
+    sha512: str
+
+
+# `uname -m` -> the pinned asset
 K3S_BINARIES = {
-    "x86_64": ("k3s", "f95350e3997165974d1d1406f01aabaf869aed7ca790cc2d83a92a82f26a06c5"),
+    "x86_64": K3sBinary(
+        asset="k3s",
+        size=74_903_736,
+        sha256="f95350e3997165974d1d1406f01aabaf869aed7ca790cc2d83a92a82f26a06c5",
+        sha512=(
+            "d8b0ca7483f9f1d1971a17749e0d8a6a19b99b9ff60a2da02b5bd23c0f049f29"
+            "efe66e06afd6a39a8b5861887f7a23a959dd60fe16b6a78f6e7859050591a7b9"
+        ),
+    ),
 }
 # Catalogue arch (spec.catalogue Offering.arch) -> `uname -m`
 K3S_MACHINES = {"amd64": "x86_64", "s390x": "s390x"}
+# Why an arch has no k3s binary (named in the error that refuses such a pool)
+K3S_NO_BUILD = {
+    "s390x": "k3s publishes no s390x build since December 2023 (k3s-io/k3s#8987)",
+}
 
 
 # --- IBM SE verifier and bare-metal SNP reference values (kbs.se_verifier, images.kata)

@@ -149,10 +149,11 @@ def check_pool(
                 )
         machine = versions.K3S_MACHINES.get(offering.arch) if offering else None
         if cluster_provider == "k3s" and offering and machine not in versions.K3S_BINARIES:
+            why = versions.K3S_NO_BUILD.get(offering.arch)
             out.error(
                 f"{p}.tee",
                 f"k3s {versions.K3S_VERSION} has no pinned {offering.arch} binary for "
-                f"{pool.tee} hosts",
+                f"{pool.tee} hosts" + (f": {why}" if why else ""),
                 "join these hosts to a cluster you already run (coco:cluster.provider existing, "
                 "with hosts)",
             )

@@ -21,12 +21,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from components import clouds, hosts, k3s
-from spec import labels, runtime_plan
+from spec import labels, runtime_plan, versions
 from spec.model import NodePool, Spec
 from spec.validate import validate
 from tests.components.hostcheck import test_ssh, trees
@@ -61,7 +62,15 @@ class Fake:
         return self.log.read_text().splitlines() if self.log.exists() else []
 
 
-def fake(tmp: Path, binary: bytes = BINARY, digest: str | None = None) -> Fake:
+def fake(
+    tmp: Path,
+    binary: bytes = BINARY,
+    digest: str | None = None,
+    sha512: str | None = None,
+    size: int | None = None,
+) -> Fake:
+    """A fake host layout and release serving `binary`; the pins default to BINARY's size,
+    sha256 and sha512, each replaceable (a wrong one must refuse the install)."""
     release_dir = tmp / "release" / "v1.34.3+test1"
     release_dir.mkdir(parents=True)
     (release_dir / "k3s-fake").write_bytes(binary)
@@ -98,7 +107,14 @@ def fake(tmp: Path, binary: bytes = BINARY, digest: str | None = None) -> Fake:
     release = k3s.Release(
         "v1.34.3+test1",
         f"file://{tmp / 'release'}",
-        {platform.machine(): ("k3s-fake", digest or hashlib.sha256(BINARY).hexdigest())},
+        {
+            platform.machine(): versions.K3sBinary(
+                "k3s-fake",
+                len(BINARY) if size is None else size,
+                digest or hashlib.sha256(BINARY).hexdigest(),
+                sha512 or hashlib.sha512(BINARY).hexdigest(),
+            )
+        },
     )
     return Fake(layout, release, release_dir / "k3s-fake", log, str(bin_dir))
 
@@ -202,11 +218,31 @@ class TestAgentJoinOverSsh:
         assert not Path(f.layout.data_dir).exists()
         assert "disable --now k3s-agent.service" in f.calls()
 
+    @pytest.mark.parametrize(
+        "wrong",
+        [
+            {"sha512": hashlib.sha512(b"another binary\n").hexdigest()},
+            {"size": len(BINARY) + 1},
+        ],
+        ids=["sha512", "size"],
+    )
+    def test_one_wrong_pin_installs_nothing(
+        self, ssh_host: Host, tmp_path: Path, wrong: dict[str, Any]
+    ) -> None:
+        """The served binary matches its sha256, but the second source's sha512 or size does
+        not: nothing is installed (one wrong source alone cannot let a binary in)."""
+        f = fake(tmp_path, **wrong)
+        rc, err = f.run(ssh_host, agent_command(snp_pool(), f), stdin=TOKEN)
+        assert rc != 0
+        assert "does not match its pinned size" in err
+        assert not Path(f.layout.binary).exists()
+        assert not Path(f.layout.binary + ".new").exists()
+
     def test_checksum_mismatch_installs_nothing(self, ssh_host: Host, tmp_path: Path) -> None:
         f = fake(tmp_path, binary=b"tampered\n", digest=hashlib.sha256(BINARY).hexdigest())
         rc, err = f.run(ssh_host, agent_command(snp_pool(), f), stdin=TOKEN)
         assert rc != 0
-        assert "does not match its pinned sha256" in err
+        assert "does not match its pinned size" in err
         assert not Path(f.layout.binary).exists()
         assert not Path(f.layout.binary + ".new").exists()
         assert "restart k3s-agent.service" not in f.calls()

@@ -436,9 +436,11 @@ class TestRules:
         assert errors == [
             (
                 "coco:nodePools[0].tee",
-                f"k3s {versions.K3S_VERSION} has no pinned s390x binary for se hosts",
+                f"k3s {versions.K3S_VERSION} has no pinned s390x binary for se hosts: "
+                f"{versions.K3S_NO_BUILD['s390x']}",
             )
         ]
+        assert "no s390x build since December 2023 (k3s-io/k3s#8987)" in errors[0][1]
 
 
 class TestHostKeys:
