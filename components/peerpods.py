@@ -30,6 +30,7 @@ import pulumi_kubernetes as k8s
 from components import helm, kube
 from spec import versions
 from spec.labels import PART_OF, PREFIX
+from spec.model import Charts
 
 # Keys CAA v0.22.0 needs to create a pod VM, per provider (manager.go Required() markers plus the
 # entrypoint.sh checks; AWS_REGION/AWS_SUBNET_ID/AWS_SG_IDS would otherwise come from the node's
@@ -222,8 +223,12 @@ class PeerPods(pulumi.ComponentResource):
         args: CloudPeerPods,
         config: Mapping[str, pulumi.Input[str]],
         opts: pulumi.ResourceOptions | None = None,
+        charts: Charts | None = None,
     ):
+        """`charts`: the stack's chart sources (spec.charts; paths already resolved against
+        the project directory by spec.rules.charts); None: upstream."""
         super().__init__("coco:runtime:PeerPods", name, None, opts)
+        charts = charts or Charts()
         child = pulumi.ResourceOptions(parent=self)
         common = PART_OF
         cm_ns = kube.namespace(f"{name}-cert-manager-namespace", "cert-manager", child)
@@ -235,6 +240,7 @@ class PeerPods(pulumi.ComponentResource):
             {"crds": {"enabled": True}},  # crds.enabled from cert-manager 1.15
             pulumi.ResourceOptions(parent=self, depends_on=[cm_ns]),
             repo=versions.CERT_MANAGER_REPO,
+            source=charts.cert_manager,
         )
         # CAA runs privileged with host networking to reach pod VMs
         ns = kube.namespace(
@@ -262,5 +268,6 @@ class PeerPods(pulumi.ComponentResource):
             versions.PEERPODS_NAMESPACE,
             chart_values(args, config),
             pulumi.ResourceOptions(parent=self, depends_on=depends),
+            source=charts.peer_pods,
         )
         self.register_outputs({})

@@ -52,6 +52,7 @@ class CocoRuntime(pulumi.ComponentResource):
             NAMESPACE,
             runtime_plan.chart_values(args),
             pulumi.ResourceOptions(parent=self, depends_on=[namespace]),
+            source=args.charts.runtime,
         )
         self.runtime_classes: dict[str, k8s.node.v1.RuntimeClass] = {}
         for plan in plans:

@@ -183,6 +183,7 @@ class CocoStack(pulumi.ComponentResource):
             provisioned,
             config,
             pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(depends_on=depends)),
+            charts=spec.charts,
         )
 
     @property

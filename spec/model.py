@@ -14,7 +14,15 @@ import ipaddress
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
@@ -490,6 +498,87 @@ class Image(Model):
     )
 
 
+# --- coco:charts: where the Helm charts come from (air-gapped and regulated installs) ---------
+
+
+def _chart_digest(value: str) -> str:
+    if not re.fullmatch(r"sha256:[0-9a-f]{64}", value):
+        raise _fail(
+            f"{value!r} is not a chart digest",
+            "write sha256: and 64 lowercase hex digits, as `coco check` prints it for the "
+            "chart directory",
+        )
+    return value
+
+
+def _oci_repository(value: str) -> str:
+    if not re.fullmatch(r"oci://[^/@\s?#]+(/[^@\s?#]+)*/?", value):
+        raise _fail(
+            f"{value!r} is not an oci:// repository without user, password, query or fragment",
+            "write oci://HOST[/PATH] of the mirror that holds the chart (for example "
+            "oci://registry.example/charts); Helm reaches OCI mirrors only through oci://, and "
+            "credentials belong in `helm registry login` (the registry config), never in the URL",
+        )
+    return value.rstrip("/")
+
+
+class ChartSource(Model):
+    """Where one pinned chart comes from instead of its upstream repository."""
+
+    path: str | None = Field(
+        None,
+        min_length=1,
+        description="A chart directory (an unpacked `helm pull --untar`), relative to the project "
+        "directory or absolute; its Chart.yaml must name the pinned chart at the pinned version.",
+    )
+    digest: Annotated[str, AfterValidator(_chart_digest)] | None = Field(
+        None,
+        description="With path: `sha256:<hex>` over the directory's files (sorted relative paths "
+        "and contents; `coco check` prints it); any other content is refused.",
+    )
+    repository: Annotated[str, AfterValidator(_oci_repository)] | None = Field(
+        None,
+        description="A private OCI mirror (oci://HOST/PATH) holding the chart under its pinned "
+        "name and version; Helm pulls `<repository>/<name>` at the pinned version.",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ChartSource:
+        if (self.path is None) == (self.repository is None):
+            raise _fail(
+                "give exactly one of path (a local chart directory) or repository (an OCI mirror)",
+                "set path: DIR, or repository: oci://HOST/PATH; or remove the entry to pull the "
+                "pinned chart from upstream",
+            )
+        if self.digest is not None and self.path is None:
+            raise _fail(
+                "digest pins a local chart directory, and this entry has none",
+                "remove digest (a mirror is pinned by the chart version), or use path",
+            )
+        return self
+
+
+class Charts(Model):
+    """Chart sources; an entry left out is pulled from upstream at the version spec/versions.py
+    pins."""
+
+    runtime: ChartSource | None = Field(
+        None,
+        description=f"The {versions.COCO_CHART.name} chart {versions.COCO_CHART.version} "
+        "(the CoCo runtime, kata-deploy).",
+    )
+    peer_pods: ChartSource | None = Field(
+        None,
+        description=f"The {versions.PEERPODS_CHART.name} chart {versions.PEERPODS_CHART.version} "
+        "(cloud-api-adaptor, peer-pods pools).",
+    )
+    cert_manager: ChartSource | None = Field(
+        None,
+        description=f"The {versions.CERT_MANAGER_CHART.name} chart "
+        f"{versions.CERT_MANAGER_CHART.version} (installed with peer pods).",
+    )
+
+
 SECTIONS: dict[str, Any] = {
     "environment": Environment,
     "cluster": Cluster,
@@ -497,6 +586,7 @@ SECTIONS: dict[str, Any] = {
     "kbs": Kbs,
     "runtime": Runtime,
     "image": Image,
+    "charts": Charts,
 }
 SECTION_DOCS = {
     "environment": "dev, staging or production; production turns on strict guards "
@@ -506,6 +596,8 @@ SECTION_DOCS = {
     "kbs": "The Trustee key broker service.",
     "runtime": "The CoCo runtime (kata-deploy through the confidential-containers chart).",
     "image": "The measured guest image the stack builds.",
+    "charts": "Where the Helm charts come from: a local chart directory or a private OCI "
+    "mirror instead of the upstream repositories (air-gapped installs; docs/air-gapped.md).",
 }
 DEFAULTS: dict[str, Any] = {
     "environment": "dev",
@@ -514,6 +606,7 @@ DEFAULTS: dict[str, Any] = {
     "kbs": {},
     "runtime": {},
     "image": {},
+    "charts": {},
 }
 
 
@@ -529,3 +622,5 @@ class Spec(BaseModel):
     kbs: Kbs
     runtime: Runtime
     image: Image
+    # chart paths resolved to absolute directories by spec.rules.charts
+    charts: Charts = Charts()

@@ -13,6 +13,7 @@ from spec.errors import ConfigIssue
 from spec.model import Cluster, Kbs, NodePool, Spec
 
 from .base import Collector
+from .charts import check_charts
 from .clouds import (
     aks_pools_in_cluster_location,
     aws_pools_in_cluster_region,
@@ -132,6 +133,8 @@ def apply(
                 "network resolves",
             )
 
+    charts = check_charts(out, values["charts"], env, base_dir)
+
     if None in (env, cluster, raw_pools, kbs, values["runtime"], values["image"]) or (
         None in raw_pools
     ):
@@ -144,4 +147,5 @@ def apply(
         kbs=kbs,
         runtime=values["runtime"],
         image=values["image"],
+        charts=charts,
     )
