@@ -76,13 +76,61 @@ def cmd_check(args: argparse.Namespace) -> int:
     spec, warnings = validate(
         sf.config, stack=sf.name, secure_paths=sf.secure_paths, base_dir=str(sf.project_dir)
     )
-    for line in _summary(spec, sf.path):
+    for line in [*_summary(spec, sf.path), *_coverage_lines(spec)]:
         print(line)
     for issue in [*warnings, *support.gaps(spec)]:
         print(issue.render(), file=sys.stderr)
     extras.check(spec)
     if args.live:
         return _live(spec)
+    return 0
+
+
+def _coverage_lines(spec: Spec) -> list[str]:
+    """Per pool with evidence: the reference values the default attestation policy needs and
+    whether the stack has them (spec.coverage; the gaps are also warnings or errors)."""
+    from spec import coverage
+
+    if not spec.kbs.enabled or spec.kbs.attestation_policy != "default":
+        return []
+    lines = []
+    for pool in spec.node_pools:
+        evidence = coverage.evidence_of(pool)
+        if evidence is None:
+            continue
+        found = coverage.gap(pool, spec.kbs)
+        needed = coverage.required(evidence)
+        state = (
+            f"missing {', '.join(found.missing)}"
+            if found
+            else ("complete: " + ", ".join(needed) if needed else "none needed")
+        )
+        lines.append(f"  reference values for {pool.name} ({evidence} evidence): {state}")
+    return ["attestation (default policy):", *lines] if lines else []
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    """Download what `pulumi up` would fetch for the stack (the pinned kata release a
+    `kataGuest` without firmware and kernel is measured from) into the image cache, check its
+    sha256, and print the measurement `pulumi up` will give the KBS. The only command besides
+    `pulumi up` that touches the network for this."""
+    from images import kata as kata_measure
+    from spec import stackfile
+    from spec.validate import validate
+
+    sf = stackfile.load(args.stack)
+    spec, _ = validate(
+        sf.config, stack=sf.name, secure_paths=sf.secure_paths, base_dir=str(sf.project_dir)
+    )
+    guest = spec.kbs.kata_guest if spec.kbs.enabled else None
+    if guest is None:
+        print(f"stack {sf.name}: nothing to fetch (no coco:kbs.kataGuest)")
+        return 0
+    measured = kata_measure.measure(guest, sf.project_dir)
+    if measured.release:
+        print(f"kata release {measured.release['url']} sha256 {measured.release['sha256']}: cached")
+    for vcpus, digest in measured.measurements:
+        print(f"snp_launch_measurement ({vcpus} vCPUs): {digest}")
     return 0
 
 
@@ -186,6 +234,14 @@ def build_parser() -> argparse.ArgumentParser:
         "its sizes are offered where the stack asks for them",
     )
     check.set_defaults(func=cmd_check)
+
+    fetch = sub.add_parser(
+        "fetch",
+        help="download what `pulumi up` would fetch for a stack (the kata release of kataGuest) "
+        "into the cache and print the measurement it pins; check and render never download",
+    )
+    fetch.add_argument("stack", help="a stack name in stacks/ or a path to a stack YAML file")
+    fetch.set_defaults(func=cmd_fetch)
 
     render = sub.add_parser(
         "render",

@@ -16,9 +16,11 @@ part of it: it is bound through the dm-verity root hash in the command line
 The firmware and kernel are local files when the spec names them; otherwise they are the members
 the shim boots (versions.KATA_SNP_MEMBERS) of the pinned release tarball (versions.KATA_STATIC,
 about 1.9 GB), downloaded once into the image cache, checked against its sha256 and kept with
-its extracted members (images.release). The command line always comes from the spec: the Go shim
-assembles it at run time (kernel_params, the dm-verity parameters kata-deploy writes, the
-agent's own), so it is read off a host rather than predicted.
+its extracted members (images.release). Only `pulumi up` and `coco fetch` download: `coco check`,
+`coco render` and `pulumi preview` read the cache only (`offline`), and say what would be
+fetched (`not_fetched`, images.release.NotFetched) when it is not there. The command line
+always comes from the spec: the Go shim assembles it at run time (kernel_params, the dm-verity
+parameters kata-deploy writes, the agent's own), so it is read off a host rather than predicted.
 
 Non-goals: the guest policy, TCB and platform values (separate reference values); TDX
 (MRTD/RTMRs are not computed here); IBM SE (the SE image header built by pvimg is the
@@ -31,11 +33,14 @@ import hashlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spec import versions
 from spec.errors import CocoError
 from spec.model import KataGuest
+
+if TYPE_CHECKING:
+    from images.release import NotFetched
 
 REFERENCE_VALUE = "snp_launch_measurement"
 VMM = "QEMU"  # kata runs SNP guests with QEMU
@@ -85,15 +90,45 @@ def _path(base: Path, value: str) -> Path:
     return Path(value) if Path(value).is_absolute() else base / value
 
 
-def problems(guest: KataGuest, base: Path) -> list[tuple[str, str, str]]:
-    """(key, message, hint) for every input that cannot be measured; [] when all can."""
+def problems(
+    guest: KataGuest, base: Path, *, offline: bool = True
+) -> list[tuple[str, str, str]]:
+    """(key, message, hint) for every input that cannot be measured; [] when all can. Offline
+    (the default: `coco check`), release members not in the cache are not a problem: they are
+    fetched by `pulumi up` (see `not_fetched`)."""
+    return inspect(guest, base, offline=offline)[0]
+
+
+def not_fetched(guest: KataGuest) -> NotFetched | None:
+    """What `pulumi up` (or `coco fetch`) would download for this guest, when the cache does not
+    hold it yet; None when nothing is needed or it is cached. Never touches the network."""
+    from images import release
+
+    try:
+        release_files(guest, offline=True)
+    except release.NotFetched as exc:
+        return exc
+    except CocoError:
+        return None  # a damaged cache entry: `problems` reports it
+    return None
+
+
+def inspect(
+    guest: KataGuest, base: Path, *, offline: bool = True
+) -> tuple[list[tuple[str, str, str]], NotFetched | None]:
+    """`problems`, and the release download still pending when offline."""
     from sevsnpmeasure import vcpu_types
     from sevsnpmeasure.ovmf import OVMF, SectionType
 
+    from images.release import NotFetched as _NotFetched
+
     found = []
+    pending: NotFetched | None = None
     released: dict[str, Path] = {}
     try:
-        released = release_files(guest)
+        released = release_files(guest, offline=offline)
+    except _NotFetched as exc:
+        pending = exc  # not a mistake: measured once `pulumi up` has it
     except CocoError as exc:
         # the key of what the download serves: the mirror, else the first file left out
         key = "mirror" if guest.mirror else ("firmware" if guest.firmware is None else "kernel")
@@ -135,7 +170,7 @@ def problems(guest: KataGuest, base: Path) -> list[tuple[str, str, str]]:
                     "OVMF",
                 )
             )
-    return found
+    return found, pending
 
 
 def _label(guest: KataGuest, key: str) -> str:
@@ -145,16 +180,19 @@ def _label(guest: KataGuest, key: str) -> str:
     return f"{versions.KATA_STATIC.filename}:{versions.KATA_SNP_MEMBERS[key]}"
 
 
-def release_files(guest: KataGuest) -> dict[str, Path]:
+def release_files(guest: KataGuest, *, offline: bool = False) -> dict[str, Path]:
     """The firmware and kernel the spec leaves out, from the pinned kata release (fetched and
-    checked on first use, then read from the cache). Raises images.errors.ImageError."""
+    checked on first use, then read from the cache). Raises images.errors.ImageError; with
+    `offline`, images.release.NotFetched when the cache does not hold the release."""
     keys = [key for key in ("firmware", "kernel") if getattr(guest, key) is None]
     if not keys:
         return {}
     from images import release
 
     names = [versions.KATA_SNP_MEMBERS[key] for key in keys]
-    files = release.members(versions.KATA_STATIC, names, guest.mirror, progress=_Report())
+    files = release.members(
+        versions.KATA_STATIC, names, guest.mirror, progress=_Report(), offline=offline
+    )
     return {key: files[versions.KATA_SNP_MEMBERS[key]] for key in keys}
 
 
@@ -178,16 +216,20 @@ def _artifact(label: str, path: Path) -> Artifact:
     return Artifact(label, hashlib.sha256(path.read_bytes()).hexdigest())
 
 
-def measure(guest: KataGuest, base: Path) -> KataMeasurement:
-    """The launch measurement for each vCPU count. Raises ValueError when `problems` has any."""
+def measure(guest: KataGuest, base: Path, *, offline: bool = False) -> KataMeasurement:
+    """The launch measurement for each vCPU count. Raises ValueError when `problems` has any;
+    with `offline`, images.release.NotFetched when the release is not in the cache (nothing is
+    downloaded)."""
     from sevsnpmeasure import guest as snp
     from sevsnpmeasure import vcpu_types, vmm_types
     from sevsnpmeasure.sev_mode import SevMode
 
-    found = problems(guest, base)
+    found, pending = inspect(guest, base, offline=offline)
     if found:
         raise ValueError("; ".join(f"{key}: {message}" for key, message, _ in found))
-    released = release_files(guest)
+    if pending is not None:
+        raise pending
+    released = release_files(guest, offline=offline)
     firmware = released.get("firmware") or _path(base, guest.firmware or "")
     kernel = released.get("kernel") or _path(base, guest.kernel or "")
     initrd = _path(base, guest.initrd) if guest.initrd else None

@@ -49,6 +49,22 @@ def cached_path(artifact: ReleaseArtifact) -> Path:
     return cache_dir() / "release" / "sha256" / artifact.sha256
 
 
+class NotFetched(ImageError):
+    """Offline (`coco check`, `coco render`, `pulumi preview`): the pinned file is not in the
+    cache, and only `pulumi up` or `coco fetch` download it. Says what would be fetched."""
+
+    def __init__(self, artifact: ReleaseArtifact, url: str | None = None) -> None:
+        size = f"{artifact.size / 1e9:.1f} GB, " if artifact.size else ""
+        super().__init__(
+            f"{artifact.filename} ({size}sha256 {artifact.sha256}) is not in the image cache "
+            f"({cached_path(artifact).parent}); nothing is downloaded here",
+            hint=f"`pulumi up`, or `coco fetch STACK` beforehand, downloads it from "
+            f"{url or artifact.url}, checks that sha256 and keeps it in the cache",
+        )
+        self.artifact = artifact
+        self.url = url or artifact.url
+
+
 @contextmanager
 def _locked(lock_path: Path) -> Iterator[None]:
     """One process at a time behind `lock_path` (two previews at once would otherwise download
@@ -69,9 +85,16 @@ def fetch(
     session: requests.Session | None = None,
     progress: Progress | None = None,
     timeout: float = 300.0,
+    offline: bool = False,
 ) -> Path:
     """The verified file in the cache, downloaded from `url` (default: the pinned URL, e.g. an
-    internal mirror instead) on a miss. Raises DownloadError naming what did not match."""
+    internal mirror instead) on a miss. Raises DownloadError naming what did not match; with
+    `offline`, NotFetched on a miss instead of downloading."""
+    if offline:
+        target = cached_path(artifact)
+        if target.is_file() and (artifact.size is None or target.stat().st_size == artifact.size):
+            return target
+        raise NotFetched(artifact, url)
     return download(
         url or artifact.url,
         artifact.sha256,
@@ -260,19 +283,24 @@ def members(
     *,
     session: requests.Session | None = None,
     progress: Progress | None = None,
+    offline: bool = False,
 ) -> dict[str, Path]:
-    """Each named member (links followed) as a verified file in the cache, by name."""
+    """Each named member (links followed) as a verified file in the cache, by name. With
+    `offline`, only what the cache holds is read (members extracted earlier, or the cached
+    archive); a missing archive raises NotFetched instead of being downloaded."""
     base = cache_dir() / "release" / artifact.sha256
     wanted = {name: _name(name) for name in names}
     found = _cached(base, wanted)
     if found is not None:
         return found
+    if offline:
+        fetch(artifact, url, offline=True)  # NotFetched unless the archive is cached
     with _locked(cache_dir() / "release" / f"{artifact.sha256}.lock"):
         found = _cached(base, wanted)  # another process may have extracted them meanwhile
         if found is not None:
             return found
         try:
-            _extract(artifact, base, wanted, url, session, progress)
+            _extract(artifact, base, wanted, url, session, progress, offline)
         except OSError as exc:
             raise ImageError(
                 f"{artifact.filename}: cannot extract into {base}: {exc}",
@@ -290,9 +318,10 @@ def _extract(
     url: str | None,
     session: requests.Session | None,
     progress: Progress | None,
+    offline: bool = False,
 ) -> None:
     """Read the archive once for its links (checking its sha256), then extract the targets."""
-    archive_path = fetch(artifact, url, session=session, progress=progress)
+    archive_path = fetch(artifact, url, session=session, progress=progress, offline=offline)
     links: dict[str, tuple[str, bool]] = {}
     regular: set[str] = set()
     hasher = hashlib.sha256()

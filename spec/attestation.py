@@ -37,6 +37,21 @@ SCALAR_REFERENCE_VALUES = frozenset(
 )
 
 
+# What the sample (no-TEE) guests of `tee: none` pools report, so that the default policy
+# affirms them. Trustee v0.21.0 deps/verifier/src/sample/mod.rs (parse_tee_evidence) reports
+# launch_digest "abcde" and platform_version {major: 1, minor: 4} whatever the guest sends;
+# guest-components attestation-agent/attester/src/sample/mod.rs (CoCo v0.22.0) sends svn "1" (a
+# string). ear_default_policy_cpu.rego@v0.21.0 affirms them with launch_digest in [...],
+# svn in [...], major == major_version and minor >= minimum_minor_version. These are not
+# secrets: anyone can produce sample evidence (docs/security.md).
+SAMPLE_REFERENCE_VALUES: dict[str, ReferenceValue] = {
+    "launch_digest": ["abcde"],
+    "major_version": 1,
+    "minimum_minor_version": 4,
+    "svn": ["1"],
+}
+
+
 _PACKAGE = re.compile(r"^\s*package\s+([A-Za-z_][A-Za-z0-9_.]*)\s*(#.*)?$", re.MULTILINE)
 
 

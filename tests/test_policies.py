@@ -31,6 +31,7 @@ from components.kbs import config as kbs_config
 from policy import coco_policies as cp
 from spec import catalogue
 from tests.conftest import ROOT, render_program
+from tests.spec.reference_values import complete
 
 CONFIGMAP, RELEASE, DEPLOYMENT, RUNTIMECLASS = (
     cp.CONFIGMAP,
@@ -50,12 +51,16 @@ PRODUCTION = {
             "nodeSelector": {"coco-stack.io/tee": "snp"},
         }
     ],
-    "coco:kbs": {},
+    "coco:kbs": {"referenceValues": complete("snp")},  # spec.coverage
 }
 INSECURE = {
     **PRODUCTION,
     "coco:environment": "staging",
-    "coco:kbs": {"resourcePolicy": "allow-all", "insecureHttp": True},
+    "coco:kbs": {
+        **PRODUCTION["coco:kbs"],
+        "resourcePolicy": "allow-all",
+        "insecureHttp": True,
+    },
 }
 
 

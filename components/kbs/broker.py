@@ -314,13 +314,37 @@ class KeyBroker(pulumi.ComponentResource):
             policies["attestation-policy.rego"] = (base / args.attestation_policy).read_text(
                 encoding="utf-8"
             )
-        # bare-metal SNP pools: the kata guest's launch measurement (images.kata)
         declared_rvs = dict(reference_values)
+        if allow_sample:
+            # tee: none pools: what the sample verifier and attester report, so the default
+            # attestation policy affirms their guests (spec.attestation names the sources)
+            declared_rvs = cfg.merge_reference_values(cfg.SAMPLE_REFERENCE_VALUES, declared_rvs)
+        # bare-metal SNP pools: the kata guest's launch measurement (images.kata)
         self.kata_guest: dict[str, Any] | None = None
         if args.kata_guest is not None:
-            measured = kata_measure.measure(args.kata_guest, base)
-            self.kata_guest = measured.record()
-            declared_rvs = cfg.merge_reference_values(declared_rvs, measured.reference_values())
+            # only `pulumi up` downloads the kata release; preview and `coco render` (mocks)
+            # read the image cache and otherwise say what `pulumi up` will fetch and measure
+            from pulumi.runtime import mocks, settings
+
+            from images.release import NotFetched
+
+            offline = pulumi.runtime.is_dry_run() or isinstance(
+                settings.get_monitor(), mocks.MockMonitor
+            )
+            try:
+                measured = kata_measure.measure(args.kata_guest, base, offline=offline)
+            except NotFetched as pending:
+                pulumi.log.warn(
+                    "kataGuest: not measured (a preview or `coco render` reads only the image "
+                    f"cache): {pending}; {pending.hint}",
+                    resource=self,
+                )
+                self.kata_guest = {"pending": str(pending), "fetch": pending.hint}
+            else:
+                self.kata_guest = measured.record()
+                declared_rvs = cfg.merge_reference_values(
+                    declared_rvs, measured.reference_values()
+                )
         # reference values from the spec, joined by the guest images' measurements (known only
         # once the images are built, so an Output); a name in both accepts the values of both,
         # which is how old and new measurements overlap during a rotation

@@ -26,6 +26,7 @@ import tomli_w
 
 from spec import versions
 from spec.attestation import (
+    SAMPLE_REFERENCE_VALUES,
     SCALAR_REFERENCE_VALUES,
     ReferenceValue,
     Scalar,
@@ -34,6 +35,7 @@ from spec.attestation import (
 )
 
 __all__ = [
+    "SAMPLE_REFERENCE_VALUES",
     "SCALAR_REFERENCE_VALUES",
     "ReferenceValue",
     "Scalar",

@@ -25,7 +25,7 @@ from .clouds import (
 )
 from .cluster import check_cluster
 from .image import gcp_image_format, podvm_image
-from .kbs import check_kbs, se_verifier_and_kata_guest
+from .kbs import check_kbs, reference_value_coverage, se_verifier_and_kata_guest
 from .pools import check_pool
 
 
@@ -119,8 +119,9 @@ def apply(
     if kbs is not None:
         items = values.get("kbs.resources", list(kbs.resources))
         check_kbs(out, kbs, env, secure_paths, base_dir, pools, items)
+        reference_value_coverage(out, kbs, env, list(zip(valid, pools, strict=True)))
         se_verifier_and_kata_guest(out, kbs, env, pools, secure_paths, base_dir)
-        peer = [i for i, p in enumerate(pools) if p.mode == "peer-pods"]
+        peer = [i for i, p in zip(valid, pools, strict=True) if p.mode == "peer-pods"]
         if kbs.enabled and peer and kbs.hostname is None:
             # pod VMs are cloud VMs on the cluster's network, not pods: the attestation agent
             # in them dials the KBS URL from its initdata (cloud-api-adaptor docs, "Deploy

@@ -35,7 +35,22 @@ def _policy(
         )
 
 
-def _reference_values(out: Collector, k: Kbs, pools: list[NodePool]) -> None:
+PLACEHOLDER = "PLACEHOLDER"  # sample stacks mark values the operator must read off real guests
+
+
+def _placeholder(out: Collector, path: str, what: str, env: str | None) -> None:
+    message = (
+        f"{what} is a placeholder (it starts with {PLACEHOLDER}): no guest matches it, so the KBS "
+        "releases nothing to the guests it is for"
+    )
+    hint = "set the real value (docs/bare-metal.md, \"Reference values\", says where to read it)"
+    if env == "production":
+        out.error(path, f"{message}; refused in production", hint)
+    else:
+        out.warn(path, message, hint)
+
+
+def _reference_values(out: Collector, k: Kbs, pools: list[NodePool], env: str | None) -> None:
     """A reference value the policy never reads silently turns an attestation result into a
     warning (upstream pain point), so names are checked against the default policy's."""
     from spec.attestation import reference_value_problem
@@ -69,6 +84,9 @@ def _reference_values(out: Collector, k: Kbs, pools: list[NodePool]) -> None:
                 f"no pool of this stack reports evidence that reads {name!r}",
                 "remove it, or check the pools' TEEs",
             )
+        items = value if isinstance(value, list) else [value]
+        if any(isinstance(v, str) and v.startswith(PLACEHOLDER) for v in items):
+            _placeholder(out, path, "the value", env)
         if value == [] or value == "" or (isinstance(value, list) and "" in value):
             out.error(
                 path,
@@ -83,6 +101,42 @@ def _reference_values(out: Collector, k: Kbs, pools: list[NodePool]) -> None:
                 problem,
                 "use letters, digits and _ like snp_launch_measurement, and give the names "
                 "the policy compares with == (snp_smt_enabled, major_version, ...) one value",
+            )
+
+
+def reference_value_coverage(
+    out: Collector, k: Kbs, env: str | None, pools: list[tuple[int, NodePool]]
+) -> None:
+    """Every pool whose guests the default attestation policy cannot affirm with the reference
+    values this stack gives the KBS (spec.coverage): the KBS would release nothing to them. An
+    error in staging and production, a warning in dev. A stack with its own attestation policy
+    decides itself what it needs. `pools`: (position in coco:nodePools, pool) of the pools
+    that passed type checking."""
+    if not k.enabled or k.attestation_policy != "default":
+        return
+    from spec import coverage
+
+    for index, pool in pools:
+        found = coverage.gap(pool, k)
+        if found is None:
+            continue
+        tiers = ", ".join(f"{claim} {tier}" for claim, tier in found.claims)
+        message = (
+            f"pool {pool.name!r} presents {found.evidence} evidence, and the KBS has no "
+            f"reference value {', '.join(found.missing)}: the default attestation policy "
+            f"({versions.TRUSTEE_VERSION}) leaves {tiers}, so the KBS releases nothing to "
+            "its guests"
+        )
+        hint = (
+            "set coco:kbs.referenceValues: "
+            + coverage.grouped_sources(found)
+            + " (docs/security.md, \"What is attested\")"
+        )
+        if env in ("staging", "production"):
+            out.error(f"coco:nodePools[{index}]", f"{message}; refused in {env}", hint)
+        else:
+            out.warn(
+                f"coco:nodePools[{index}]", message, f"{hint}; refused in staging and production"
             )
 
 
@@ -163,7 +217,7 @@ def check_kbs(
                 "stored in plain text in the stack file (it is still handled as a secret)",
                 f"run: pulumi config set --secret --path 'coco:kbs.resources[{i}].value' VALUE",
             )
-    _reference_values(out, k, pools)
+    _reference_values(out, k, pools, env)
     _policy(out, f"{p}.resourcePolicy", k.resource_policy, BUILTIN_RESOURCE_POLICIES, base)
     _policy(out, f"{p}.attestationPolicy", k.attestation_policy, ("default",), base)
     # User policy files: read now, so a broken file stops the stack before anything is
@@ -322,8 +376,18 @@ def se_verifier_and_kata_guest(
                 )
     g = k.kata_guest
     if g is not None:
-        for key, message, hint in kata_measure.problems(g, Path(base or ".")):
+        # offline: only the image cache is read; `pulumi up` or `coco fetch` download
+        found, pending = kata_measure.inspect(g, Path(base or "."), offline=True)
+        for key, message, hint in found:
             out.error(f"{p}.kataGuest.{key}", message, hint)
+        if pending is not None:
+            out.warn(
+                f"{p}.kataGuest",
+                f"the kata guest is not measured yet: {pending}",
+                f"{pending.hint}, then measures the guest into snp_launch_measurement",
+            )
+        if g.cmdline.startswith(PLACEHOLDER):
+            _placeholder(out, f"{p}.kataGuest.cmdline", "the kernel command line", env)
         if g.mirror and g.firmware and g.kernel:
             out.warn(
                 f"{p}.kataGuest.mirror",

@@ -18,6 +18,7 @@ from cli import main as cli
 from spec import stackfile
 from spec.errors import ConfigIssue, SpecError
 from spec.validate import validate
+from tests.spec.reference_values import complete
 
 REPO = Path(__file__).resolve().parents[2]
 STACK_FILES = sorted((REPO / "stacks").glob("Pulumi.*.yaml"))
@@ -88,6 +89,8 @@ EXISTING: dict[str, Any] = {
         # base64 stand-ins for the SE verifier files (components.kbs.se_verifier)
         "seVerifier": {"hostKeyDocuments": ["SEtE"], "imageHeader": "aGRy",
                        "certificates": ["Y2VydA=="], "crls": ["Y3Js"]},
+        # what the pools' evidence needs to be affirmed (spec.coverage)
+        "referenceValues": complete("az-snp-vtpm", "snp", "tdx"),
     },
     "coco:image": {"recipe": "minimal"},
 }
@@ -96,14 +99,16 @@ AKS: dict[str, Any] = {
     "coco:cluster": {"provider": "aks", "location": "westeurope"},
     "coco:nodePools": [{"name": "snp", "tee": "snp"}],
     "coco:image": {"recipe": "minimal"},
-    "coco:kbs": {"expose": "loadbalancer", "hostname": "kbs.example.com"},
+    "coco:kbs": {"expose": "loadbalancer", "hostname": "kbs.example.com",
+                  "referenceValues": complete("az-snp-vtpm")},
 }
 EKS: dict[str, Any] = {
     "coco:environment": "dev",
     "coco:cluster": {"provider": "eks", "region": "eu-west-1"},
     "coco:nodePools": [{"name": "snp", "tee": "snp"}],
     "coco:image": {"recipe": "minimal"},
-    "coco:kbs": {"expose": "loadbalancer", "hostname": "kbs.example.com"},
+    "coco:kbs": {"expose": "loadbalancer", "hostname": "kbs.example.com",
+                  "referenceValues": complete("snp")},
 }
 GKE: dict[str, Any] = {
     "coco:environment": "dev",
@@ -115,7 +120,8 @@ GKE: dict[str, Any] = {
     },
     "coco:nodePools": [{"name": "snp", "tee": "snp"}],
     "coco:image": {"recipe": "minimal"},
-    "coco:kbs": {"expose": "loadbalancer", "hostname": "kbs.example.com"},
+    "coco:kbs": {"expose": "loadbalancer", "hostname": "kbs.example.com",
+                  "referenceValues": complete("snp")},
 }
 PRODUCTION: dict[str, Any] = {
     "coco:environment": "production",
@@ -123,7 +129,8 @@ PRODUCTION: dict[str, Any] = {
     "coco:nodePools": [
         {"name": "snp", "tee": "snp", "mode": "bare-metal", "nodeSelector": {"coco/tee": "snp"}}
     ],
-    "coco:kbs": {"expose": "ingress", "hostname": "kbs.example.com"},
+    "coco:kbs": {"expose": "ingress", "hostname": "kbs.example.com",
+                 "referenceValues": complete("snp")},
 }
 BASELINES = {
     "existing": EXISTING,
@@ -618,6 +625,12 @@ config:
           sshKey:
 {ssh_key}
   coco:kbs:
+    referenceValues:  # what snp evidence needs to be affirmed (spec.coverage)
+      snp_launch_measurement: [test]
+      snp_bootloader: [1]
+      snp_microcode: [1]
+      snp_snp_svn: [1]
+      snp_tee_svn: [1]
     resources:
       - path: default/key/1
         value:
@@ -709,6 +722,7 @@ config:
 BAD_PATHS = [
     "coco:clustr",
     "coco:cluster.region",
+    "coco:nodePools[0]",  # snp evidence without reference values (spec.coverage)
     "coco:nodePools[1].name",
     "coco:kbs.resourcePolicy",
     "coco:image.recipe",

@@ -6,6 +6,7 @@ import pytest
 
 from spec.errors import SpecError
 from spec.validate import validate
+from tests.spec.reference_values import complete
 
 EXISTING = {"provider": "existing"}
 
@@ -67,6 +68,7 @@ class TestDefaults:
         spec, warnings = validate({
             "coco:cluster": EXISTING,
             "coco:nodePools": [{"name": "snp", "tee": "snp", "nodeSelector": {"a": "b"}}],
+            "coco:kbs": {"referenceValues": complete("snp")},
         }, stack="t")
         assert (spec.node_pools[0].provider, spec.node_pools[0].mode) == ("baremetal", "bare-metal")
         assert spec.environment == "dev" and spec.kbs.namespace == "coco-kbs"
@@ -133,7 +135,7 @@ class TestReferenceValues:
     def test_unused_name_warns(self):
         _, warnings = validate({
             "coco:nodePools": [{"name": "s", "tee": "snp", "nodeSelector": {"a": "b"}}],
-            "coco:kbs": {"referenceValues": {"mr_td": ["00"], "snp_launch_measurement": ["ab"]}},
+            "coco:kbs": {"referenceValues": {"mr_td": ["00"], **complete("snp")}},
         }, stack="t")
         assert [w.path for w in warnings] == ["coco:kbs.referenceValues.mr_td"]
 
@@ -158,6 +160,7 @@ class TestPeerPodsReachKbs:
         _, warnings = validate({
             "coco:cluster": {"provider": "aks", "location": "westeurope"},
             "coco:nodePools": list(self.POOLS), "coco:image": {"recipe": "minimal"},
+            "coco:kbs": {"referenceValues": complete("az-snp-vtpm")},
         }, stack="t")
         assert [(w.path, w.severity) for w in warnings] == [("coco:kbs.hostname", "warning")]
         assert "coco:nodePools[0]" in warnings[0].message

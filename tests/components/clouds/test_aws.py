@@ -26,6 +26,7 @@ from tests.components.clouds.conftest_aws import (
     install_aws_mocks,
 )
 from tests.conftest import assert_valid_kubernetes, one, resources_of
+from tests.spec.reference_values import complete
 from tests.test_policies import validate as policy_violations
 
 LT = "aws:ec2/launchTemplate:LaunchTemplate"
@@ -37,7 +38,7 @@ PEER = {
     "coco:cluster": {"provider": "eks", "name": "c1", "region": "eu-west-1"},
     "coco:nodePools": [{"name": "snp", "tee": "snp", "mode": "peer-pods"}],
     "coco:image": {"recipe": "podvm"},
-    "coco:kbs": {},
+    "coco:kbs": {"referenceValues": complete("snp")},  # spec.coverage
 }
 NODES = {
     **PEER,
@@ -517,7 +518,10 @@ class TestPeerPods:
     def test_secret_kbs_value_not_in_render(self, render_config, aws_mocks, tmp_path):
         config = {
             **PEER,
-            "coco:kbs": {"resources": [{"path": "default/key/1", "value": "AWS-TOP-SECRET"}]},
+            "coco:kbs": {
+                **PEER["coco:kbs"],
+                "resources": [{"path": "default/key/1", "value": "AWS-TOP-SECRET"}],
+            },
         }
         result = render_config(config, secure=frozenset({"coco:kbs.resources[0].value"}))
         out = tmp_path / "out"
@@ -576,8 +580,9 @@ class TestImage:
     def test_measurements_reach_the_kbs(self, render_config, aws_mocks):
         result = render_config(PEER)
         data = inputs(result, "kubernetes:core/v1:ConfigMap", "coco-kbs-reference-values")["data"]
+        # the image's value joins the one the stack declares (PEER's test value)
         assert data["snp_launch_measurement"] == kbs_config.reference_value_record(
-            "snp_launch_measurement", ["m" * 96]
+            "snp_launch_measurement", ["m" * 96, "test-snp_launch_measurement"]
         )
 
     def test_existing_ami_skips_publishing(self, render_config, aws_mocks):

@@ -38,6 +38,7 @@ from tests.components.clouds.conftest_gcp import (
     PROJECT,
 )
 from tests.conftest import assert_valid_kubernetes, one, resources_of
+from tests.spec.reference_values import complete
 
 NODE_POOL = "gcp:container/nodePool:NodePool"
 CUSTOM_ROLE = "gcp:projects/iAMCustomRole:IAMCustomRole"
@@ -62,7 +63,11 @@ def peer_pods_config(tee: str, machine: str, zone: str, **image: Any) -> dict[st
         "coco:cluster": {"provider": "gke", "project": PROJECT, "zone": zone},
         "coco:nodePools": [{"name": tee, "tee": tee, "instanceType": machine}],
         "coco:image": image or {"recipe": "podvm"},
-        "coco:kbs": {"expose": "loadbalancer", "hostname": "kbs.example.com"},
+        "coco:kbs": {
+            "expose": "loadbalancer",
+            "hostname": "kbs.example.com",
+            "referenceValues": complete(tee),  # spec.coverage
+        },
     }
 
 

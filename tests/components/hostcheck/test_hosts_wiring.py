@@ -27,6 +27,7 @@ from spec.errors import SpecError
 from spec.validate import validate
 from tests.components.hostcheck import trees
 from tests.conftest import one, patch_provider_outputs, resources_of
+from tests.spec.reference_values import complete
 
 COMMAND = "command:remote:Command"
 TOKEN = "K10-mock-token-abcdefghijklmnopqrstuvwxyz"
@@ -451,6 +452,7 @@ class TestHostKeys:
     def test_production_needs_host_keys(self) -> None:
         config, secure = stack(EXISTING)
         config["coco:environment"] = "production"
+        config["coco:kbs"] = {"referenceValues": complete("snp", "tdx")}  # spec.coverage
         errors = _errors(config, secure)
         message = "production hosts need a pinned SSH host key"
         assert errors == [

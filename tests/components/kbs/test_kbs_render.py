@@ -33,6 +33,12 @@ BASE: dict[str, Any] = {
     },
 }
 
+# BASE has a tee: none pool: the KBS also holds what sample guests report (spec.attestation)
+SAMPLE_FILES = {
+    name: kbs_config.reference_value_record(name, value)
+    for name, value in kbs_config.SAMPLE_REFERENCE_VALUES.items()
+}
+
 
 def kbs(**changes: Any) -> dict[str, Any]:
     return {**BASE, "coco:kbs": {**BASE["coco:kbs"], **changes}}
@@ -179,9 +185,10 @@ class TestObjects:
         data = objects(result, "ConfigMap")["kbs-reference-values"]["data"]
         # the LocalFs file name is the key; the whole map is the seed directory
         assert data == {
+            **SAMPLE_FILES,
             "snp_launch_measurement": kbs_config.reference_value_record(
                 "snp_launch_measurement", ["ab" * 48]
-            )
+            ),
         }
         pod = objects(result, "Deployment")["kbs"]["spec"]["template"]["spec"]
         volume = {v["name"]: v for v in pod["volumes"]}["seed-reference-values"]["configMap"]
@@ -204,6 +211,7 @@ class TestObjects:
         monkeypatch.setattr(kbs_mod.KeyBroker, "__init__", init)
         data = objects(render_config(BASE), "ConfigMap")["kbs-reference-values"]["data"]
         assert data == {
+            **SAMPLE_FILES,
             "snp_launch_measurement": kbs_config.reference_value_record(
                 "snp_launch_measurement", ["new", "old"]
             ),
