@@ -13,7 +13,7 @@ import pulumi
 
 from components import clouds, ibmcloud, initdata
 from components.kbs.broker import KeyBroker
-from spec import runtime_plan
+from spec import rego, runtime_plan
 from spec.model import NodePool as PoolSpec
 from spec.model import Spec
 
@@ -115,6 +115,7 @@ class CocoStack(pulumi.ComponentResource):
                 image_reference_values=self.image.reference_values if self.image else None,
                 # coco-dev guests can only produce sample evidence
                 allow_sample=any(p.tee == "none" for p in spec.node_pools),
+                tees=rego.stack_tees(spec.node_pools),
             )
             if spec.kbs.enabled
             else None

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -36,6 +36,7 @@ from components.kbs import se_verifier
 from components.kbs.config import ReferenceValue
 from components.kbs.token import sign_admin_token
 from images import kata as kata_measure
+from spec import rego
 from spec.labels import PREFIX
 from spec.model import Kbs
 from spec.versions import KBS_IMAGE
@@ -164,9 +165,12 @@ class KeyBroker(pulumi.ComponentResource):
         base_dir: Path | None = None,
         allow_sample: bool = False,
         resource_values: Mapping[str, pulumi.Input[str]] | None = None,
+        tees: Sequence[str] | None = None,
     ):
         """`resource_values`: resource path -> value, overriding the spec's value for that path
-        (components for other languages pass secret Outputs here)."""
+        (components for other languages pass secret Outputs here). `tees`: the evidence kinds
+        (as in tokens: snp, tdx, sample, ...) the built-in resource policy accepts, those the
+        stack's pools present (spec.rego.stack_tees); None: every TEE coco-stack runs."""
         super().__init__("coco:kbs:KeyBroker", name, None, opts)
         self.namespace = args.namespace
         self.url = kbs_url(args)
@@ -174,6 +178,7 @@ class KeyBroker(pulumi.ComponentResource):
         self._args = args
         self._labels = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "coco-stack"}
         self._child = pulumi.ResourceOptions(parent=self)
+        self._tees = tees
 
         ns = self._namespace()
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns])
@@ -309,7 +314,9 @@ class KeyBroker(pulumi.ComponentResource):
         config_toml = cfg.kbs_config_toml(
             stack=pulumi.get_stack(), insecure_http=args.insecure_http
         )
-        policies = {"resource-policy.rego": self._resource_policy(args, base, allow_sample)}
+        policies = {
+            "resource-policy.rego": self._resource_policy(args, base, allow_sample, self._tees)
+        }
         if args.attestation_policy != "default":
             policies["attestation-policy.rego"] = (base / args.attestation_policy).read_text(
                 encoding="utf-8"
@@ -596,11 +603,15 @@ class KeyBroker(pulumi.ComponentResource):
             self._ingress(self._name, args.hostname, self._meta(NAME), service, in_ns)
 
     @staticmethod
-    def _resource_policy(args: Kbs, base: Path, allow_sample: bool) -> str:
+    def _resource_policy(
+        args: Kbs, base: Path, allow_sample: bool, tees: Sequence[str] | None
+    ) -> str:
         if args.resource_policy == "affirming":
-            return cfg.builtin_policy(
+            text = cfg.builtin_policy(
                 "resource-affirming-sample.rego" if allow_sample else "resource-affirming.rego"
             )
+            # release only to evidence of the TEEs this stack's pools run
+            return text if tees is None else rego.builtin_resource_policy(text, tees)
         if args.resource_policy == "allow-all":
             return cfg.builtin_policy("resource-allow-all.rego")
         return (base / args.resource_policy).read_text(encoding="utf-8")

@@ -5,6 +5,11 @@ package policy
 
 import rego.v1
 
+# As in resource-affirming.rego; coco-stack writes this line for each stack (with "sample").
+tees := {"az-snp-vtpm", "az-tdx-vtpm", "sample", "se", "snp", "tdx"}
+
+evidence_claims := {"init_data", "init_data_claims", "report_data", "runtime_data_claims"}
+
 default allow := false
 
 allow if {
@@ -12,5 +17,14 @@ allow if {
 	count(input.submods) > 0
 	every _, submod in input.submods {
 		submod["ear.status"] == "affirming"
+		from_our_tees(submod)
+	}
+}
+
+from_our_tees(submod) if {
+	found := {name | some name, _ in submod["ear.veraison.annotated-evidence"]} - evidence_claims
+	count(found) > 0
+	every name in found {
+		name in tees
 	}
 }

@@ -3,6 +3,7 @@ the kata guest measured for bare-metal SNP pools."""
 
 from __future__ import annotations
 
+import json
 import os
 
 from spec import catalogue, versions
@@ -33,6 +34,118 @@ def _policy(
             f"policy file {value!r} does not exist",
             "paths are relative to the project directory (where Pulumi.yaml is)",
         )
+
+
+def _policy_files(
+    out: Collector, k: Kbs, env: str | None, base: str | None, pools: list[NodePool]
+) -> None:
+    """User policy files, read now so a broken one stops the stack before anything is
+    registered: the package line always (spec.attestation.rego_problem), then, with `opa`
+    (spec.rego), a compile check and, for the resource policy, an evaluation against synthetic
+    tokens it must refuse. Both the KBS resource policy (data.policy.allow) and the attestation
+    service's EAR policy (data.policy.trust_claims) live in package "policy" (trustee
+    kbs/src/api_server.rs, attestation-service/src/ear_token/broker.rs@v0.21.0). The built-in
+    policies run no opa here: tests/spec/test_rego.py compiles, unit-tests and evaluates them."""
+    from spec.attestation import rego_problem
+
+    p = "coco:kbs"
+    texts: dict[str, tuple[str, str]] = {}  # key -> (value as written, text)
+    for key, value in (
+        ("resourcePolicy", k.resource_policy),
+        ("attestationPolicy", k.attestation_policy),
+    ):
+        if not value.endswith(".rego"):
+            continue
+        full = value if os.path.isabs(value) or base is None else os.path.join(base, value)
+        if not os.path.isfile(full):
+            continue  # reported by _policy
+        try:
+            with open(full, encoding="utf-8") as handle:
+                text = handle.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            problem: str | None = f"cannot be read as UTF-8 text ({exc.__class__.__name__})"
+        else:
+            problem = rego_problem(text, "policy")
+        if problem:
+            out.error(
+                f"{p}.{key}",
+                f"policy file {value!r} {problem}",
+                "write a Rego policy that starts with 'package policy'",
+            )
+            continue
+        texts[key] = (value, text)
+    if not texts:
+        return
+    from spec import rego
+
+    opa = rego.find_opa()
+    if opa is None:
+        files = " and ".join(repr(value) for value, _ in texts.values())
+        unevaluated = (
+            ", and the resource policy was not evaluated for production safety"
+            if "resourcePolicy" in texts
+            else ""
+        )
+        out.warn(
+            f"{p}.{next(iter(texts))}",
+            f"opa not found: {files} only checked lightly (package line){unevaluated}; "
+            + rego.HOW_TO_GET_OPA,
+        )
+        return
+    for key, (value, text) in texts.items():
+        try:
+            errors = rego.check(opa, text, value, attestation=key == "attestationPolicy")
+        except rego.OpaError as exc:
+            out.warn(f"{p}.{key}", f"{value!r} was not checked: {exc}", rego.HOW_TO_GET_OPA)
+            continue
+        if errors:
+            more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+            out.error(
+                f"{p}.{key}",
+                f"policy file {value!r} does not compile: {'; '.join(errors[:3])}{more}",
+                "Trustee's engine reads Rego v1 (rule bodies need `if`, multi-value rules "
+                "`contains`); see every error with: opa check " + value,
+            )
+        elif key == "resourcePolicy":
+            _release_check(out, k, env, value, text, opa, pools)
+
+
+def _release_check(
+    out: Collector, k: Kbs, env: str | None, value: str, text: str, opa: str,
+    pools: list[NodePool],
+) -> None:
+    """Evaluate a user resource policy against tokens it must not release to (spec.rego
+    release_cases): refused in production, a warning elsewhere, naming the cases it allowed."""
+    from spec import rego
+
+    path = "coco:kbs.resourcePolicy"
+    tees = rego.stack_tees(pools)
+    cases = rego.release_cases(tees)
+    hint = (
+        "release only when every submodule's ear.status is \"affirming\" and its evidence is "
+        f"from this stack's TEEs ({', '.join(tees)}); start from "
+        "components/policies/resource-affirming.rego with its tees line set to "
+        f"{{{', '.join(json.dumps(t) for t in tees)}}} (docs/kbs.md, \"Resource policies\")"
+    )
+    refused = "; refused in production" if env == "production" else ""
+    report = out.error if env == "production" else out.warn
+    try:
+        allowed = rego.allowed_cases(opa, text, cases, [r.path for r in k.resources], value)
+    except rego.OpaError as exc:
+        report(path, f"policy file {value!r} fails when evaluated: {exc}{refused}", hint)
+        return
+    bad = [c.name for c in cases if c.must_deny and c.name in allowed]
+    if not bad:
+        return
+    more = ""
+    if len(bad) > 1:
+        listed = ", ".join(bad[1:4]) + (", ..." if len(bad) > 4 else "")
+        more = f" (and {len(bad) - 1} more case(s): {listed})"
+    report(
+        path,
+        f"policy file {value!r} releases resources for {bad[0]}{more}{refused}",
+        hint if refused else f"{hint}; refused in production",
+    )
 
 
 PLACEHOLDER = "PLACEHOLDER"  # sample stacks mark values the operator must read off real guests
@@ -220,32 +333,7 @@ def check_kbs(
     _reference_values(out, k, pools, env)
     _policy(out, f"{p}.resourcePolicy", k.resource_policy, BUILTIN_RESOURCE_POLICIES, base)
     _policy(out, f"{p}.attestationPolicy", k.attestation_policy, ("default",), base)
-    # User policy files: read now, so a broken file stops the stack before anything is
-    # registered. Both the KBS resource policy (data.policy.allow) and the attestation
-    # service's EAR policy (data.policy.trust_claims) live in package "policy"
-    # (trustee kbs/src/api_server.rs, attestation-service/src/ear_token/broker.rs@v0.21.0).
-    from spec.attestation import rego_problem
-
-    for key, value in (
-        ("resourcePolicy", k.resource_policy),
-        ("attestationPolicy", k.attestation_policy),
-    ):
-        if not value.endswith(".rego"):
-            continue
-        full = value if os.path.isabs(value) or base is None else os.path.join(base, value)
-        if not os.path.isfile(full):
-            continue  # reported by _policy
-        try:
-            with open(full, encoding="utf-8") as handle:
-                problem = rego_problem(handle.read(), "policy")
-        except (OSError, UnicodeDecodeError) as exc:
-            problem = f"cannot be read as UTF-8 text ({exc.__class__.__name__})"
-        if problem:
-            out.error(
-                f"{p}.{key}",
-                f"policy file {value!r} {problem}",
-                "write a Rego policy that starts with 'package policy'",
-            )
+    _policy_files(out, k, env, base, pools)
     if k.resource_policy == "allow-all":
         if env == "production":
             out.error(

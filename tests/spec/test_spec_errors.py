@@ -600,7 +600,8 @@ class TestWarningsDoNotRaise:
         config = changed(EXISTING, "coco:kbs.resourcePolicy", "policies/release.rego")
         spec, warnings = check(config, tmp_path)
         assert spec.kbs.resource_policy == "policies/release.rego"
-        assert warnings == []
+        # without opa on the machine, one line says the file was only checked lightly
+        assert [w for w in warnings if not w.message.startswith("opa not found:")] == []
 
     def test_warnings_are_kept_apart_from_errors(self, tmp_path: Path) -> None:
         config = changed(EXISTING, "coco:kbs.resourcePolicy", "allow-all")

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cli import render
 from components.kbs import broker as kbs_mod
 from components.kbs import config as kbs_config
+from spec import rego
 from tests.components.kbs.helpers import objects, raw_inputs, restricted_violations
 from tests.components.kbs.tls_mocks import patch_render_mocks
 from tests.conftest import assert_valid_kubernetes, one
@@ -343,14 +344,21 @@ class TestPolicies:
         # a coco-dev pool can only produce sample evidence: the sample-accepting variant
         result = render_config(BASE)
         data = objects(result, "ConfigMap")["kbs-policies"]["data"]
+        # the shipped policy, its `tees` line naming only the evidence the stack's pools present
         assert data == {
-            "resource-policy.rego": kbs_config.builtin_policy("resource-affirming-sample.rego")
+            "resource-policy.rego": rego.builtin_resource_policy(
+                kbs_config.builtin_policy("resource-affirming-sample.rego"), ["sample"]
+            )
         }
+        assert 'tees := {"sample"}\n' in data["resource-policy.rego"]
         tee_only = {**BASE, "coco:nodePools": [
             {"name": "snp", "tee": "snp", "mode": "bare-metal", "nodeSelector": {"a": "b"}}]}
         strict = objects(render_config(tee_only), "ConfigMap")["kbs-policies"]["data"]
         policy = strict["resource-policy.rego"]
-        assert policy == kbs_config.builtin_policy("resource-affirming.rego")
+        assert policy == rego.builtin_resource_policy(
+            kbs_config.builtin_policy("resource-affirming.rego"), ["snp"]
+        )
+        assert 'tees := {"snp"}\n' in policy
         assert 'not submod["ear.veraison.annotated-evidence"].sample' in policy
         volumes = {
             v["name"]
