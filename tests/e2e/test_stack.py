@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
+from spec.runtime_plan import KATA_RUNTIME_READY
 from tests.e2e.conftest import eventually, pod_ready
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,7 +124,7 @@ def make_project(
         "PYTHONPATH": str(ROOT),
     }
     result = Project(project, stack, env)
-    result.run("stack", "init", stack, "--secrets-provider", "passphrase")
+    result.run("stack", "init", "--secrets-provider", "passphrase")
     return result
 
 
@@ -245,7 +246,11 @@ class TestDevStack:
         )
         rc = api.get("/apis/node.k8s.io/v1/runtimeclasses/kata-qemu-coco-dev")
         assert rc["handler"] == "kata-qemu-coco-dev"
-        assert rc["scheduling"]["nodeSelector"] == {"node.kubernetes.io/worker": ""}
+        # the pool's selector, and the label kata-deploy sets once the runtime is installed
+        assert rc["scheduling"]["nodeSelector"] == {
+            "node.kubernetes.io/worker": "",
+            KATA_RUNTIME_READY: "true",
+        }
         deployment = api.get(f"/apis/apps/v1/namespaces/{KBS_NAMESPACE}/deployments/kbs")
         assert deployment["status"].get("availableReplicas") == 1
         assert api.get(f"/api/v1/namespaces/{KBS_NAMESPACE}/services/kbs")["spec"]["type"] == (
@@ -284,12 +289,11 @@ class TestDevStack:
             for p in api.get(f"/api/v1/namespaces/{KBS_NAMESPACE}/pods?{selector}")["items"]
         }
         dev.config_set("coco:kbs.resources[0].value", "a new greeting", secret=True)
-        steps = preview_steps(dev)
-        assert sorted(urn.rsplit("::", 1)[1] for urn in steps) == [
-            "coco-kbs-deployment",
-            "coco-kbs-resources",
-        ]
-        assert set(steps.values()) == {"update"}
+        steps = {urn.rsplit("::", 1)[1]: op for urn, op in preview_steps(dev).items()}
+        # exactly the resources Secret (pulumi-kubernetes replaces a Secret whose data changes
+        # unless the provider's enableSecretMutable is set) and the Deployment, whose pod
+        # template carries the digest of the declared resources (it rolls)
+        assert steps == {"coco-kbs-resources": "replace", "coco-kbs-deployment": "update"}, steps
         text = dev.run("preview", "--diff").stdout
         assert "a new greeting" not in text and "hello from the e2e KBS" not in text
         dev.run("up", "--yes", "--skip-preview")
@@ -325,12 +329,11 @@ class TestMixedStack:
                 for r in api.get("/apis/node.k8s.io/v1/runtimeclasses")["items"]
             }
             assert {"kata-qemu-snp", "kata-qemu-tdx", "kata-qemu-coco-dev"} <= set(classes)
-            assert classes["kata-qemu-snp"]["scheduling"]["nodeSelector"] == {
-                "coco-stack.io/tee": "snp"
-            }
-            assert classes["kata-qemu-tdx"]["scheduling"]["nodeSelector"] == {
-                "coco-stack.io/tee": "tdx"
-            }
+            for tee in ("snp", "tdx"):
+                assert classes[f"kata-qemu-{tee}"]["scheduling"]["nodeSelector"] == {
+                    "coco-stack.io/tee": tee,
+                    KATA_RUNTIME_READY: "true",
+                }
             rvs = api.get(f"/api/v1/namespaces/{KBS_NAMESPACE}/configmaps/kbs-reference-values")
             text = json.dumps(rvs["data"])
             assert "ab" * 48 in text and "cd" * 48 in text
