@@ -81,7 +81,8 @@ def tags(tee: str | None = None) -> dict[str, str]:
 def subscription_id() -> pulumi.Output[str]:
     """The subscription the azure-native provider deploys into (its own credentials)."""
     config = azure.authorization.get_client_config_output()
-    return config.subscription_id.apply(lambda s: s or "")
+    subscription: pulumi.Output[str] = config.subscription_id.apply(lambda s: s or "")
+    return subscription
 
 
 def role_definition_id(subscription: pulumi.Input[str], role: str) -> pulumi.Output[str]:

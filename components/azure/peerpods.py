@@ -222,7 +222,8 @@ class AzurePeerPodInfra(pulumi.ComponentResource):
             network_security_group=network.NetworkSecurityGroupArgs(id=nsg.id),
             opts=child,
         )
-        return subnet.id
+        subnet_id: pulumi.Output[str] = subnet.id
+        return subnet_id
 
 
 def peer_pods(

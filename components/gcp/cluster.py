@@ -183,7 +183,8 @@ class GkeCluster(pulumi.ComponentResource):
                 member=account.email.apply(lambda e: f"serviceAccount:{e}"),
                 opts=child,
             )
-        return account.email
+        email: pulumi.Output[str] = account.email
+        return email
 
     def _attach(self, gke_name: str) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
         found = gcp.container.get_cluster_output(
