@@ -29,6 +29,26 @@ def _read(path: str, what: str) -> str:
         raise StackFileError(f"cannot read {what} {path!r}: {exc.strerror}") from None
 
 
+def _read_ca(path: str) -> str:
+    """The CA certificate file: PEM certificates and nothing else. It travels in a pod
+    annotation (initdata) and configures TLS trust, so a private key or any other file given by
+    mistake is refused, never sent."""
+    from cryptography import x509
+
+    text = _read(path, "CA certificate")
+    try:
+        certificates = x509.load_pem_x509_certificates(text.encode())
+    except ValueError:
+        certificates = []
+    if not certificates or "PRIVATE KEY" in text:
+        raise StackFileError(
+            f"{path!r} is not a PEM CA certificate"
+            + (" (it holds a private key)" if "PRIVATE KEY" in text else ""),
+            "pass the stack's CA certificate: pulumi stack output STACK kbsCaCert > ca.pem",
+        )
+    return text
+
+
 def _client(args: argparse.Namespace) -> KbsClient:
     from cli.kbs_client import KbsClient, KbsClientError  # pyjwt: only when talking to a KBS
 
@@ -40,7 +60,7 @@ def _client(args: argparse.Namespace) -> KbsClient:
             "the KBS URL and the admin token are needed",
             "pass --url and --token-file (pulumi stack output kbsAdminToken --show-secrets)",
         )
-    ca_pem = _read(cacert, "CA certificate") if cacert else None
+    ca_pem = _read_ca(cacert) if cacert else None
     return KbsClient(url, _read(token_file, "admin token"), ca_pem)
 
 
@@ -83,7 +103,7 @@ def cmd_initdata(args: argparse.Namespace) -> int:
     if not spec.kbs.enabled:
         raise StackFileError(f"stack {sf.name} has no KBS", "set coco:kbs.enabled: true")
     url = args.url or kbs_url(spec.kbs)
-    ca_pem = _read(args.cacert, "CA certificate") if args.cacert else None
+    ca_pem = _read_ca(args.cacert) if args.cacert else None
     if url.startswith("https://") and ca_pem is None:
         raise StackFileError(
             "guests need the stack's CA certificate to trust the KBS",

@@ -221,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument(
-        "--version", action="version", version=f"coco-stack (CoCo {versions.COCO_RELEASE})"
+        "--version", action=_Version, nargs=0, help="show coco-stack's and CoCo's versions"
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -289,8 +289,37 @@ def _invalid(exc: Exception) -> int:
     return EXIT_INVALID
 
 
+class _Version(argparse.Action):
+    """`--version`: coco-stack's own version (package metadata, read only when asked) and the
+    CoCo release it pins."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from importlib import metadata
+
+        try:
+            ours = metadata.version("coco-stack")
+        except metadata.PackageNotFoundError:
+            ours = "unknown (not installed)"
+        print(
+            f"coco-stack {ours} (CoCo {versions.COCO_RELEASE}, Trustee {versions.TRUSTEE_VERSION})"
+        )
+        parser.exit()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if not (sys.argv[1:] if argv is None else list(argv)):
+        parser.print_help()  # bare `coco`: what it can do, not an error
+        return 0
+    args = parser.parse_args(argv)
+    if not args.debug:
+        # libraries' FutureWarning/DeprecationWarning (google.api_core's Python support notice,
+        # the cloud SDKs' deprecated resources) are not the user's problem: keep them out of
+        # our output; --debug shows them
+        import warnings
+
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
     from spec.errors import (
         CocoError,
         NotYetSupported,
