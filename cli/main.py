@@ -268,6 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     diff_cli.add_parsers(sub)
 
+    from cli import preview
+
+    preview.add_parsers(sub)
+
     from cli import image as image_cli
 
     image_cli.add_parsers(sub)

@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
+from cli import preview
 from spec.runtime_plan import KATA_RUNTIME_READY
 from tests.e2e.conftest import eventually, pod_ready
 
@@ -175,10 +176,13 @@ def mixed_config() -> dict[str, Any]:
     }
 
 
+def preview_json(project: Project) -> dict[str, Any]:
+    return json.loads(project.run("preview", "--json").stdout)
+
+
 def preview_steps(project: Project) -> dict[str, str]:
     """URN -> operation of every step `pulumi preview --json` plans that is not `same`."""
-    done = project.run("preview", "--json")
-    steps = json.loads(done.stdout).get("steps", [])
+    steps = preview_json(project).get("steps", [])
     return {s["urn"]: s["op"] for s in steps if s.get("op") != "same"}
 
 
@@ -231,6 +235,10 @@ class TestDevStack:
         done = dev.run("preview", "--diff")
         assert "coco:kbs:KeyBroker" in done.stdout
         assert "hello from the e2e KBS" not in done.stdout + done.stderr
+        summary = preview.markdown(preview_json(dev), "e2e-dev")
+        assert "| create | `kubernetes:apps/v1:Deployment` | `coco-kbs-deployment` |" in summary
+        assert "| create | `kubernetes:core/v1:Secret` | `coco-kbs-resources` |" in summary
+        assert "hello from the e2e KBS" not in summary
 
     def test_up(self, dev: Project, cluster: harness.Cluster) -> None:
         started = time.monotonic()
@@ -296,6 +304,16 @@ class TestDevStack:
         assert steps == {"coco-kbs-resources": "replace", "coco-kbs-deployment": "update"}, steps
         text = dev.run("preview", "--diff").stdout
         assert "a new greeting" not in text and "hello from the e2e KBS" not in text
+        # the pull-request summary of this real plan: the two resources, no value
+        summary = preview.markdown(preview_json(dev), "e2e-dev")
+        assert "1 to replace, 1 to update" in summary
+        assert "| replace | `kubernetes:core/v1:Secret` | `coco-kbs-resources` |" in summary
+        # exactly the pod template's digest of the declared resources: the rollout
+        assert (
+            "| update | `kubernetes:apps/v1:Deployment` | `coco-kbs-deployment` | "
+            '`spec.template.metadata.annotations["coco-stack.io/resources-digest"]` |'
+        ) in summary
+        assert "a new greeting" not in summary and "hello from the e2e KBS" not in summary
         dev.run("up", "--yes", "--skip-preview")
 
         def rolled() -> list[dict[str, Any]] | None:
