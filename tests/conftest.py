@@ -15,10 +15,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import pulumi.runtime.mocks
 import pytest
 
 from cli import render
 from spec import versions
+
+_SET_MOCKS = pulumi.runtime.mocks.set_mocks  # unpatched: renders may be shared
 
 ROOT = Path(__file__).resolve().parent.parent
 STACKS = sorted(
@@ -109,10 +112,25 @@ def render_program(program: Callable[[], Any], stack: str = "test") -> render.Re
     return render.Render(stack, None, registrations, outputs)
 
 
+_RENDERS: dict[str, render.Render] = {}
+
+
 @pytest.fixture
 def render_stack() -> Callable[[str], render.Render]:
+    """Render a stack of stacks/ under mocks. One render per stack per test process, shared by
+    the tests that read it (each gets its own deep copy): sample stacks are rendered by dozens
+    of tests. Tests that patch provider outputs get a fresh render; a test that compares two
+    renders (determinism) must call render.run_stack itself."""
+    import copy
+
+    import pulumi.runtime.mocks as mocks
+
     def run(stack: str) -> render.Render:
-        return render.run_stack(stack, ROOT)
+        if mocks.set_mocks is not _SET_MOCKS:  # patch_provider_outputs is active
+            return render.run_stack(stack, ROOT)
+        if stack not in _RENDERS:
+            _RENDERS[stack] = render.run_stack(stack, ROOT)
+        return copy.deepcopy(_RENDERS[stack])
 
     return run
 

@@ -37,7 +37,7 @@ from tests.components.clouds.conftest_gcp import (
     KEY_MATERIAL,
     PROJECT,
 )
-from tests.conftest import assert_valid_kubernetes, one, resources_of
+from tests.conftest import ROOT, assert_valid_kubernetes, one, resources_of
 from tests.spec.reference_values import complete
 
 NODE_POOL = "gcp:container/nodePool:NodePool"
@@ -470,10 +470,11 @@ class TestSampleStacks:
     """stacks/Pulumi.gcp-*.yaml render, the same bytes twice, without a credential in them."""
 
     @pytest.mark.parametrize("stack", ["gcp-snp", "gcp-tdx", "gcp-sev-nodes"])
-    def test_render(self, render_stack, stack, tmp_path):
+    def test_render(self, stack, tmp_path):
+        # two fresh renders (the render_stack fixture shares one render between tests)
         first, second = tmp_path / "1", tmp_path / "2"
-        render.write(render_stack(stack), first)
-        render.write(render_stack(stack), second)
+        render.write(render.run_stack(stack, ROOT), first)
+        render.write(render.run_stack(stack, ROOT), second)
         files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
         assert files and all((first / f).read_bytes() == (second / f).read_bytes() for f in files)
         document = json.loads((first / "resources.json").read_text())

@@ -63,8 +63,10 @@ def test_sha256_mrconfigid_is_zero_padded():
 def test_coco_initdata_command(tmp_path, capsys):
     import argparse
 
+    from tests.cli.test_main import ca_pem
+
     ca = tmp_path / "ca.pem"
-    ca.write_text(CA)
+    ca.write_bytes(ca_pem()[0])  # a real certificate: `--cacert` parses it
     parser = argparse.ArgumentParser()
     add_parsers(parser.add_subparsers(dest="command"))
     args = parser.parse_args(
