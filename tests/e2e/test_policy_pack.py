@@ -52,8 +52,11 @@ def test_dev_stack_passes(tmp_path: Path, bins: list[Path], cluster: harness.Clu
     project.config_set("coco:kbs.resources[0].value", "policy pack", secret=True)
     project.config_set("coco:charts.runtime.path", str(STAND_IN_CHART))
     done = project.run("preview", "--policy-pack", str(policy_pack(tmp_path)))
-    assert "coco-stack" in done.stdout  # the pack ran (its name is in the policy summary)
-    assert "mandatory" not in done.stdout.lower()
+    # the pack ran on the real registrations: advisory in dev (the coco-dev runtime is flagged,
+    # nothing stops the preview)
+    assert "coco-stack@v0.1.0" in done.stdout
+    assert "[advisory]  no-coco-dev-runtime" in done.stdout
+    assert "[mandatory]" not in done.stdout
 
 
 def test_production_insecure_kbs_is_stopped(
@@ -66,7 +69,7 @@ def test_production_insecure_kbs_is_stopped(
     done = project.run("preview", "--policy-pack", str(policy_pack(tmp_path)), ok=False)
     out = done.stdout + done.stderr
     assert done.returncode != 0, out
-    assert "mandatory" in out.lower()
+    assert "[mandatory]" in out
     assert "plain HTTP" in out
 
 
