@@ -15,6 +15,7 @@ false`) and we write the same objects (same names and handlers) with our selecto
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -185,7 +186,8 @@ def chart_values(spec: Spec) -> dict[str, Any]:
         shims[plan.shim] = {
             "enabled": True,
             "supportedArches": arches[plan.shim],
-            **PULL,
+            # a copy: the values go to callers (and Helm), who must not edit the module's PULL
+            **copy.deepcopy(PULL),
         }
     default: dict[str, str] = {}
     for shim in sorted(shims.keys() - {"disableAll"}, key=_PREFERENCE.index):

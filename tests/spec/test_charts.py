@@ -334,3 +334,16 @@ def test_a_misspelt_peer_pods_key_is_refused() -> None:
     }
     problems = _problems("peerPods", values)
     assert len(problems) == 3, problems
+
+
+def test_chart_values_do_not_share_module_state() -> None:
+    """Editing the values one render returned changes no later render (they once shared the
+    nested pull settings with spec.runtime_plan.PULL)."""
+    sf = stackfile.load("dev", ROOT)
+    spec, _ = validate(sf.config, stack=sf.name, base_dir=str(ROOT))
+    first = runtime_plan.chart_values(spec)
+    shims = first["kata-as-coco-runtime"]["shims"]
+    shim = next(k for k in shims if k != "disableAll")
+    shims[shim]["containerd"]["forceGuestPull"] = "edited"
+    again = runtime_plan.chart_values(spec)["kata-as-coco-runtime"]["shims"][shim]
+    assert again["containerd"]["forceGuestPull"] is False
