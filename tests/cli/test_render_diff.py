@@ -49,6 +49,8 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for folder in ("spec", "components", "images", "cli", "stacks"):
         shutil.copytree(ROOT / folder, repo / folder, ignore=ignore)
     shutil.copy(ROOT / "Pulumi.yaml", repo / "Pulumi.yaml")
+    # as in the real checkout: the renders' __pycache__ (bytecode on) is not a repository change
+    shutil.copy(ROOT / ".gitignore", repo / ".gitignore")
     versions = repo / "spec" / "versions.py"
     current = versions.read_text()
     assert current.count(CHART + '    version="0.22.0"') == 1
