@@ -167,8 +167,9 @@ class TestStacksTable:
     def test_blocking_warning_is_never_working(self):
         stack = "dev"
         clean = check(stack)
-        stop = ConfigIssue("coco:image.recipe", "the build during `pulumi up` will stop: x",
-                           severity="warning")
+        stop = ConfigIssue(
+            "coco:image.recipe", "the build during `pulumi up` will stop: x", severity="warning"
+        )
         assert status_of(Checked((*clean.warnings, stop), clean.attesting_pools))[0] == BLOCKED
         odd = ConfigIssue("coco:kbs", "something new", severity="warning")
         assert status_of(Checked((*clean.warnings, odd), clean.attesting_pools))[0] != WORKS
