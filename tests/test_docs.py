@@ -362,3 +362,28 @@ class TestMermaid:
         failed = {n: r.get("error") for n, r in by_name.items() if r["ok"] is not True}
         assert failed == {}
         assert sorted(by_name) == sorted(d["name"] for d in items)
+
+
+# --- LICENSE and CHANGELOG ------------------------------------------------------------------
+
+
+class TestLicenseAndChangelog:
+    """The license file is the one pyproject.toml names; the changelog keeps its format."""
+
+    def test_license_is_the_apache_license_pyproject_names(self):
+        import tomllib
+
+        meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+        assert meta["license"] == "Apache-2.0"
+        words = " ".join((ROOT / "LICENSE").read_text().split())
+        assert words.startswith("Apache License Version 2.0, January 2004")
+        for section in range(1, 10):  # the nine sections of the terms, all of them
+            assert f" {section}. " in words
+        assert "END OF TERMS AND CONDITIONS" in words
+
+    def test_changelog_follows_keep_a_changelog(self):
+        text = (ROOT / "CHANGELOG.md").read_text()
+        versions = re.findall(r"^## \[([^\]]+)\]", text, re.M)
+        assert versions and versions[0] == "Unreleased"
+        kinds = set(re.findall(r"^### (.+)$", text, re.M))
+        assert kinds <= {"Added", "Changed", "Deprecated", "Removed", "Fixed", "Security"}
