@@ -133,6 +133,29 @@ def stacks_table(readme: str) -> list[tuple[str, str]]:
     return parsed
 
 
+def status_summary(readme: str) -> dict[str, list[str]]:
+    """The stacks README's Status block lists after each status word, from `Today:` to the end
+    of that sentence: `**word** (why) `a`, `b`; **word** ...`."""
+    block = " ".join(
+        line[1:].strip()
+        for line in readme.split("> **Status.**", 1)[1].split("\n\n", 1)[0].splitlines()
+    )
+    today = re.split(r"\.(?:\s|$)", block.split("Today:", 1)[1], maxsplit=1)[0]
+    found: dict[str, list[str]] = {}
+    for part in today.split(";"):
+        m = re.fullmatch(r"\s*\*\*([^*]+)\*\*(?:\s*\([^)]*\))?((?:\s*`[^`]+`,?)+)\s*", part)
+        assert m, f"README Status: cannot read {part!r}"
+        found[m[1]] = sorted(re.findall(r"`([^`]+)`", m[2]))
+    return found
+
+
+def table_by_status(rows: list[tuple[str, str]]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for name, status in rows:
+        found.setdefault(status, []).append(name)
+    return {status: sorted(names) for status, names in found.items()}
+
+
 def table_mismatches(rows: list[tuple[str, str]]) -> list[str]:
     """Every way the table and the stack files / `coco check` disagree."""
     problems = []
@@ -186,6 +209,19 @@ class TestStacksTable:
         assert status_of(Checked((*clean.warnings, stop), clean.attesting_pools))[0] == BLOCKED
         odd = ConfigIssue("coco:kbs", "something new", severity="warning")
         assert status_of(Checked((*clean.warnings, odd), clean.attesting_pools))[0] != WORKS
+
+    def test_status_summary_matches_the_table(self):
+        """README's Status block lists the stacks per status word; it says what the table says
+        (which the test above holds to `coco check`)."""
+        readme = (ROOT / "README.md").read_text()
+        assert status_summary(readme) == table_by_status(stacks_table(readme))
+
+    def test_status_summary_parser_sees_a_moved_stack(self):
+        readme = (ROOT / "README.md").read_text()
+        summary = status_summary(readme)
+        moved = readme.replace("**works** `dev`, ", "**works** ", 1)
+        assert status_summary(moved) != summary
+        assert "dev" not in status_summary(moved).get(WORKS, [])
 
     def test_status_words_are_explained(self):
         section = (ROOT / "README.md").read_text().split("\n## Stacks\n", 1)[1]
