@@ -375,11 +375,16 @@ class KeyBroker(pulumi.ComponentResource):
             data=rv_files,
             opts=in_ns,
         )
-        # The KBS reads its TLS certificate and the token signer chain only at start
-        # (kbs/src/api_server.rs and attestation-service ear_token/broker.rs@v0.21.0), so the
-        # digest covers the certificates too: a renewal rolls the pod. Certificates are public.
+        # The KBS reads its TLS certificate, the token signer chain and the admin public key
+        # only at start (kbs/src/api_server.rs, kbs/src/admin/mod.rs and attestation-service
+        # ear_token/broker.rs@v0.21.0), so the digest covers them too: a renewed certificate or
+        # a replaced admin key (revoking every token) rolls the pod. All three are public.
         digest = pulumi.Output.all(
-            rv_files, keys.server.cert_pem, keys.token_cert.cert_pem, keys.ca.cert_pem
+            rv_files,
+            keys.server.cert_pem,
+            keys.token_cert.cert_pem,
+            keys.ca.cert_pem,
+            keys.admin_key.public_key_pem,
         ).apply(
             lambda values: hashlib.sha256(
                 json.dumps([config_toml, policies, *values], sort_keys=True).encode()

@@ -264,6 +264,39 @@ class TestSecrets:
         assert cert1 != cert2
         assert digest1 != digest2
 
+    @pytest.mark.parametrize("new_admin_key", [False, True])
+    def test_replaced_admin_key_rolls_the_pod(self, render_config, monkeypatch, new_admin_key):
+        # the KBS reads admin.pub only at start: replacing the admin key (revoking every token)
+        # must restart it. Every other key and certificate is the same in both renders.
+        import json
+
+        from tests.components.kbs.tls_mocks import tls_outputs
+        from tests.conftest import patch_provider_outputs
+
+        cache: dict[str, Any] = {}
+
+        def stable(typ: str, inputs: dict[str, Any]) -> Any:
+            key = typ + json.dumps(inputs, sort_keys=True, default=str)
+            if new_admin_key and inputs.get("algorithm") == "ED25519":  # only the admin key
+                return tls_outputs(typ, inputs)
+            if key not in cache:
+                cache[key] = tls_outputs(typ, inputs)
+            return cache[key]
+
+        patch_provider_outputs(monkeypatch, stable)
+        seen = []
+        for _ in range(2):
+            result = render_config(BASE)
+            keys = render.unwrap(raw_inputs(result, "kubernetes:core/v1:Secret", "coco-kbs-keys"))
+            pod = render.unwrap(
+                raw_inputs(result, "kubernetes:apps/v1:Deployment", "coco-kbs-deployment")
+            )["spec"]["template"]["metadata"]["annotations"]
+            seen.append((keys["stringData"], pod["coco-stack.io/config-digest"]))
+        (data1, digest1), (data2, digest2) = seen
+        assert data1["tls.crt"] == data2["tls.crt"]  # the certificates did not change
+        assert (data1["admin.pub"] != data2["admin.pub"]) is new_admin_key
+        assert (digest1 != digest2) is new_admin_key
+
     def test_ca_and_server_chain(self, tls_render):
         result, broker = tls_render(kbs(expose="ingress", hostname="kbs.example.com"))
         keys = render.unwrap(raw_inputs(result, "kubernetes:core/v1:Secret", "coco-kbs-keys"))
