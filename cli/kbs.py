@@ -92,7 +92,7 @@ def cmd_get_reference_value(args: argparse.Namespace) -> int:
     from cli import output
 
     value = _client(args).get_reference_value(args.name)
-    if args.output == "json":
+    if getattr(args, "output", "text") == "json":
         output.emit("kbs get-reference-value", {"name": args.name, "value": value})
     else:
         print(json.dumps(value, indent=2, sort_keys=True))
@@ -121,7 +121,7 @@ def cmd_initdata(args: argparse.Namespace) -> int:
     algorithm = cast(initdata.Algorithm, args.algorithm)
     result: dict[str, Any] = initdata.summary(url, ca_pem, policy=policy, algorithm=algorithm)
     result["stack"] = sf.name
-    if args.output == "json":
+    if getattr(args, "output", "text") == "json":
         from cli import output
 
         output.emit("initdata", result)

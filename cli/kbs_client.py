@@ -96,7 +96,10 @@ class KbsClient:
                 else "",
             ) from None
         except urllib.error.URLError as exc:
-            raise KbsUnreachable(f"cannot reach {self.url}: {exc.reason}") from None
+            # a server certificate the stack's CA did not sign: the --cacert given is wrong (2)
+            wrong_ca = isinstance(exc.reason, ssl.SSLCertVerificationError)
+            failed = KbsClientError if wrong_ca else KbsUnreachable
+            raise failed(f"cannot reach {self.url}: {exc.reason}") from None
 
     def set_resource(self, path: str, value: bytes) -> None:
         if len(path.split("/")) != 3:
