@@ -390,6 +390,8 @@ STATEFUL: dict[str, str] = {
     "kubernetes:core/v1:PersistentVolumeClaim": "its volume's data",
     "kubernetes:core/v1:PersistentVolume": "its volume's data",
     "kubernetes:core/v1:Secret": "the keys it holds",
+    # deleting a namespace deletes everything in it, the KBS's claim and Secrets included
+    "kubernetes:core/v1:Namespace": "every object in it (claims and Secrets included)",
     "tls:index/privateKey:PrivateKey": "the private key (certificates issued with it stop "
     "matching)",
     "azure-native:containerservice:ManagedCluster": "the cluster and every workload on it",

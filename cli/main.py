@@ -479,9 +479,9 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_completion(args: argparse.Namespace) -> int:
     """The script from argcomplete: it completes by asking `coco` itself (the parser is the one
     source), for bash, zsh and fish alike."""
-    import argcomplete
+    from argcomplete.shell_integration import shellcode
 
-    sys.stdout.write(argcomplete.shellcode(["coco"], shell=args.shell))
+    sys.stdout.write(shellcode(["coco"], shell=args.shell))
     return ExitCode.OK
 
 

@@ -88,8 +88,8 @@ class TestInvalidInput:
     @pytest.mark.parametrize(
         ("argv", "json_mode"),
         # commands without JSON output: -o json is a usage error (test_usage_errors_exit_2)
-        [(argv, j) for _, argv, has_json in INVALID for j in ((False, True) if has_json else (False,))],
-        ids=[f"{n} ({j})" for n, _, has in INVALID for j in (("text", "json") if has else ("text",))],
+        [(argv, j) for _, argv, has in INVALID for j in ((False, True) if has else (False,))],
+        ids=[f"{n} ({j})" for n, _, has in INVALID for j in ("text", "json")[: 1 + has]],
     )
     def test_exit_2(self, argv, json_mode, tmp_path, capsys) -> None:
         values = _setup_files(tmp_path)

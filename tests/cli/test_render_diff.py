@@ -123,7 +123,11 @@ class TestRenderDiff:
         assert "stack 'brandnew' does not exist at HEAD" in done.stderr
         assert "coco render STACK --out DIR" in done.stderr
 
-    def test_out_or_diff_required(self, repo: Path) -> None:
+    def test_without_out_or_diff_a_summary_only(self, repo: Path) -> None:
+        """`coco render STACK` alone renders and writes nothing (issue 20: it used to need
+        --out)."""
+        before = sorted(p for p in repo.rglob("*") if "__pycache__" not in p.parts)
         done = _run(repo, "dev")
-        assert done.returncode == 2
-        assert "coco render needs --out DIR" in done.stderr
+        assert done.returncode == 0, done.stderr
+        assert "rendered stack dev:" in done.stdout and "nothing written" in done.stdout
+        assert sorted(p for p in repo.rglob("*") if "__pycache__" not in p.parts) == before
