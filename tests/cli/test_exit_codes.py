@@ -148,6 +148,26 @@ class TestUnreachable:
         assert_reported(code, out, err, json_mode, ExitCode.UNREACHABLE)
         assert "connection reset" in err
 
+    def test_ec2_does_not_answer(self, monkeypatch, capsys) -> None:
+        """AWS turned refusals into issues (2) and a dead endpoint too: now the endpoint that
+        does not answer is 3, as for Azure and GCP."""
+        from botocore.exceptions import EndpointConnectionError
+
+        from components import preflight
+        from components.aws import preflight as aws_preflight
+
+        class Client:
+            def get_paginator(self, operation: str) -> Any:
+                raise EndpointConnectionError(endpoint_url="https://ec2.us-east-2.amazonaws.com")
+
+        def checker(spec: Any) -> Any:
+            return aws_preflight.live_check(spec, client=aws_preflight.Ec2(lambda r: Client()))
+
+        monkeypatch.setattr(preflight, "_default_checker", lambda cloud: checker)
+        code, out, err = run(capsys, ["check", "aws-snp", "--live"], False)
+        assert_reported(code, out, err, False, ExitCode.UNREACHABLE)
+        assert "did not answer" in err
+
     def test_registry_unreachable(self, monkeypatch, capsys) -> None:
         from images import oci
         from images.errors import DownloadError
