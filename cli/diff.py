@@ -301,7 +301,7 @@ def _resource_line(resource: dict[str, Any]) -> str:
     return f"- {_code(resource['type'])} {_code(resource['name'])}{under}"
 
 
-def _secret_count(render: RenderDir) -> int:
+def secret_count(render: RenderDir) -> int:
     found = 0
 
     def count(value: Any) -> None:
@@ -330,6 +330,8 @@ def markdown(diff: Diff) -> str:
         summary_line(diff),
         "",
     ]
+    from cli.danger import dangerous  # it reads this module's types
+
     risky = dangerous(diff)
     if risky:
         out += [
@@ -365,7 +367,7 @@ def markdown(diff: Diff) -> str:
         out += [f"- removed {_code(m)}" for m in diff.manifests_removed]
         out += [f"- changed {_code(m)}" for m in diff.manifests_changed]
         out.append("")
-    secrets = _secret_count(diff.head)
+    secrets = secret_count(diff.head)
     out += [
         "> This compares `coco render` outputs (the program run under the Pulumi SDK's mock "
         "monitor), not `pulumi preview`: no provider computed this diff and nothing was read "
@@ -378,139 +380,3 @@ def markdown(diff: Diff) -> str:
 
 def diff_dirs(base: Path, head: Path) -> Diff:
     return compare(load(base), load(head))
-
-
-# Dangerous changes: what replaces or deletes an object that holds state. Deleting one loses its
-# data (a PersistentVolumeClaim's volume: the KBS keeps its resources there), its keys (a Secret,
-# a TLS private key: the KBS CA and its admin key) or the workloads on it (a cluster or node
-# pool). A changed identity (metadata.name or namespace, a cloud resource's name or place) is a
-# replacement: the provider deletes the old object (pulumi-kubernetes replaces on a changed
-# name or namespace; the cloud providers on their ForceNew fields such as name and location).
-STATEFUL: dict[str, str] = {
-    "kubernetes:core/v1:PersistentVolumeClaim": "its volume's data",
-    "kubernetes:core/v1:PersistentVolume": "its volume's data",
-    "kubernetes:core/v1:Secret": "the keys it holds",
-    # deleting a namespace deletes everything in it, the KBS's claim and Secrets included
-    "kubernetes:core/v1:Namespace": "every object in it (claims and Secrets included)",
-    "tls:index/privateKey:PrivateKey": "the private key (certificates issued with it stop "
-    "matching)",
-    "azure-native:containerservice:ManagedCluster": "the cluster and every workload on it",
-    "azure-native:containerservice:AgentPool": "the pool's nodes and the pods on them",
-    "aws:eks:Cluster": "the cluster and every workload on it",
-    "aws:eks:NodeGroup": "the pool's nodes and the pods on them",
-    "gcp:container:Cluster": "the cluster and every workload on it",
-    "gcp:container:NodePool": "the pool's nodes and the pods on them",
-}
-# input paths whose change replaces the object
-_IDENTITY = re.compile(
-    r"^(metadata\.(name|namespace)|name|resourceName|resourceGroupName|location|region|zone|"
-    r"project|clusterName|nodeGroupName|algorithm|ecdsaCurve|rsaBits)$"
-)
-# a PersistentVolumeClaim's spec is immutable except for a larger storage request (Kubernetes
-# API reference, PersistentVolumeClaimSpec; "spec is immutable after creation except
-# resources.requests"): any other spec change makes the provider replace the claim
-_PVC_MUTABLE = re.compile(r"^spec\.resources\.requests(\..*)?$")
-
-
-@dataclass(frozen=True, order=True)
-class Danger:
-    """One change that replaces or deletes a stateful object."""
-
-    type: str
-    name: str
-    action: str  # "delete" or "replace"
-    reason: str
-
-    def text(self) -> str:
-        return f"{self.action} {self.type} {self.name}: {self.reason}"
-
-
-def _replacing(resource: ResourceChange) -> list[Change]:
-    pvc = resource.type == "kubernetes:core/v1:PersistentVolumeClaim"
-    return [
-        c
-        for c in resource.changes
-        if _IDENTITY.match(c.path)
-        or (pvc and c.path.startswith("spec.") and not _PVC_MUTABLE.match(c.path))
-    ]
-
-
-def dangerous(diff: Diff) -> list[Danger]:
-    """Every removed stateful resource, and every stateful resource whose change replaces it,
-    sorted. A Secret that loses a data key counts too: that key is deleted."""
-    found = [
-        Danger(r["type"], r["name"], "delete", f"loses {STATEFUL[r['type']]}")
-        for r in diff.removed
-        if r["type"] in STATEFUL
-    ]
-    for rc in diff.changed:
-        if rc.type not in STATEFUL:
-            continue
-        replaced = _replacing(rc)
-        if replaced:
-            paths = ", ".join(c.path for c in replaced)
-            found.append(
-                Danger(
-                    rc.type,
-                    rc.name,
-                    "replace",
-                    f"{paths} changed: loses {STATEFUL[rc.type]}",
-                )
-            )
-        elif rc.type == "kubernetes:core/v1:Secret":
-            gone = [
-                c.path
-                for c in rc.changes
-                if c.new is MISSING and re.match(r"^(data|stringData)[.\[]", c.path)
-            ]
-            if gone:
-                found.append(Danger(rc.type, rc.name, "delete", f"loses key(s) {', '.join(gone)}"))
-    return sorted(found)
-
-
-def _json_change(change: Change) -> dict[str, Any]:
-    """One change: `old`/`new` are absent where the path does not exist on that side."""
-    found: dict[str, Any] = {"path": change.path}
-    if change.old is not MISSING:
-        found["old"] = change.old
-    if change.new is not MISSING:
-        found["new"] = change.new
-    return found
-
-
-def _json_resource(resource: dict[str, Any]) -> dict[str, Any]:
-    return {"type": resource["type"], "name": resource["name"], "parent": resource.get("parent")}
-
-
-def to_json(diff: Diff) -> dict[str, Any]:
-    """`coco diff -o json` (cli/schemas/diff.schema.json, without schemaVersion and command):
-    the Markdown's content as data. Secrets stay "[secret]"."""
-    return {
-        "base": {"stack": diff.base.stack, "path": str(diff.base.path)},
-        "head": {"stack": diff.head.stack, "path": str(diff.head.path)},
-        "empty": diff.empty,
-        "dangerous": [
-            {"type": d.type, "name": d.name, "action": d.action, "reason": d.reason}
-            for d in dangerous(diff)
-        ],
-        "resources": {
-            "added": [_json_resource(r) for r in diff.added],
-            "removed": [_json_resource(r) for r in diff.removed],
-            "changed": [
-                {
-                    "type": rc.type,
-                    "name": rc.name,
-                    "changes": [_json_change(c) for c in rc.changes],
-                    "secretsUnknown": [p or "(value)" for p in rc.secrets],
-                }
-                for rc in diff.changed
-            ],
-        },
-        "outputs": [_json_change(c) for c in diff.outputs],
-        "manifests": {
-            "added": diff.manifests_added,
-            "removed": diff.manifests_removed,
-            "changed": diff.manifests_changed,
-        },
-        "secretValues": _secret_count(diff.head),
-    }

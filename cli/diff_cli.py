@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cli import diff, options, output
+from cli import danger, diff, options, output
 from spec.errors import ExitCode
 
 EXIT_CHANGED = ExitCode.CHANGES
@@ -24,7 +24,7 @@ EXIT_INVALID = ExitCode.INVALID
 def cmd_diff(args: argparse.Namespace) -> int:
     result = diff.diff_dirs(Path(args.base), Path(args.head))
     if getattr(args, "output", "text") == "json":
-        output.emit("diff", diff.to_json(result))
+        output.emit("diff", to_json(result))
     else:
         sys.stdout.write(diff.markdown(result))
     return EXIT_CHANGED if args.exit_code and not result.empty else ExitCode.OK
@@ -53,3 +53,51 @@ def add_parsers(sub: Any) -> None:
         help="exit 1 when something changed (0 otherwise), as `git diff --exit-code`",
     )
     p.set_defaults(func=cmd_diff)
+
+
+def _json_change(change: diff.Change) -> dict[str, Any]:
+    """One change: `old`/`new` are absent where the path does not exist on that side."""
+    found: dict[str, Any] = {"path": change.path}
+    if change.old is not diff.MISSING:
+        found["old"] = change.old
+    if change.new is not diff.MISSING:
+        found["new"] = change.new
+    return found
+
+
+def _json_resource(resource: dict[str, Any]) -> dict[str, Any]:
+    return {"type": resource["type"], "name": resource["name"], "parent": resource.get("parent")}
+
+
+def to_json(result: diff.Diff) -> dict[str, Any]:
+    """`coco diff -o json` (cli/schemas/diff.schema.json, without schemaVersion and command):
+    the Markdown's content as data. Secrets stay "[secret]"."""
+    return {
+        "base": {"stack": result.base.stack, "path": str(result.base.path)},
+        "head": {"stack": result.head.stack, "path": str(result.head.path)},
+        "empty": result.empty,
+        "dangerous": [
+            {"type": d.type, "name": d.name, "action": d.action, "reason": d.reason}
+            for d in danger.dangerous(result)
+        ],
+        "resources": {
+            "added": [_json_resource(r) for r in result.added],
+            "removed": [_json_resource(r) for r in result.removed],
+            "changed": [
+                {
+                    "type": rc.type,
+                    "name": rc.name,
+                    "changes": [_json_change(c) for c in rc.changes],
+                    "secretsUnknown": [p or "(value)" for p in rc.secrets],
+                }
+                for rc in result.changed
+            ],
+        },
+        "outputs": [_json_change(c) for c in result.outputs],
+        "manifests": {
+            "added": result.manifests_added,
+            "removed": result.manifests_removed,
+            "changed": result.manifests_changed,
+        },
+        "secretValues": diff.secret_count(result.head),
+    }

@@ -12,7 +12,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from cli import diff, main, output, render
+from cli import danger, diff, diff_cli, main, output, render
 from spec import stackfile
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,7 +74,7 @@ def compare(tmp_path: Path, base: list[Any], head: list[Any]) -> diff.Diff:
 
 class TestClassification:
     def test_moved_pvc_is_a_dangerous_replacement(self, tmp_path: Path) -> None:
-        found = diff.dangerous(compare(tmp_path, [pvc(), deployment()],
+        found = danger.dangerous(compare(tmp_path, [pvc(), deployment()],
                                        [pvc(namespace="kbs"), deployment(2)]))
         assert [(d.type, d.name, d.action) for d in found] == [
             (PVC, "coco-kbs-storage", "replace")
@@ -84,30 +84,30 @@ class TestClassification:
     def test_renamed_pulumi_resource_is_a_delete(self, tmp_path: Path) -> None:
         moved = copy.deepcopy(pvc())
         moved["name"] = "coco-kbs-data"
-        found = diff.dangerous(compare(tmp_path, [pvc()], [moved]))
+        found = danger.dangerous(compare(tmp_path, [pvc()], [moved]))
         assert [(d.name, d.action) for d in found] == [("coco-kbs-storage", "delete")]
 
     def test_immutable_pvc_spec_is_a_replacement(self, tmp_path: Path) -> None:
         changed = pvc()
         changed["inputs"]["spec"]["storageClassName"] = "premium"
-        found = diff.dangerous(compare(tmp_path, [pvc()], [changed]))
+        found = danger.dangerous(compare(tmp_path, [pvc()], [changed]))
         assert [d.action for d in found] == ["replace"]
 
     def test_safe_changes_are_not_dangerous(self, tmp_path: Path) -> None:
         """A larger storage request (PVCs may grow) and an ordinary Deployment change."""
         result = compare(tmp_path, [pvc(), deployment()], [pvc(size="5Gi"), deployment(3)])
-        assert not result.empty and diff.dangerous(result) == []
+        assert not result.empty and danger.dangerous(result) == []
         assert "Dangerous" not in diff.markdown(result)
 
     def test_secret_losing_a_key(self, tmp_path: Path) -> None:
-        found = diff.dangerous(compare(tmp_path, [secret()], [secret(("admin.pub",))]))
+        found = danger.dangerous(compare(tmp_path, [secret()], [secret(("admin.pub",))]))
         assert [(d.action, d.type) for d in found] == [("delete", "kubernetes:core/v1:Secret")]
         assert "kbs.key" in found[0].reason
 
     def test_removed_cluster(self, tmp_path: Path) -> None:
         cluster = {"type": "aws:eks:Cluster", "name": "coco-cluster", "parent": None,
                    "inputs": {"name": "coco"}, "dependsOn": []}
-        found = diff.dangerous(compare(tmp_path, [cluster, deployment()], [deployment()]))
+        found = danger.dangerous(compare(tmp_path, [cluster, deployment()], [deployment()]))
         assert [(d.type, d.action) for d in found] == [("aws:eks:Cluster", "delete")]
 
 
@@ -145,10 +145,10 @@ def moved_kbs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def test_real_render_moved_kbs_pvc(moved_kbs: tuple[Path, Path]) -> None:
     result = diff.diff_dirs(*moved_kbs)
-    found = diff.dangerous(result)
+    found = danger.dangerous(result)
     assert PVC in {d.type for d in found}
-    assert all(d.type in diff.STATEFUL for d in found)
+    assert all(d.type in danger.STATEFUL for d in found)
     jsonschema.validate(
-        output.document("diff", diff.to_json(result)), output.schema("diff")
+        output.document("diff", diff_cli.to_json(result)), output.schema("diff")
     )
     assert diff.markdown(result).split("\n#### ", 1)[0].count("PersistentVolumeClaim") == 1
