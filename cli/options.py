@@ -30,8 +30,16 @@ def stack_names(prefix: str = "", **_: Any) -> list[str]:
     return sorted(n for n in names if n.startswith(prefix))
 
 
-def add_common(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
-    """--debug, -o/--output and -s/--stack; SUPPRESS defaults below the top level."""
+def add_common(
+    parser: argparse.ArgumentParser,
+    *,
+    top: bool = False,
+    takes_stack: bool = True,
+    has_json: bool = True,
+) -> None:
+    """--debug, -o/--output and -s/--stack; SUPPRESS defaults below the top level. A command
+    without a stack or JSON output still accepts -s and -o anywhere (finish() refuses them with
+    a clear usage error) but its help does not show them."""
 
     def default(value: object) -> object:
         return value if top else argparse.SUPPRESS
@@ -47,10 +55,16 @@ def add_common(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
         "--output",
         choices=OUTPUTS,
         default=default("text"),
-        help=f"text (default) or json: one JSON document on stdout ({JSON_COMMANDS})",
+        help=f"text (default) or json: one JSON document on stdout ({JSON_COMMANDS})"
+        if has_json
+        else argparse.SUPPRESS,
     )
     stack = parser.add_argument(
-        "-s", "--stack", metavar="STACK", default=default(None), help=_STACK_HELP + " (as pulumi)"
+        "-s",
+        "--stack",
+        metavar="STACK",
+        default=default(None),
+        help=_STACK_HELP + " (as pulumi)" if takes_stack else argparse.SUPPRESS,
     )
     stack.completer = stack_names  # type: ignore[attr-defined]
 
@@ -74,7 +88,7 @@ def command(
         epilog="examples:\n" + examples.strip("\n"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_common(parser)
+    add_common(parser, takes_stack=stack is not None, has_json=json)
     if stack:
         positional = parser.add_argument(
             "stack_arg", metavar="STACK", nargs="?", default=None, help=_STACK_HELP + " (or -s)"
