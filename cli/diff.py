@@ -301,7 +301,7 @@ def _resource_line(resource: dict[str, Any]) -> str:
     return f"- {_code(resource['type'])} {_code(resource['name'])}{under}"
 
 
-def _secret_count(render: RenderDir) -> int:
+def secret_count(render: RenderDir) -> int:
     found = 0
 
     def count(value: Any) -> None:
@@ -330,6 +330,16 @@ def markdown(diff: Diff) -> str:
         summary_line(diff),
         "",
     ]
+    from cli.danger import dangerous  # it reads this module's types
+
+    risky = dangerous(diff)
+    if risky:
+        out += [
+            f"> [!CAUTION]\n> **Dangerous: {_count(len(risky), 'change')} replace or delete "
+            "stateful objects (data, keys or workloads are lost):**",
+            *(f"> - {d.action} {_code(d.type)} {_code(d.name)}: {d.reason}" for d in risky),
+            "",
+        ]
     if diff.added:
         out += ["#### Added", "", *(_resource_line(r) for r in diff.added), ""]
     if diff.removed:
@@ -357,7 +367,7 @@ def markdown(diff: Diff) -> str:
         out += [f"- removed {_code(m)}" for m in diff.manifests_removed]
         out += [f"- changed {_code(m)}" for m in diff.manifests_changed]
         out.append("")
-    secrets = _secret_count(diff.head)
+    secrets = secret_count(diff.head)
     out += [
         "> This compares `coco render` outputs (the program run under the Pulumi SDK's mock "
         "monitor), not `pulumi preview`: no provider computed this diff and nothing was read "

@@ -19,6 +19,7 @@ from pydantic import BaseModel, SecretStr
 
 from spec import catalogue
 from spec import model as spec
+from spec.errors import ExitCode
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 # Which issue brings the components for each provider (see `issues`); bare metal on existing
@@ -136,9 +137,10 @@ def main() -> int:
     if args.write:
         README.write_text(new, encoding="utf-8")
     elif new != text:
+        # like `coco diff --exit-code`: 1 means "changes found" (spec.errors.ExitCode)
         print("README.md is stale: run python -m cli.docs --write", file=sys.stderr)
-        return 1
-    return 0
+        return ExitCode.CHANGES
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
 `add_parsers(subparsers)` registers the commands on the `coco` parser (cli/main.py);
 `main()` runs them standalone (`python -m cli.image`). Library code raises images.errors;
-only this module prints `error: ... / hint: ...` and picks the exit code (2 for a bad recipe or a
-missing tool, 1 for a failed command, boot or measurement check), tracebacks only with --debug.
+only this module prints `error: ... / hint: ...`; the exit code is the error's own
+(images.errors: 2 for a bad recipe, input or a missing tool, 3 for a registry or download that
+failed, 4 for a failed command, boot or measurement check), tracebacks only with --debug.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from images.errors import ImageError, InputError, RecipeError, ToolMissing
-from spec.errors import report_unexpected
+from images.errors import ImageError, InputError
+from spec.errors import ExitCode, report_unexpected
 
-EXIT_INVALID = 2
+EXIT_INVALID = ExitCode.INVALID
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -111,41 +112,68 @@ def cmd_measure_tdx(args: argparse.Namespace) -> int:
 
 
 def add_parsers(subparsers: Any) -> None:
-    """Register `image build`, `image boot` and `image resolve` on the `coco` command's
-    subparsers."""
-    image = subparsers.add_parser("image", help="build and boot-test guest images")
-    sub = image.add_subparsers(dest="image_command", required=True)
-    build = sub.add_parser("build", help="build a recipe: disk images and measurements.json")
+    """Register `image build`, `image boot`, `image resolve` and `image measure tdx` on the
+    `coco` command's subparsers (with the common options: --debug prints every command)."""
+    from cli import options
+
+    image = options.command(
+        subparsers,
+        "image",
+        help="build and boot-test guest images",
+        examples="""
+  coco image build podvm --out out/podvm
+  coco image boot out/podvm
+""",
+    )
+    sub = image.add_subparsers(dest="image_command", required=True, metavar="COMMAND")
+    build = options.command(
+        sub,
+        "image build",
+        help="build a recipe: disk images and measurements.json",
+        examples="""
+  coco image build podvm --out out/podvm
+  coco image build images/recipes/podvm.toml --out out/podvm --json > measurements.json
+""",
+    )
     build.add_argument("recipe", help="a recipe name in images/recipes/ or a path to a .toml")
     build.add_argument("--out", required=True, help="output directory")
     build.add_argument(
         "--json", action="store_true", help="print measurements.json on stdout instead of a summary"
     )
-    build.add_argument(
-        "--debug", action="store_true", default=argparse.SUPPRESS, help="print every command"
-    )
     build.set_defaults(func=cmd_build, image_main=True)
-    boot = sub.add_parser("boot", help="boot a built image in QEMU and check PCR 4 and 11")
+    boot = options.command(
+        sub,
+        "image boot",
+        help="boot a built image in QEMU and check PCR 4 and 11",
+        examples="  coco image boot out/podvm --timeout 600",
+    )
     boot.add_argument("dir", help="a directory `coco image build` wrote")
     boot.add_argument("--timeout", type=float, default=300.0, help="seconds (default 300)")
-    boot.add_argument(
-        "--debug", action="store_true", default=argparse.SUPPRESS, help="print every command"
-    )
     boot.set_defaults(func=cmd_boot, image_main=True)
-    resolve = sub.add_parser(
-        "resolve", help="print the digest an image tag points to now (for pinning OCI payloads)"
+    resolve = options.command(
+        sub,
+        "image resolve",
+        help="print the digest an image tag points to now (for pinning OCI payloads)",
+        examples="  coco image resolve ghcr.io/confidential-containers/guest-components:v0.16.0",
     )
     resolve.add_argument("reference", help="registry/repository:tag")
-    resolve.add_argument(
-        "--debug", action="store_true", default=argparse.SUPPRESS, help="print every command"
-    )
     resolve.set_defaults(func=cmd_resolve, image_main=True)
-    measure = sub.add_parser("measure", help="compute launch measurements of firmware files")
-    measure_sub = measure.add_subparsers(dest="measure_tee", required=True)
-    tdx = measure_sub.add_parser(
-        "tdx",
+    measure = options.command(
+        sub,
+        "image measure",
+        help="compute launch measurements of firmware files",
+        examples="  coco image measure tdx --firmware OVMF.inteltdx.fd",
+    )
+    measure_sub = measure.add_subparsers(dest="measure_tee", required=True, metavar="TEE")
+    tdx = options.command(
+        measure_sub,
+        "image measure tdx",
         help="MRTD of a TDVF firmware (and RTMR2 of a direct boot): JSON with mrtd and the KBS "
         "reference values mr_td (and rtmr_2)",
+        examples="""
+  coco image measure tdx --firmware OVMF.inteltdx.fd
+  coco image measure tdx --firmware OVMF.fd --cmdline 'console=hvc0' --initrd initrd.img
+""",
     )
     tdx.add_argument("--firmware", required=True, help="the TDVF file QEMU boots with -bios")
     tdx.add_argument(
@@ -166,9 +194,6 @@ def add_parsers(subparsers: Any) -> None:
         help="how OVMF writes initrd= into the kernel's LoadOptions: edk2-stable202508 and later "
         "put it first (default), older edk2 after the command line",
     )
-    tdx.add_argument(
-        "--debug", action="store_true", default=argparse.SUPPRESS, help="print every command"
-    )
     tdx.set_defaults(func=cmd_measure_tdx, image_main=True)
 
 
@@ -176,13 +201,15 @@ def run_command(args: argparse.Namespace) -> int:
     """Run a parsed `coco image ...` command and turn image errors into exit codes."""
     try:
         return int(args.func(args))
-    except (RecipeError, InputError, ToolMissing) as exc:
-        _print_error(exc)
-        return EXIT_INVALID
     except ImageError as exc:
         _print_error(exc)
-        return 1
-    except Exception:
+        return int(exc.exit_code)
+    except Exception as exc:
+        from cli.output import from_outside
+
+        if from_outside(exc):
+            _print_error(ImageError(f"{type(exc).__name__}: {exc}"))
+            return int(ExitCode.UNREACHABLE)
         return report_unexpected(args.debug)
 
 
@@ -193,10 +220,12 @@ def _print_error(exc: ImageError) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from cli import options
+
     parser = argparse.ArgumentParser(prog="coco", description="Guest images for coco-stack.")
-    parser.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    options.add_common(parser, top=True)
     add_parsers(parser.add_subparsers(dest="command", required=True))
-    return run_command(parser.parse_args(argv))
+    return run_command(options.finish(parser, parser.parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -87,7 +87,15 @@ def cmd_set_attestation_policy(args: argparse.Namespace) -> int:
 
 
 def cmd_get_reference_value(args: argparse.Namespace) -> int:
-    print(json.dumps(_client(args).get_reference_value(args.name), indent=2, sort_keys=True))
+    """The stored value; `-o json` wraps it (cli/schemas/kbs-get-reference-value.schema.json),
+    text prints the value itself as JSON."""
+    from cli import output
+
+    value = _client(args).get_reference_value(args.name)
+    if getattr(args, "output", "text") == "json":
+        output.emit("kbs get-reference-value", {"name": args.name, "value": value})
+    else:
+        print(json.dumps(value, indent=2, sort_keys=True))
     return 0
 
 
@@ -113,38 +121,112 @@ def cmd_initdata(args: argparse.Namespace) -> int:
     algorithm = cast(initdata.Algorithm, args.algorithm)
     result: dict[str, Any] = initdata.summary(url, ca_pem, policy=policy, algorithm=algorithm)
     result["stack"] = sf.name
-    sys.stdout.write(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    if getattr(args, "output", "text") == "json":
+        from cli import output
+
+        output.emit("initdata", result)
+        return 0
+    ((key, value),) = result["annotation"].items()
+    lines = [
+        f"stack {sf.name}: initdata for guests of KBS {url} ({algorithm})",
+        "digests:",
+        *(f"  {tee}: {digest}" for tee, digest in sorted(result["digests"].items())),
+        "pod annotation:",
+        f"  {key}: {value}",
+        "initdata.toml:",
+        *(f"  {line}" for line in result["toml"].splitlines()),
+    ]
+    sys.stdout.write("\n".join(lines) + "\n")
     return 0
+
+
+def _connection(parser: argparse.ArgumentParser, top: bool) -> None:
+    """--url, --cacert, --token-file: on `kbs` and on each call (SUPPRESS there), so they work
+    before or after the call's name."""
+    default = None if top else argparse.SUPPRESS
+    parser.add_argument(
+        "--url", default=default, help="KBS URL, e.g. https://kbs.example.com (COCO_KBS_URL)"
+    )
+    parser.add_argument(
+        "--cacert", default=default, help="the stack's CA certificate, PEM (COCO_KBS_CACERT)"
+    )
+    parser.add_argument(
+        "--token-file", default=default, help="file with the admin JWT (COCO_KBS_TOKEN_FILE)"
+    )
+
+
+_CONNECT = "--url https://kbs.example.com --cacert ca.pem --token-file admin.jwt"
 
 
 def add_parsers(sub: Any) -> None:
     """Add `kbs` and `initdata` to the `coco` subcommands."""
-    kbs = sub.add_parser("kbs", help="admin calls to a deployed KBS (HTTPS, admin JWT)")
-    kbs.add_argument("--url", help="KBS URL, e.g. https://kbs.example.com (COCO_KBS_URL)")
-    kbs.add_argument("--cacert", help="the stack's CA certificate, PEM (COCO_KBS_CACERT)")
-    kbs.add_argument("--token-file", help="file with the admin JWT (COCO_KBS_TOKEN_FILE)")
-    calls = kbs.add_subparsers(dest="kbs_command", required=True)
+    from cli import options
 
-    p = calls.add_parser("set-resource", help="store a resource at repo/type/tag")
+    kbs = options.command(
+        sub,
+        "kbs",
+        help="admin calls to a deployed KBS (HTTPS, admin JWT)",
+        examples=f"""
+  coco kbs set-resource default/key/1 key.bin {_CONNECT}
+  coco kbs {_CONNECT} get-reference-value snp_launch_measurement -o json
+""",
+    )
+    _connection(kbs, top=True)
+    calls = kbs.add_subparsers(dest="kbs_command", required=True, metavar="CALL")
+
+    def call(name: str, help: str, examples: str, json: bool = False) -> argparse.ArgumentParser:
+        p = options.command(calls, f"kbs {name}", help=help, examples=examples, json=json)
+        _connection(p, top=False)
+        return p
+
+    p = call(
+        "set-resource",
+        "store a resource at repo/type/tag",
+        f"  coco kbs set-resource default/key/1 key.bin {_CONNECT}",
+    )
     p.add_argument("path", help="repo/type/tag")
     p.add_argument("file", help="file holding the value")
     p.set_defaults(func=cmd_set_resource)
 
-    p = calls.add_parser("set-resource-policy", help="replace the resource policy (Rego)")
+    p = call(
+        "set-resource-policy",
+        "replace the resource policy (Rego)",
+        f"  coco kbs set-resource-policy policy.rego {_CONNECT}",
+    )
     p.add_argument("file")
     p.set_defaults(func=cmd_set_resource_policy)
 
-    p = calls.add_parser("set-attestation-policy", help="replace an attestation policy (Rego)")
+    p = call(
+        "set-attestation-policy",
+        "replace an attestation policy (Rego)",
+        f"  coco kbs set-attestation-policy cpu.rego --policy-id default_cpu {_CONNECT}",
+    )
     p.add_argument("file")
     p.add_argument("--policy-id", default="default_cpu", help="policy id (default: default_cpu)")
     p.set_defaults(func=cmd_set_attestation_policy)
 
-    p = calls.add_parser("get-reference-value", help="print a reference value as JSON")
+    p = call(
+        "get-reference-value",
+        "print a reference value as JSON",
+        f"  coco kbs get-reference-value snp_launch_measurement {_CONNECT}\n"
+        f"  COCO_KBS_URL=... coco kbs get-reference-value mr_td -o json | jq .value",
+        json=True,
+    )
     p.add_argument("name", help="e.g. snp_launch_measurement")
     p.set_defaults(func=cmd_get_reference_value)
 
-    p = sub.add_parser("initdata", help="print the guests' initdata, annotation and digests")
-    p.add_argument("stack", help="a stack name in stacks/ or a path to a stack YAML file")
+    p = options.command(
+        sub,
+        "initdata",
+        help="print the guests' initdata, annotation and digests",
+        stack="required",
+        json=True,
+        examples="""
+  pulumi stack output -s dev kbsCaCert > ca.pem
+  coco initdata dev --cacert ca.pem
+  coco initdata dev --cacert ca.pem -o json | jq -r '.annotation[]' > initdata.b64
+""",
+    )
     p.add_argument("--cacert", help="the stack's CA certificate, PEM (kbsCaCert output)")
     p.add_argument("--url", help="KBS URL as guests reach it (default: from the stack)")
     p.add_argument("--policy", help="kata agent policy (Rego) to include as policy.rego")

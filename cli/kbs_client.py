@@ -26,9 +26,9 @@ from typing import Any
 
 from components.kbs.config import ATTESTATION_POLICY_ID
 from components.kbs.token import sign_admin_token
-from spec.errors import CocoError
+from spec.errors import CocoError, ExitCode
 
-__all__ = ["KbsClient", "KbsClientError", "sign_admin_token"]
+__all__ = ["KbsClient", "KbsClientError", "KbsUnreachable", "sign_admin_token"]
 
 
 def b64url(data: bytes) -> str:
@@ -41,6 +41,12 @@ class KbsClientError(CocoError):
     def __init__(self, message: str, hint: str = "") -> None:
         super().__init__(message)
         self.hint = hint
+
+
+class KbsUnreachable(KbsClientError):
+    """The KBS could not be reached or failed (HTTP 5xx): exit code 3, not the input's fault."""
+
+    exit_code = ExitCode.UNREACHABLE
 
 
 @dataclass(frozen=True)
@@ -82,14 +88,18 @@ class KbsClient:
                 return Response(reply.status, reply.read())
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode("utf-8", "replace").strip()[:500]
-            raise KbsClientError(
+            failed = KbsUnreachable if exc.code >= 500 else KbsClientError
+            raise failed(
                 f"{method} /kbs/v0/{path}: HTTP {exc.code} {detail}",
                 "check the admin token (pulumi stack output kbsAdminToken --show-secrets)"
                 if exc.code in (401, 403)
                 else "",
             ) from None
         except urllib.error.URLError as exc:
-            raise KbsClientError(f"cannot reach {self.url}: {exc.reason}") from None
+            # a server certificate the stack's CA did not sign: the --cacert given is wrong (2)
+            wrong_ca = isinstance(exc.reason, ssl.SSLCertVerificationError)
+            failed = KbsClientError if wrong_ca else KbsUnreachable
+            raise failed(f"cannot reach {self.url}: {exc.reason}") from None
 
     def set_resource(self, path: str, value: bytes) -> None:
         if len(path.split("/")) != 3:

@@ -1,8 +1,9 @@
 """The `coco` command: check and render stacks without the Pulumi CLI.
 
-Library code raises typed errors (spec.errors); only this module prints them and picks the
-exit code: 0 success, 2 invalid input (configuration, stack file), 1 anything unexpected.
-Tracebacks only with --debug.
+Library code raises typed errors (spec.errors); only the CLI prints them (cli.output), and the
+exit code is the one the error's class carries (spec.errors.ExitCode: 0 ok, 1 changes found
+with --exit-code, 2 invalid input or usage, 3 something unreachable, 4 a failure or anything
+unexpected). Tracebacks only with --debug. docs/cli.md is the reference.
 """
 
 from __future__ import annotations
@@ -12,101 +13,21 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from spec import versions
+from spec.errors import ExitCode, report_unexpected
 
-if TYPE_CHECKING:
-    from spec.model import Spec
+# `coco --help` imports only argparse, spec.versions and spec.errors: the spec model (pydantic),
+# the KBS client (pyjwt, cryptography), Pulumi and argcomplete load inside the command that
+# needs them.
 
-# `coco --help` imports only argparse and spec.versions: the spec model (pydantic), the KBS
-# client (pyjwt, cryptography) and Pulumi load inside the command that needs them.
-
-EXIT_INVALID = 2
-
-
-def _summary(spec: Spec, path: Path) -> list[str]:
-    from spec import catalogue
-
-    c = spec.cluster
-    if c.provider == "existing":
-        how = (
-            "kubeconfig secret"
-            if c.kubeconfig
-            else (f"context {c.context}" if c.context else "the current kube context")
-        )
-        cluster = f"existing cluster via {how}"
-    else:
-        where = c.location or c.region or c.zone or c.server
-        cluster = (
-            f"{c.provider} cluster {c.name or spec.stack!r} in {where}, Kubernetes "
-            f"{c.kubernetes_version}"
-        )
-    lines = [
-        f"stack {spec.stack} ({spec.environment}) from {path}: valid",
-        f"cluster: {cluster}",
-        f"node pools: {len(spec.node_pools)}",
-    ]
-    for pool in spec.node_pools:
-        offering = catalogue.find(pool.provider or "", pool.tee, pool.mode or "")
-        rc = offering.runtime_class if offering else None
-        where = pool.instance_type or (
-            f"{len(pool.hosts)} host(s)" if pool.hosts else f"nodes matching {pool.node_selector}"
-        )
-        lines.append(
-            f"  - {pool.name}: {pool.tee} {pool.mode} on {pool.provider}, {where}, "
-            f"runtimeClass {rc or '(none: pods use the node runtime)'}"
-        )
-    k = spec.kbs
-    if k.enabled:
-        lines.append(
-            f"kbs: Trustee {versions.TRUSTEE_VERSION} in namespace {k.namespace}, expose "
-            f"{k.expose}, {len(k.resources)} resource(s), resource policy {k.resource_policy}"
-        )
-    else:
-        lines.append("kbs: disabled")
-    return lines
+EXIT_INVALID = ExitCode.INVALID  # kept for callers; the codes are spec.errors.ExitCode
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from spec import extras, stackfile, support
-    from spec.validate import validate
+    from cli import check
 
-    sf = stackfile.load(args.stack)
-    spec, warnings = validate(
-        sf.config, stack=sf.name, secure_paths=sf.secure_paths, base_dir=str(sf.project_dir)
-    )
-    for line in [*_summary(spec, sf.path), *_coverage_lines(spec)]:
-        print(line)
-    for issue in [*warnings, *support.gaps(spec)]:
-        print(issue.render(), file=sys.stderr)
-    extras.check(spec)
-    if args.live:
-        return _live(spec)
-    return 0
-
-
-def _coverage_lines(spec: Spec) -> list[str]:
-    """Per pool with evidence: the reference values the default attestation policy needs and
-    whether the stack has them (spec.coverage; the gaps are also warnings or errors)."""
-    from spec import coverage
-
-    if not spec.kbs.enabled or spec.kbs.attestation_policy != "default":
-        return []
-    lines = []
-    for pool in spec.node_pools:
-        evidence = coverage.evidence_of(pool)
-        if evidence is None:
-            continue
-        found = coverage.gap(pool, spec.kbs)
-        needed = coverage.required(evidence)
-        state = (
-            f"missing {', '.join(found.missing)}"
-            if found
-            else ("complete: " + ", ".join(needed) if needed else "none needed")
-        )
-        lines.append(f"  reference values for {pool.name} ({evidence} evidence): {state}")
-    return ["attestation (default policy):", *lines] if lines else []
+    return check.run(args)
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
@@ -134,42 +55,18 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-def _live(spec: Spec) -> int:
-    from components import preflight  # the cloud SDKs load only for --live
-    from spec import extras
-
-    if not extras.clouds_of(spec):
-        print("live check: the stack uses no cloud; nothing to ask")
-        return 0
-    result = preflight.run(spec)
-    for skipped in result.skipped:
-        said = "only the offline checks ran"
-        print(
-            f"live check skipped for {skipped}"
-            + ("" if said in str(skipped) else f"; {said}")
-            + (f"\n  hint: {skipped.hint}" if skipped.hint else ""),
-            file=sys.stderr,
-        )
-    for issue in result.issues:
-        print(issue.render(), file=sys.stderr)
-    errors = [i for i in result.issues if i.severity == "error"]
-    if result.checked:
-        print(
-            f"live check ({', '.join(result.checked)}): "
-            + (f"{len(errors)} error(s)" if errors else "every size is offered where asked")
-        )
-    return EXIT_INVALID if errors else 0
-
-
 def cmd_render(args: argparse.Namespace) -> int:
-    from cli import render  # imports Pulumi: only when rendering
+    """`coco render STACK`: a summary only (nothing written); `--out DIR`: the directory form;
+    `--out -`: one JSON document on stdout (cli/schemas/render-document.schema.json), progress
+    on stderr; `-o json`: the summary as JSON (cli/schemas/render.schema.json)."""
+    from cli import output, render  # render imports Pulumi: only when rendering
     from spec import stackfile
-    from spec.errors import RenderError
 
     if args.diff is not None:
         return _render_diff(args)
-    if args.out is None:
-        raise RenderError("coco render needs --out DIR", "or --diff REF to compare with a commit")
+    to_stdout = args.out == "-"
+    if to_stdout and args.output == "json":
+        args.parser.error("--out - already prints one JSON document; drop -o json")
     started = time.perf_counter()
     sf = stackfile.load(args.stack)
     result = render.run(
@@ -179,25 +76,53 @@ def cmd_render(args: argparse.Namespace) -> int:
         project_dir=sf.project_dir,
         progress=lambda line: print(f"render: {line}", file=sys.stderr, flush=True),
     )
-    count, manifests = render.write(result, Path(args.out))
     for warning in result.warnings:
         print(warning, file=sys.stderr)
+    if to_stdout:
+        document = render.stdout_document(result)
+        sys.stdout.write(render.dumps_json(document))
+        count, manifests = len(document["resources"]), len(document["manifests"])
+    elif args.out is not None:
+        count, manifests = render.write(result, Path(args.out))
+    else:
+        count = len(result.document()["resources"])
+        manifests = len(render.manifest_files(result))
+    seconds = time.perf_counter() - started
+    if args.output == "json":
+        output.emit(
+            "render",
+            {
+                "stack": sf.name,
+                "resources": count,
+                "manifests": manifests,
+                "out": args.out,
+                "warnings": list(result.warnings),
+                "notice": render.NOTICE,
+            },
+        )
+        return ExitCode.OK
+    where = (
+        "stdout" if to_stdout else (args.out if args.out else "nothing written (--out DIR writes)")
+    )
     print(
         f"rendered stack {sf.name}: {count} resources, {manifests} Kubernetes manifests -> "
-        f"{args.out} ({time.perf_counter() - started:.1f}s)"
+        f"{where} ({seconds:.1f}s)",
+        file=sys.stderr if to_stdout else sys.stdout,
     )
-    print(render.NOTICE)
-    return 0
+    print(render.NOTICE, file=sys.stderr if to_stdout else sys.stdout)
+    return ExitCode.OK
 
 
 def _render_diff(args: argparse.Namespace) -> int:
     """`coco render STACK --diff REF`: the stack at REF and in the working tree, compared; the
-    `coco diff` Markdown on stdout, everything else on stderr."""
+    `coco diff` Markdown (or JSON) on stdout, everything else on stderr."""
     import tempfile
 
-    from cli import diff, render
+    from cli import diff, diff_cli, output, render
     from spec import stackfile
 
+    if args.out == "-":
+        args.parser.error("with --diff, --out names the directory of the head render")
     sf = stackfile.load(args.stack)
     with tempfile.TemporaryDirectory(prefix="coco-render-diff-") as tmp:
         base = Path(tmp) / "base"
@@ -210,23 +135,59 @@ def _render_diff(args: argparse.Namespace) -> int:
         for warning in result.warnings:
             print(warning, file=sys.stderr)
         changes = diff.diff_dirs(base, head)
-    sys.stdout.write(diff.markdown(changes))
-    print(render.NOTICE, file=sys.stderr)
-    return 1 if args.exit_code and not changes.empty else 0
+    if args.output == "json":
+        output.emit("diff", diff_cli.to_json(changes))
+    else:
+        sys.stdout.write(diff.markdown(changes))
+        print(render.NOTICE, file=sys.stderr)
+    return ExitCode.CHANGES if args.exit_code and not changes.empty else ExitCode.OK
+
+
+EPILOG = """\
+exit codes:
+{codes}
+
+Global options (--debug, -o/--output, -s/--stack) work before or after the command.
+Under --output json, stdout holds one JSON document (schemas: docs/cli.md); on failure stdout
+is empty and the last line of stderr is a JSON error object.
+
+examples:
+  coco check dev                      validate the dev stack, summarise what it creates
+  coco check -s dev -o json | jq .nodePools
+  coco render dev --out out/dev       resources.json and manifests/ under out/dev
+  coco diff out/base out/head --exit-code
+  coco completion bash > /etc/bash_completion.d/coco
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from cli import options
+    from spec.errors import EXIT_CODES
+
     parser = argparse.ArgumentParser(
-        prog="coco", description="Check and render coco-stack Pulumi stacks without the Pulumi CLI."
+        prog="coco",
+        description="Check and render coco-stack Pulumi stacks without the Pulumi CLI.",
+        epilog=EPILOG.format(codes="\n".join(f"  {int(c)}  {what}" for c, what in EXIT_CODES)),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    options.add_common(parser, top=True)
     parser.add_argument(
         "--version", action=_Version, nargs=0, help="show coco-stack's and CoCo's versions"
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    check = sub.add_parser("check", help="validate a stack and summarise what it creates")
-    check.add_argument("stack", help="a stack name in stacks/ or a path to a stack YAML file")
+    check = options.command(
+        sub,
+        "check",
+        help="validate a stack and summarise what it creates",
+        stack="required",
+        json=True,
+        examples="""
+  coco check dev
+  coco check stacks/Pulumi.prod.yaml --live     also ask the clouds (their credentials)
+  coco check -s dev -o json | jq '.nodePools[].runtimeClass'
+""",
+    )
     check.add_argument(
         "--live",
         action="store_true",
@@ -235,20 +196,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(func=cmd_check)
 
-    fetch = sub.add_parser(
+    fetch = options.command(
+        sub,
         "fetch",
         help="download what `pulumi up` would fetch for a stack (the kata release of kataGuest) "
         "into the cache and print the measurement it pins; check and render never download",
+        stack="required",
+        examples="""
+  coco fetch dev
+""",
     )
-    fetch.add_argument("stack", help="a stack name in stacks/ or a path to a stack YAML file")
     fetch.set_defaults(func=cmd_fetch)
 
-    render = sub.add_parser(
+    render = options.command(
+        sub,
         "render",
-        help="run the program under mocks and write what it registers (not `pulumi preview`)",
+        help="run the program under mocks and show what it registers (not `pulumi preview`)",
+        stack="required",
+        json=True,
+        examples="""
+  coco render dev                       summary only, nothing written
+  coco render dev --out out/dev         out/dev/resources.json and out/dev/manifests/
+  coco render dev --out - | jq '.outputs'   one JSON document on stdout, progress on stderr
+  coco render dev --diff origin/main --exit-code
+""",
     )
-    render.add_argument("stack", help="a stack name in stacks/ or a path to a stack YAML file")
-    render.add_argument("--out", help="output directory (with --diff: where the head render goes)")
+    render.add_argument(
+        "--out",
+        metavar="DIR",
+        help="output directory, or - for one JSON document on stdout; without it a summary "
+        "only (with --diff: where the head render goes)",
+    )
     render.add_argument(
         "--diff",
         metavar="REF",
@@ -275,22 +253,29 @@ def build_parser() -> argparse.ArgumentParser:
     from cli import image as image_cli
 
     image_cli.add_parsers(sub)
+
+    completion = options.command(
+        sub,
+        "completion",
+        help="print the shell completion script for bash, zsh or fish",
+        examples="""
+  coco completion bash > ~/.local/share/bash-completion/completions/coco
+  coco completion zsh > "${fpath[1]}/_coco"
+  coco completion fish > ~/.config/fish/completions/coco.fish
+""",
+    )
+    completion.add_argument("shell", choices=("bash", "zsh", "fish"))
+    completion.set_defaults(func=cmd_completion)
     return parser
 
 
-def _kbs_errors() -> tuple[type[Exception], ...]:
-    """KbsClientError when the KBS client was loaded (only `coco kbs` loads it, with pyjwt):
-    an error of a module never imported cannot have been raised."""
-    module = sys.modules.get("cli.kbs_client")
-    return (module.KbsClientError,) if module else ()
+def cmd_completion(args: argparse.Namespace) -> int:
+    """The script from argcomplete: it completes by asking `coco` itself (the parser is the one
+    source), for bash, zsh and fish alike."""
+    from argcomplete.shell_integration import shellcode
 
-
-def _invalid(exc: Exception) -> int:
-    print(f"error: {exc}", file=sys.stderr)
-    hint = getattr(exc, "hint", "")
-    if hint:
-        print(f"  hint: {hint}", file=sys.stderr)
-    return EXIT_INVALID
+    sys.stdout.write(shellcode(["coco"], shell=args.shell))
+    return ExitCode.OK
 
 
 class _Version(argparse.Action):
@@ -311,11 +296,19 @@ class _Version(argparse.Action):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import os
+
+    from cli import options
+
     parser = build_parser()
+    if "_ARGCOMPLETE" in os.environ:  # a shell asks for completions: only then load argcomplete
+        import argcomplete
+
+        argcomplete.autocomplete(parser)
     if not (sys.argv[1:] if argv is None else list(argv)):
         parser.print_help()  # bare `coco`: what it can do, not an error
-        return 0
-    args = parser.parse_args(argv)
+        return ExitCode.OK
+    args = options.finish(parser, parser.parse_args(argv))
     if not args.debug:
         # libraries' FutureWarning/DeprecationWarning (google.api_core's Python support notice,
         # the cloud SDKs' deprecated resources) are not the user's problem: keep them out of
@@ -324,16 +317,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
-    from spec.errors import (
-        CocoError,
-        NotYetSupported,
-        RenderError,
-        SpecError,
-        StackFileError,
-        report_unexpected,
-    )
-    from spec.extras import MissingExtra
+    from cli import output
+    from spec.errors import CocoError, SpecError
 
+    name = args.command_name
+    json_mode = args.output == "json"
     if getattr(args, "image_main", False):
         from cli import image as image_cli
 
@@ -341,22 +329,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except SpecError as exc:
-        for issue in exc.issues:
-            print(issue.render(), file=sys.stderr)
-        for issue in exc.warnings:
-            print(issue.render(), file=sys.stderr)
-        print(f"{len(exc.issues)} error(s) in stack {args.stack}", file=sys.stderr)
-        return EXIT_INVALID
-    except (StackFileError, NotYetSupported, RenderError, MissingExtra) as exc:
-        return _invalid(exc)
+        return output.error(
+            name,
+            json_mode,
+            f"{len(exc.issues)} error(s) in stack {args.stack}",
+            code=exc.exit_code,
+            issues=exc.issues,
+            warnings=exc.warnings,
+        )
     except CocoError as exc:
-        if isinstance(exc, _kbs_errors()):
-            return _invalid(exc)
-        print(f"error: {exc}", file=sys.stderr)
-        if exc.hint:
-            print(f"  hint: {exc.hint}", file=sys.stderr)
-        return 1
-    except Exception:
+        return output.error(name, json_mode, str(exc), exc.hint, exc.exit_code)
+    except Exception as exc:
+        if output.from_outside(exc):
+            return output.error(
+                name, json_mode, f"{type(exc).__name__}: {exc}", code=ExitCode.UNREACHABLE
+            )
+        if json_mode and not args.debug:
+            return output.error(
+                name,
+                json_mode,
+                f"unexpected failure: {exc!r} (rerun with --debug)",
+                code=ExitCode.FAILED,
+            )
         return report_unexpected(args.debug)
 
 

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-EXIT_INVALID = 2
+from spec.errors import ExitCode
+
+EXIT_INVALID = ExitCode.INVALID
 # the order operations are listed in, most consequential first
 ORDER = (
     "delete",
@@ -126,10 +128,17 @@ def cmd_preview_summary(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: Any) -> None:
     """Add `preview-summary` to the `coco` subcommands."""
-    p = sub.add_parser(
+    from cli import options
+
+    p = options.command(
+        sub,
         "preview-summary",
         help="Markdown summary of `pulumi preview --json` output, for a pull request",
+        stack="optional",  # -s/--stack: the stack name for the title
+        examples="""
+  pulumi preview --json -s dev > preview.json && coco preview-summary preview.json -s dev
+  pulumi preview --json -s dev | coco preview-summary - --stack dev
+""",
     )
     p.add_argument("file", metavar="FILE", help="the saved JSON, or - for stdin")
-    p.add_argument("--stack", help="the stack name for the title")
     p.set_defaults(func=cmd_preview_summary)

@@ -160,6 +160,30 @@ def manifest_filename(obj: dict[str, Any]) -> str:
     return "-".join(p.replace("/", "_") for p in parts) + ".yaml"
 
 
+def manifest_files(render: Render) -> dict[str, dict[str, Any]]:
+    """manifests/ as {file name: object}, sorted; two objects with one file name are refused."""
+    files: dict[str, dict[str, Any]] = {}
+    for obj in render.kubernetes_objects():
+        name = manifest_filename(obj)
+        if name in files:
+            raise RenderError(
+                f"two Kubernetes objects render to manifests/{name}: the stack declares the "
+                "same kind, namespace and name twice",
+                "give the clashing object another name or namespace (see the config keys that "
+                "set them)",
+            )
+        files[name] = obj
+    return dict(sorted(files.items()))
+
+
+def stdout_document(render: Render) -> dict[str, Any]:
+    """`coco render --out -`: the directory form as one JSON document (resources.json's fields
+    and `manifests`: {file name: object}); cli/schemas/render-document.schema.json."""
+    from cli import output
+
+    return output.document("render", {**render.document(), "manifests": manifest_files(render)})
+
+
 def _plain(value: Any) -> Any:
     """Decode the wire format: secrets -> Secret, references -> names, unknowns -> marker."""
     if isinstance(value, dict):
@@ -254,6 +278,12 @@ def record(
 
     registrations: list[Registration] = []
     outputs: dict[str, Any] = {}
+    exported: list[str] = []
+
+    def recorded() -> None:
+        program()
+        root = settings.get_root_resource()
+        exported.extend(getattr(root, "outputs", {}))
 
     class _Monitor(mocks.MockMonitor):
         def RegisterResource(self, request: Any) -> Any:
@@ -295,9 +325,16 @@ def record(
         settings.SETTINGS.outputs.clear()
         settings.ROOT.set(None)  # set_mocks made a root stack; run_in_stack makes the real one
         try:
-            _sync_await(run_in_stack(program))
+            _sync_await(run_in_stack(recorded))
         finally:
             set_all_config({}, [])
+    # An export whose value only a provider computes (kbsCaCert: the tls provider's cert_pem)
+    # resolves to None under mocks, and the SDK drops top-level None properties when it
+    # serializes the stack outputs (pulumi/runtime/rpc.py@3.272.0, serialize_properties: "We
+    # treat properties that serialize to None as if they don't exist"). Keep every exported name,
+    # as the placeholder of a value computed at `pulumi up`.
+    for name in exported:
+        outputs.setdefault(name, UNKNOWN)
     return registrations, outputs
 
 

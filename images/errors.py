@@ -5,11 +5,14 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 
-from spec.errors import CocoError
+from spec.errors import CocoError, ExitCode
 
 
 class ImageError(CocoError):
-    """Base class of every error the image builder raises on purpose."""
+    """Base class of every error the image builder raises on purpose: a failed operation (exit
+    code 4) unless a subclass says the input was wrong (2) or something was unreachable (3)."""
+
+    exit_code = ExitCode.FAILED
 
     def __init__(self, message: str, hint: str = "") -> None:
         super().__init__(message)
@@ -19,13 +22,19 @@ class ImageError(CocoError):
 class RecipeError(ImageError):
     """A recipe file is missing, malformed or asks for something the builder cannot do."""
 
+    exit_code = ExitCode.INVALID
+
 
 class InputError(ImageError):
     """A path given to a command is not what it needs (e.g. no build in the directory)."""
 
+    exit_code = ExitCode.INVALID
+
 
 class ToolMissing(ImageError):
     """One or more host tools the build needs are not installed."""
+
+    exit_code = ExitCode.INVALID
 
     def __init__(self, missing: Sequence[tuple[str, str]]) -> None:
         tools = ", ".join(tool for tool, _ in missing)
@@ -50,7 +59,10 @@ class CommandFailed(ImageError):
 
 
 class DownloadError(ImageError):
-    """A payload or mirror file could not be fetched, or its sha256 does not match."""
+    """A payload or mirror file could not be fetched, or its sha256 does not match (what the
+    server sent is not what is pinned): the outside failed, exit code 3."""
+
+    exit_code = ExitCode.UNREACHABLE
 
 
 class MeasurementMismatch(ImageError):

@@ -34,6 +34,7 @@ from typing import IO, Any, cast
 import requests
 import zstandard
 
+from spec.errors import ExitCode
 from spec.versions import ReleaseArtifact
 
 from .cache import cache_dir, sha256_file
@@ -52,6 +53,8 @@ def cached_path(artifact: ReleaseArtifact) -> Path:
 class NotFetched(ImageError):
     """Offline (`coco check`, `coco render`, `pulumi preview`): the pinned file is not in the
     cache, and only `pulumi up` or `coco fetch` download it. Says what would be fetched."""
+
+    exit_code = ExitCode.INVALID  # the user's next step: `coco fetch STACK`
 
     def __init__(self, artifact: ReleaseArtifact, url: str | None = None) -> None:
         size = f"{artifact.size / 1e9:.1f} GB, " if artifact.size else ""

@@ -3,7 +3,32 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from enum import IntEnum
+from typing import ClassVar, Literal
+
+
+class ExitCode(IntEnum):
+    """The exit codes of every `coco` command, defined once. Each CocoError carries its own
+    (`exit_code`); the CLI returns it, so one kind of failure exits the same way everywhere."""
+
+    OK = 0
+    CHANGES = 1  # only with --exit-code (diff, render --diff): something changed
+    INVALID = 2  # invalid input or usage: a bad stack, file, flag or argument
+    UNREACHABLE = 3  # something could not be reached: network, KBS, registry, cloud API
+    FAILED = 4  # an unexpected failure (a bug: rerun with --debug) or a failed operation
+
+
+EXIT_CODES: tuple[tuple[ExitCode, str], ...] = (
+    (ExitCode.OK, "success"),
+    (ExitCode.CHANGES, "changes found (only with --exit-code: diff, render --diff)"),
+    (ExitCode.INVALID, "invalid input or usage (stack, file, option); every error is printed"),
+    (ExitCode.UNREACHABLE, "something could not be reached (network, KBS, registry, cloud API)"),
+    (
+        ExitCode.FAILED,
+        "a failed operation (build, boot, measurement) or an unexpected error "
+        "(--debug shows the traceback)",
+    ),
+)
 
 
 @dataclass(frozen=True, order=True)
@@ -27,22 +52,37 @@ class ConfigIssue:
 
 
 def report_unexpected(debug: bool) -> int:
-    """For the CLIs' last resort: the traceback under --debug, else one line; exit code 1."""
+    """For the CLIs' last resort: the traceback under --debug, else one line; exit code 4."""
     import sys
     import traceback
 
     if debug:
         traceback.print_exc()
     else:
-        print(f"error: unexpected failure: {sys.exc_info()[1]!r} (rerun with --debug)",
-              file=sys.stderr)
-    return 1
+        print(
+            f"error: unexpected failure: {sys.exc_info()[1]!r} (rerun with --debug)",
+            file=sys.stderr,
+        )
+    return int(ExitCode.FAILED)
 
 
 class CocoError(Exception):
-    """Base class of every error coco-stack raises on purpose."""
+    """Base class of every error coco-stack raises on purpose. `exit_code` is what the CLI
+    exits with: invalid input unless a subclass says otherwise."""
 
     hint: str = ""
+    exit_code: ClassVar[ExitCode] = ExitCode.INVALID
+
+
+class Unreachable(CocoError):
+    """Something outside could not be reached or did not answer: the network, a KBS, a
+    registry, a cloud API. Not the input's fault; retrying may help."""
+
+    exit_code = ExitCode.UNREACHABLE
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
 
 
 class SpecError(CocoError):

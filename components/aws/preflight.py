@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from spec import catalogue
-from spec.errors import ConfigIssue, NoCredentials
+from spec.errors import ConfigIssue, NoCredentials, Unreachable
 from spec.model import Spec
 
 SNP_FEATURE = "amd-sev-snp"
@@ -56,11 +56,19 @@ class Ec2:
         from botocore.exceptions import (  # type: ignore[import-untyped]
             BotoCoreError,
             ClientError,
+            HTTPClientError,
         )
+        from botocore.exceptions import ConnectionError as EndpointUnreachable
 
         try:
             paginator = self._client(region).get_paginator(operation)
             return list(paginator.paginate(**params))
+        except (EndpointUnreachable, HTTPClientError) as exc:
+            # EC2 did not answer (network, timeout): not the stack's fault, exit code 3 for the
+            # CLI as for every cloud; an answer that refuses (ClientError) stays an issue
+            raise Unreachable(
+                f"EC2 in {region} did not answer: {exc}", "check the network and retry"
+            ) from exc
         except ClientError as exc:
             error = exc.response.get("Error", {})
             raise CallFailed(f"{error.get('Code', 'error')}: {error.get('Message', '')}") from exc

@@ -7,7 +7,6 @@ and alone (cloud pools do not render yet: spec.support refuses them).
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from cli import diff, diff_cli, render
+from cli import diff, main, render
 from tests.conftest import ROOT
 
 SECRET_ONE = "hello-one-DO-NOT-PRINT"
@@ -66,10 +65,8 @@ def renders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def run_cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="coco")
-    diff_cli.add_parsers(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["diff", *argv])
-    return int(args.func(args))
+    """`coco diff ...` through the real entry point: its exit code, errors included."""
+    return main.main(["diff", *argv])
 
 
 def markdown(base: Path, head: Path) -> str:

@@ -56,7 +56,7 @@ class TestHelpAndVersion:
 
 class TestInitdataCacert:
     def run(self, capsys: pytest.CaptureFixture[str], path: Path) -> tuple[int, str, str]:
-        code = main.main(["initdata", "dev", "--cacert", str(path)])
+        code = main.main(["initdata", "dev", "--cacert", str(path), "-o", "json"])
         out, err = capsys.readouterr()
         return code, out, err
 

@@ -106,6 +106,22 @@ class TestRenderDiff:
         assert "No changes." in done.stdout
         assert "NOT `pulumi preview`" in done.stderr  # the notice goes to stderr
 
+    def test_json(self, repo: Path) -> None:
+        """`-o json`: the `coco diff` document (cli/schemas/diff.schema.json) on stdout."""
+        import json
+
+        import jsonschema
+
+        from cli import output
+
+        done = _run(repo, "dev", "--diff", "HEAD~1", "-o", "json", "--exit-code")
+        assert done.returncode == 1, done.stderr
+        document = json.loads(done.stdout)
+        jsonschema.validate(document, output.schema("diff"))
+        assert document["empty"] is False and document["command"] == "diff"
+        changed = {(c["type"], c["name"]) for c in document["resources"]["changed"]}
+        assert any(t == "kubernetes:core/v1:Service" for t, _ in changed)
+
     def test_unknown_ref(self, repo: Path) -> None:
         done = _run(repo, "dev", "--diff", "no-such-ref")
         assert done.returncode == 2
@@ -123,7 +139,11 @@ class TestRenderDiff:
         assert "stack 'brandnew' does not exist at HEAD" in done.stderr
         assert "coco render STACK --out DIR" in done.stderr
 
-    def test_out_or_diff_required(self, repo: Path) -> None:
+    def test_without_out_or_diff_a_summary_only(self, repo: Path) -> None:
+        """`coco render STACK` alone renders and writes nothing (issue 20: it used to need
+        --out)."""
+        before = sorted(p for p in repo.rglob("*") if "__pycache__" not in p.parts)
         done = _run(repo, "dev")
-        assert done.returncode == 2
-        assert "coco render needs --out DIR" in done.stderr
+        assert done.returncode == 0, done.stderr
+        assert "rendered stack dev:" in done.stdout and "nothing written" in done.stdout
+        assert sorted(p for p in repo.rglob("*") if "__pycache__" not in p.parts) == before

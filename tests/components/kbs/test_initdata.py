@@ -10,7 +10,6 @@ import tomllib
 
 import pytest
 
-from cli.kbs import add_parsers
 from components import initdata
 from tests.conftest import ROOT
 
@@ -61,18 +60,14 @@ def test_sha256_mrconfigid_is_zero_padded():
 
 
 def test_coco_initdata_command(tmp_path, capsys):
-    import argparse
-
     from tests.cli.test_main import ca_pem
 
     ca = tmp_path / "ca.pem"
     ca.write_bytes(ca_pem()[0])  # a real certificate: `--cacert` parses it
-    parser = argparse.ArgumentParser()
-    add_parsers(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(
-        ["initdata", str(ROOT / "stacks" / "Pulumi.dev.yaml"), "--cacert", str(ca)]
-    )
-    assert args.func(args) == 0
+    from cli import main
+
+    argv = ["initdata", str(ROOT / "stacks" / "Pulumi.dev.yaml"), "--cacert", str(ca)]
+    assert main.main([*argv, "-o", "json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["kbsUrl"] == URL
     annotation = out["annotation"][initdata.ANNOTATION]
@@ -81,13 +76,9 @@ def test_coco_initdata_command(tmp_path, capsys):
     assert out["digests"]["digest"] == hashlib.sha256(text.encode()).hexdigest()
 
 
-def test_coco_initdata_needs_the_ca_for_https():
-    import argparse
+def test_coco_initdata_needs_the_ca_for_https(capsys):
+    from cli import main
 
-    from spec.errors import StackFileError
-
-    parser = argparse.ArgumentParser()
-    add_parsers(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["initdata", str(ROOT / "stacks" / "Pulumi.dev.yaml")])
-    with pytest.raises(StackFileError):
-        args.func(args)
+    assert main.main(["initdata", str(ROOT / "stacks" / "Pulumi.dev.yaml")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "need the stack's CA certificate" in err
