@@ -147,8 +147,34 @@ class Client:
 
     def resolve(self, ref: Reference) -> str:
         """The digest a tag points to now (sha256 of the manifest bytes the registry serves)."""
+        return self.resolve_manifest(ref)[0]
+
+    def resolve_manifest(self, ref: Reference) -> tuple[str, str]:
+        """(digest, media type) of the manifest or index a tag points to now: the digest is the
+        sha256 of the bytes served (distribution-spec "Pulling manifests"), checked against the
+        registry's Docker-Content-Digest header when it sends one."""
         with self._get(ref, f"manifests/{ref.tag or 'latest'}", ACCEPT) as response:
-            return "sha256:" + hashlib.sha256(response.content).hexdigest()
+            body = response.content
+            header = response.headers.get("Docker-Content-Digest", "")
+            content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        if header and header != digest:
+            raise DownloadError(
+                f"{ref}: the registry names the manifest {header} but served bytes with "
+                f"digest {digest}",
+                hint="the registry rewrote the manifest; lock against another mirror",
+            )
+        try:
+            declared = json.loads(body).get("mediaType", "")
+        except (ValueError, AttributeError):
+            declared = ""
+        media_type = declared or content_type
+        if media_type not in (OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST):
+            raise DownloadError(
+                f"{ref}: the tag points to a {media_type or 'untyped'} manifest",
+                hint="only OCI and Docker v2 manifests and indexes can be pulled",
+            )
+        return digest, media_type
 
     def manifest(self, ref: Reference, digest: str) -> dict[str, Any]:
         data = self._cached(ref, f"manifests/{digest}", digest, ACCEPT).read_bytes()
