@@ -303,7 +303,12 @@ def make_outputs(ctx: Context) -> None:
                 unique_id=ctx.derive_uuid("vhd"),
             )
         if "gcp-tar" in formats:
-            disk.to_gcp_tar(ctx.raw, ctx.out / OUTPUT_FILES["gcp-tar"], epoch=epoch)
+            # GCP imports whole-GiB disks only: the tar holds raw grown to whole GiB
+            gcp_raw = ctx.work / "gcp-disk.raw"
+            disk.whole_gib_disk(
+                ctx.raw, ctx.facts["layout"], gcp_raw, disk_uuid=str(ctx.derive_uuid("disk"))
+            )
+            disk.to_gcp_tar(gcp_raw, ctx.out / OUTPUT_FILES["gcp-tar"], epoch=epoch)
 
 
 def make_measurements(ctx: Context) -> dict[str, Any]:
