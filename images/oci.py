@@ -40,7 +40,7 @@ import requests
 import zstandard
 
 from .cache import cache_dir, sha256_file
-from .errors import DownloadError, ImageError
+from .errors import DownloadError, ImageError, RecipeError
 from .recipe import OciPayload
 from .rootfs import payload_directory, payload_target
 
@@ -384,6 +384,11 @@ def install(
     layers, placed = [], []
     for i, item in enumerate(payloads):
         ref = Reference.parse(item.image)
+        if not ref.digest:  # tags are resolved by `coco image lock` only, never here
+            raise RecipeError(
+                f"payload.oci[{i}].image: {item.image!r} is not pinned by digest",
+                hint="lock the recipe's tags (coco image lock RECIPE); the build reads the lock",
+            )
         layer, blob = pull_layer(client, ref, item.layer, item.platform)
         layers.append(
             {

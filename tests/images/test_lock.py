@@ -207,6 +207,11 @@ class TestBuildRequiresTheLock:
         assert str(info.value).startswith(f"payload.oci[1].image: {self.IMAGE!r} follows a tag")
         assert f"coco image lock {path}" in info.value.hint
 
+    def test_payload_step_never_resolves_a_tag(self, tmp_path: Path):
+        path = _recipe(tmp_path, self.IMAGE)
+        with pytest.raises(RecipeError, match=r"payload\.oci\[0\]\.image: .* not pinned"):
+            oci.install(recipe.load(str(path)).oci, tmp_path / "root", EPOCH)
+
     def test_build_stops_before_it_starts(self, tmp_path: Path):
         path = _recipe(tmp_path, self.IMAGE)
         with pytest.raises(RecipeError, match=r"payload\.oci\[0\]\.image"):
