@@ -25,6 +25,7 @@ from typing import BinaryIO
 import pytest
 
 from images import boot, disk
+from tests.images.conftest import Built
 
 MIB, GIB, SECTOR = 1 << 20, 1 << 30, 512
 EPOCH = 1795737600
@@ -253,21 +254,23 @@ class TestSparseTar:
         check_gpt(target / "disk.raw")
 
 
+@pytest.fixture(scope="module")
+def gcp_raw(minimal: Built, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The disk.raw inside the built minimal image's disk.raw.tar.gz."""
+    target = tmp_path_factory.mktemp("gcp") / "disk.raw"
+    with gzip.open(minimal.out / "disk.raw.tar.gz") as gz, tarfile.open(fileobj=gz) as tar:
+        (member,) = tar.getmembers()
+        source = tar.extractfile(member)
+        assert source is not None
+        with target.open("wb") as out:
+            shutil.copyfileobj(source, out)
+    return target
+
+
 @pytest.mark.image
 class TestBuiltImage:
     """The built minimal image's GCP disk: whole GiB, valid GPT, the partitions of disk.raw
     (so the same root hash and UKI), and it boots with the predicted PCRs."""
-
-    @pytest.fixture(scope="class")
-    def gcp_raw(self, minimal, tmp_path_factory: pytest.TempPathFactory) -> Path:
-        target = tmp_path_factory.mktemp("gcp") / "disk.raw"
-        with gzip.open(minimal.out / "disk.raw.tar.gz") as gz, tarfile.open(fileobj=gz) as tar:
-            (member,) = tar.getmembers()
-            source = tar.extractfile(member)
-            assert source is not None
-            with target.open("wb") as out:
-                shutil.copyfileobj(source, out)
-        return target
 
     def test_whole_gib_with_the_backup_gpt_at_the_end(self, gcp_raw: Path):
         assert gcp_raw.stat().st_size % GIB == 0
