@@ -87,6 +87,45 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     return 0
 
 
+class LockOutdated(ImageError):
+    """`coco image lock --check`: the tags point elsewhere than the committed lock says (exit 1,
+    "changes found", as diff --exit-code)."""
+
+    exit_code = ExitCode.CHANGES
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    """Resolve the tags a recipe follows and write (or, with --check, compare) its lock file."""
+    from images import lock, recipe
+
+    spec = recipe.load(args.recipe)
+    entries = lock.resolve(spec)
+    path = lock.lock_path(spec)
+    if args.check:
+        current = path.read_text() if path.is_file() else ""
+        wanted = lock.render(spec, entries) if entries else ""
+        if current != wanted:
+            old = {e.image: e.digest for e in lock.read(spec).values()} if current else {}
+            moved = [e.image for e in entries if old.get(e.image) != e.digest]
+            stale = sorted(set(old) - {e.image for e in entries})
+            raise LockOutdated(
+                f"{path.name} is out of date: "
+                + ", ".join([*(f"{m} moved or is new" for m in moved),
+                             *(f"{s} is no longer in the recipe" for s in stale)]),
+                hint=f"run: coco image lock {args.recipe} (and commit {path.name})",
+            )
+        print(f"{path.name} is up to date" if entries else f"{spec.name} follows no tag")
+        return 0
+    written = lock.write(spec, entries)
+    if written is None:
+        print(f"{spec.name} follows no tag: nothing to lock")
+        return 0
+    print(f"locked {len(entries)} tag(s) of {spec.name} -> {written}")
+    for entry in entries:
+        print(f"  {entry.image}@{entry.digest}")
+    return 0
+
+
 def cmd_measure_tdx(args: argparse.Namespace) -> int:
     """Print MRTD of a TDVF firmware file (and RTMR2 of a direct boot when asked) as JSON."""
     from images import tdx
@@ -112,8 +151,9 @@ def cmd_measure_tdx(args: argparse.Namespace) -> int:
 
 
 def add_parsers(subparsers: Any) -> None:
-    """Register `image build`, `image boot`, `image resolve` and `image measure tdx` on the
-    `coco` command's subparsers (with the common options: --debug prints every command)."""
+    """Register `image build`, `image boot`, `image resolve`, `image lock` and `image measure
+    tdx` on the `coco` command's subparsers (with the common options: --debug prints every
+    command)."""
     from cli import options
 
     image = options.command(
@@ -158,6 +198,29 @@ def add_parsers(subparsers: Any) -> None:
     )
     resolve.add_argument("reference", help="registry/repository:tag")
     resolve.set_defaults(func=cmd_resolve, image_main=True)
+    lock = options.command(
+        sub,
+        "image lock",
+        help="resolve the registry tags a recipe's [[payload.oci]] entries follow to digests "
+        "and write <recipe>.lock.json next to it (the build needs it and never resolves tags)",
+        description="Resolve each registry tag the recipe's [[payload.oci]] entries follow "
+        '(image = "registry/repository:tag") to its manifest digest and write '
+        "<recipe stem>.lock.json next to the recipe. Needs registry access; the build needs "
+        "the lock and never resolves tags. Entries pinned by digest or by a spec/versions.py "
+        "pin are left alone. Commit the lock file with the recipe; re-run to follow the tags.",
+        examples="""
+  coco image lock podvm
+  coco image lock images/recipes/podvm.toml --check   # in CI: exit 1 when a tag moved
+""",
+    )
+    lock.add_argument("recipe", help="a recipe name in images/recipes/ or a path to a .toml")
+    lock.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 when the lock file differs from what the tags point to now "
+        "(for CI)",
+    )
+    lock.set_defaults(func=cmd_lock, image_main=True)
     measure = options.command(
         sub,
         "image measure",

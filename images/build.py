@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import cache, disk, initrd, oci, pins, report, rootfs, uki, verity
+from . import cache, disk, initrd, lock, oci, pins, report, rootfs, uki, verity
 from .errors import RecipeError, ToolMissing
 from .recipe import Recipe
 from .run import BUILD_TOOLS, Progress, check_tools, configure, run
@@ -98,8 +98,11 @@ def build_image(
     recipe: Recipe, out: Path, *, debug: bool = False, quiet: bool = False
 ) -> BuildResult:
     configure(debug=debug, source_date_epoch=recipe.source_date_epoch)
+    # tags the recipe follows build what its lock file says, or the build stops here; the
+    # content hash (the seed) is the recipe's own, which covers the lock file
+    seed, recipe = recipe.content_hash(), lock.locked(recipe)
     out.mkdir(parents=True, exist_ok=True)
-    ctx = Context(recipe, out, recipe.content_hash(), Progress(STEPS, quiet=quiet))
+    ctx = Context(recipe, out, seed, Progress(STEPS, quiet=quiet))
     if ctx.work.exists():
         shutil.rmtree(ctx.work)
     ctx.work.mkdir()
@@ -129,9 +132,10 @@ def check_build_tools(ctx: Context) -> None:
 
 
 def check_oci_pins(recipe: Recipe) -> None:
-    """An OCI payload named by a pin whose digest is not resolved yet stops the build here."""
+    """An OCI payload named by a pin whose digest is not resolved yet stops the build here
+    (entries that follow a tag are images/lock.py's)."""
     for i, item in enumerate(recipe.oci):
-        if not item.digest:
+        if item.pin and not item.digest:
             raise RecipeError(
                 f"payload.oci[{i}].pin: {item.pin} ({item.image}) has no digest pinned in "
                 "spec/versions.py",
@@ -299,7 +303,12 @@ def make_outputs(ctx: Context) -> None:
                 unique_id=ctx.derive_uuid("vhd"),
             )
         if "gcp-tar" in formats:
-            disk.to_gcp_tar(ctx.raw, ctx.out / OUTPUT_FILES["gcp-tar"], epoch=epoch)
+            # GCP imports whole-GiB disks only: the tar holds raw grown to whole GiB
+            gcp_raw = ctx.work / "gcp-disk.raw"
+            disk.whole_gib_disk(
+                ctx.raw, ctx.facts["layout"], gcp_raw, disk_uuid=str(ctx.derive_uuid("disk"))
+            )
+            disk.to_gcp_tar(gcp_raw, ctx.out / OUTPUT_FILES["gcp-tar"], epoch=epoch)
 
 
 def make_measurements(ctx: Context) -> dict[str, Any]:

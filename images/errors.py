@@ -65,6 +65,13 @@ class DownloadError(ImageError):
     exit_code = ExitCode.UNREACHABLE
 
 
+class ReferenceRefused(DownloadError):
+    """The registry answered, and refused the reference (HTTP 4xx: no such repository or tag, or
+    not public): the recipe's input is wrong, exit code 2, not something unreachable."""
+
+    exit_code = ExitCode.INVALID
+
+
 class MeasurementMismatch(ImageError):
     """A predicted measurement differs from what a real boot or an independent tool reports."""
 

@@ -40,7 +40,7 @@ import requests
 import zstandard
 
 from .cache import cache_dir, sha256_file
-from .errors import DownloadError, ImageError
+from .errors import DownloadError, ImageError, RecipeError, ReferenceRefused
 from .recipe import OciPayload
 from .rootfs import payload_directory, payload_target
 
@@ -109,7 +109,8 @@ class Client:
             raise DownloadError(f"cannot reach the registry for {ref}: {exc}") from exc
         if response.status_code != 200:
             response.close()
-            raise DownloadError(
+            refused = 400 <= response.status_code < 500
+            raise (ReferenceRefused if refused else DownloadError)(
                 f"GET {url} answered HTTP {response.status_code}",
                 hint="check the reference in the recipe; only public repositories can be pulled",
             )
@@ -147,8 +148,34 @@ class Client:
 
     def resolve(self, ref: Reference) -> str:
         """The digest a tag points to now (sha256 of the manifest bytes the registry serves)."""
+        return self.resolve_manifest(ref)[0]
+
+    def resolve_manifest(self, ref: Reference) -> tuple[str, str]:
+        """(digest, media type) of the manifest or index a tag points to now: the digest is the
+        sha256 of the bytes served (distribution-spec "Pulling manifests"), checked against the
+        registry's Docker-Content-Digest header when it sends one."""
         with self._get(ref, f"manifests/{ref.tag or 'latest'}", ACCEPT) as response:
-            return "sha256:" + hashlib.sha256(response.content).hexdigest()
+            body = response.content
+            header = response.headers.get("Docker-Content-Digest", "")
+            content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        if header and header != digest:
+            raise DownloadError(
+                f"{ref}: the registry names the manifest {header} but served bytes with "
+                f"digest {digest}",
+                hint="the registry rewrote the manifest; lock against another mirror",
+            )
+        try:
+            declared = json.loads(body).get("mediaType", "")
+        except (ValueError, AttributeError):
+            declared = ""
+        media_type = declared or content_type
+        if media_type not in (OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST):
+            raise DownloadError(
+                f"{ref}: the tag points to a {media_type or 'untyped'} manifest",
+                hint="only OCI and Docker v2 manifests and indexes can be pulled",
+            )
+        return digest, media_type
 
     def manifest(self, ref: Reference, digest: str) -> dict[str, Any]:
         data = self._cached(ref, f"manifests/{digest}", digest, ACCEPT).read_bytes()
@@ -358,6 +385,11 @@ def install(
     layers, placed = [], []
     for i, item in enumerate(payloads):
         ref = Reference.parse(item.image)
+        if not ref.digest:  # tags are resolved by `coco image lock` only, never here
+            raise RecipeError(
+                f"payload.oci[{i}].image: {item.image!r} is not pinned by digest",
+                hint="lock the recipe's tags (coco image lock RECIPE); the build reads the lock",
+            )
         layer, blob = pull_layer(client, ref, item.layer, item.platform)
         layers.append(
             {

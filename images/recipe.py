@@ -46,8 +46,10 @@ class PayloadFile:
 class OciPayload:
     """Members of one layer of an OCI image or artifact, pinned by manifest digest (images/oci.py).
 
-    `image` is registry/repository:tag@sha256:...; `pin` names the spec/versions.py entry
-    it came from (then `digest` may still be empty: the build refuses it). `files` maps archive
+    `image` is registry/repository:tag@sha256:..., or registry/repository:tag alone (`digest`
+    empty: the build takes the digest from the recipe's lock file, images/lock.py); `pin` names
+    the spec/versions.py entry it came from (then `digest` may still be empty: the build
+    refuses it). `files` maps archive
     members (a file, a directory for its subtree, or "." for all) to absolute destinations."""
 
     image: str
@@ -90,6 +92,12 @@ class Recipe:
     def directory(self) -> Path:
         return self.path.parent
 
+    @property
+    def lock_path(self) -> Path:
+        """`<stem>.lock.json` next to the recipe: the digests of the tags it follows
+        (images/lock.py)."""
+        return self.path.with_name(f"{self.path.stem}.lock.json")
+
     def canonical(self) -> dict[str, Any]:
         """Every build input of the recipe as plain data (sorted, without the file path)."""
         data = asdict(self)
@@ -117,6 +125,9 @@ class Recipe:
             digest.update(hashlib.sha256(source.read_bytes()).digest())
         pinned = {n: getattr(pins, n) for n in sorted(pins.__all__)}
         digest.update(json.dumps(pinned, sort_keys=True).encode())
+        # entries that follow a tag build what the lock says: a re-lock is a new recipe
+        if any(not o.pin and not o.digest for o in self.oci) and self.lock_path.is_file():
+            digest.update(b"lock:" + hashlib.sha256(self.lock_path.read_bytes()).digest())
         return digest.hexdigest()
 
 
@@ -124,6 +135,7 @@ _SUITE = re.compile(r"^[a-z][a-z0-9-]*$")
 _MIRROR = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d+)?(/[A-Za-z0-9._~/-]*)?$")
 _PATH_EXCLUDE = re.compile(r"^/[A-Za-z0-9._*?/+-]+$")
 _OCI_DIGEST = re.compile(r"@(sha256:[0-9a-f]{64})$")
+_OCI_TAG = re.compile(r"/[^/]+:[A-Za-z0-9_][A-Za-z0-9_.-]*$")  # registry/repo:tag, no digest
 _OCI_IMAGE = re.compile(
     r"^[A-Za-z0-9.-]+(:\d+)?/[a-z0-9._/-]+(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?(@sha256:[0-9a-f]{64})?$"
 )
@@ -324,11 +336,12 @@ def _oci(item: Any, i: int) -> OciPayload:
             raise RecipeError(f"{where}pin: {pin!r} is not a pinned OCI payload",
                               hint=f"one of: {', '.join(sorted(pins.OCI_PINS))}")
         image = pins.OCI_PINS[pin].reference
-    elif not _OCI_DIGEST.search(image):
-        raise RecipeError(f"{where}image: {image!r} is not pinned by digest",
-                          hint="append @sha256:<64 hex> (`coco image resolve REF` prints it)")
+    elif not _OCI_DIGEST.search(image) and not _OCI_TAG.search(image):
+        raise RecipeError(f"{where}image: {image!r} names neither a digest nor a tag",
+                          hint="append @sha256:<64 hex> (`coco image resolve REF` prints it), "
+                          "or follow a tag (:TAG) and lock it with `coco image lock RECIPE`")
     if not _OCI_IMAGE.match(image):
-        raise RecipeError(f"{where}image: {image!r} is not registry/repository[:tag]@sha256:...")
+        raise RecipeError(f"{where}image: {image!r} is not registry/repository:tag[@sha256:...]")
     files = _get(item, "files", dict, where, {})
     if not files:
         raise RecipeError(f"{where}files: name at least one archive member and its destination",

@@ -12,7 +12,7 @@ class ExitCode(IntEnum):
     (`exit_code`); the CLI returns it, so one kind of failure exits the same way everywhere."""
 
     OK = 0
-    CHANGES = 1  # only with --exit-code (diff, render --diff): something changed
+    CHANGES = 1  # only with --exit-code (diff, render --diff) and image lock --check: changed
     INVALID = 2  # invalid input or usage: a bad stack, file, flag or argument
     UNREACHABLE = 3  # something could not be reached: network, KBS, registry, cloud API
     FAILED = 4  # an unexpected failure (a bug: rerun with --debug) or a failed operation
@@ -20,7 +20,7 @@ class ExitCode(IntEnum):
 
 EXIT_CODES: tuple[tuple[ExitCode, str], ...] = (
     (ExitCode.OK, "success"),
-    (ExitCode.CHANGES, "changes found (only with --exit-code: diff, render --diff)"),
+    (ExitCode.CHANGES, "changes found (with --exit-code: diff, render --diff; image lock --check)"),
     (ExitCode.INVALID, "invalid input or usage (stack, file, option); every error is printed"),
     (ExitCode.UNREACHABLE, "something could not be reached (network, KBS, registry, cloud API)"),
     (

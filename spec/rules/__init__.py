@@ -24,7 +24,7 @@ from .clouds import (
     pod_vm_subnets,
 )
 from .cluster import check_cluster
-from .image import gcp_image_format, podvm_image
+from .image import gcp_image_format, podvm_image, recipe_lock
 from .kbs import check_kbs, reference_value_coverage, se_verifier_and_kata_guest
 from .pools import check_pool
 
@@ -115,6 +115,7 @@ def apply(
     if image is not None:
         podvm_image(out, image, pools)
         gcp_image_format(out, image, pools)
+        recipe_lock(out, image)
     kbs: Kbs | None = values["kbs"]
     if kbs is not None:
         items = values.get("kbs.resources", list(kbs.resources))

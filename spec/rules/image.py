@@ -47,3 +47,27 @@ def gcp_image_format(out: Collector, image: Image, pools: list[NodePool]) -> Non
             f"recipe {image.recipe!r} does not build gcp-tar, the disk GCP peer pods publish",
             'add "gcp-tar" to the recipe\'s [outputs] formats, or set podvmImage',
         )
+
+
+def recipe_lock(out: Collector, image: Image) -> None:
+    """A recipe entry that follows a registry tag builds only from the recipe's lock file
+    (images/lock.py): without it, or with a lock the recipe no longer matches, `pulumi up`
+    would stop at the image build. The same function the build runs decides."""
+    if image.recipe is None:
+        return
+    from images import lock
+    from images import recipe as recipes
+    from images.errors import RecipeError
+
+    try:
+        spec = recipes.load(image.recipe)
+    except RecipeError:
+        return  # reported with the recipe's own error
+    try:
+        lock.locked(spec)
+    except RecipeError as exc:
+        out.warn(
+            "coco:image.recipe",
+            f"the build during `pulumi up` will stop: recipe {spec.name!r}: {exc}",
+            exc.hint,
+        )

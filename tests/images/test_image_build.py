@@ -215,13 +215,13 @@ class TestOutputs:
         assert footer[:8] == b"conectix" and int.from_bytes(footer[60:64], "big") == 2
 
     def test_gcp_tar_holds_disk_raw(self, minimal: Built):
+        """disk.raw grown to whole GiB, its partitions those of disk.raw: the GPT, the partition
+        bytes and a boot of it are checked in test_disk_gcp.py (TestBuiltImage)."""
         with gzip.open(minimal.out / "disk.raw.tar.gz") as gz, tarfile.open(fileobj=gz) as tar:
             members = tar.getmembers()
             assert [m.name for m in members] == ["disk.raw"]
-            extracted = tar.extractfile(members[0])
-            assert extracted is not None
-            digest = hashlib.sha256(extracted.read()).hexdigest()
-        assert digest == minimal.measurements["artifacts"]["disk.raw"]["sha256"]
+            assert members[0].size % (1 << 30) == 0
+            assert members[0].size >= (minimal.out / "disk.raw").stat().st_size
 
 
 class TestSnpLaunchDigest:

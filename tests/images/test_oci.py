@@ -261,7 +261,8 @@ class TestRecipeKeys:
     @pytest.mark.parametrize(
         ("body", "message"),
         [
-            ('image = "ghcr.io/a/b:v1"\nfiles = { "x" = "/x" }', "payload.oci[0].image"),
+            # neither a tag (then the lock pins it, test_lock.py) nor a digest
+            ('image = "ghcr.io/a/b"\nfiles = { "x" = "/x" }', "payload.oci[0].image"),
             ('pin = "NOPE"\nfiles = { "x" = "/x" }', "payload.oci[0].pin"),
             (f'image = "ghcr.io/a/b@sha256:{"a" * 64}"', "payload.oci[0].files"),
             (f'image = "ghcr.io/a/b@sha256:{"a" * 64}"\nfiles = {{ "x" = "rel" }}',
