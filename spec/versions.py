@@ -274,8 +274,9 @@ PODVM_GUEST_IMAGE_EXT4_OFFSET = 3 * 1024 * 1024
 # Go toolchain by tools/build.py group "caa" (tools/go/caa: go.mod and go.sum pin the module and
 # every dependency by hash). v0.21.0, not the release set's v0.22.0: the Go module proxy answered
 # `go mod download -json MODULE@v0.22.0` (MODULE: github.com/confidential-containers/
-# cloud-api-adaptor/src/cloud-api-adaptor) with 403 "This module version is not available." on 2026-12-01 and again on 2026-12-07. Both
-# mains are unchanged between the tags except the forwarder's interceptor (git diff
-# src/cloud-api-adaptor/v0.21.0..v0.22.0: pkg/userdata, pkg/initdata, pkg/paths identical).
+# cloud-api-adaptor/src/cloud-api-adaptor) with 403 "This module version is not available." on
+# 2026-12-01 and again on 2026-12-07. Between the two tags the pod-VM side differs only in the
+# forwarder's interceptor (git diff src/cloud-api-adaptor/v0.21.0..v0.22.0: pkg/userdata,
+# pkg/initdata, pkg/paths and the podvm units' facts used here are identical).
 PODVM_CAA_VERSION = "v0.21.0"
 PODVM_CAA_GO_GROUP = "caa"
