@@ -144,9 +144,9 @@ class Recipe:
         # a Go payload is pinned by its group's go.mod, go.sum, manifest and glue
         from .payload import go_group_files
 
-        for item in self.go:
-            for source in go_group_files(item.group):
-                digest.update(f"go/{item.group}/{source.name}".encode())
+        for go in self.go:
+            for source in go_group_files(go.group):
+                digest.update(f"go/{go.group}/{source.name}".encode())
                 digest.update(hashlib.sha256(source.read_bytes()).digest())
         pinned = {n: getattr(pins, n) for n in sorted(pins.__all__)}
         digest.update(json.dumps(pinned, sort_keys=True).encode())

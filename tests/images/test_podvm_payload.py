@@ -143,9 +143,8 @@ class TestGoPayload:
 class TestGoMissing:
     def test_build_stops_naming_go(self, monkeypatch):
         real_which = shutil.which
-        monkeypatch.setattr(
-            payload.shutil, "which", lambda tool, *a, **k: None if tool == "go" else real_which(tool)
-        )
+        monkeypatch.setattr(payload.shutil, "which",
+                            lambda tool, *a, **k: None if tool == "go" else real_which(tool))
         with pytest.raises(ToolMissing) as info:
             build.check_payload_sources(recipe.load("podvm"))
         assert str(info.value) == "missing host tool(s): go"
@@ -221,7 +220,8 @@ class TestRecipeKeys:
     @pytest.mark.parametrize(
         ("body", "message"),
         [
-            ('[[payload.release]]\npin = "NOPE"\nfiles = { "/a" = "/a" }', "payload.release[0].pin"),
+            ('[[payload.release]]\npin = "NOPE"\nfiles = { "/a" = "/a" }',
+             "payload.release[0].pin"),
             ('[[payload.release]]\npin = "KATA_CONFIDENTIAL_IMAGE"', "payload.release[0].files"),
             ('[[payload.release]]\npin = "KATA_CONFIDENTIAL_IMAGE"\nfiles = { "usr/a" = "/a" }',
              'payload.release[0].files."usr/a"'),
