@@ -94,3 +94,50 @@ def go_standins(go_dir: Path, group: str) -> Path:
     if not target.exists():
         shutil.copytree(FIXTURE, target)
     return go_dir
+
+
+STANDIN_GUEST_COMPONENTS = {
+    "/usr/bin/kata-agent": "kata-agent",
+    "/usr/local/bin/attestation-agent": "attestation-agent",
+    "/usr/local/bin/confidential-data-hub": "confidential-data-hub",
+    "/usr/local/bin/api-server-rest": "api-server-rest",
+}
+
+
+def build_podvm_with_standins(out: Path, work: Path) -> dict[str, object]:
+    """Build the real podvm recipe with the stand-in kata-static archive (its guest image holding
+    the Go stand-ins of kata-agent and the guest components) and the REAL cloud-api-adaptor
+    binaries of tools/go/caa. The caller sets COCO_IMAGE_CACHE. Returns build_image's
+    measurements."""
+    from images import build, payload, recipe
+
+    original_go_dir = payload.GO_DIR
+    payload.GO_DIR = go_standins(work / "go", "standins")
+    try:
+        built = payload.go_binaries("standins")
+    finally:
+        payload.GO_DIR = original_go_dir
+    files = {path: built[name].read_bytes() for path, name in STANDIN_GUEST_COMPONENTS.items()}
+    pin = kata_static_standin(work / "kata-static", files)
+    saved = dict(pins.RELEASE_PINS)
+    pins.RELEASE_PINS["KATA_CONFIDENTIAL_IMAGE"] = pin
+    try:
+        result = build.build_image(recipe.load("podvm"), out, quiet=True)
+    finally:
+        pins.RELEASE_PINS.clear()
+        pins.RELEASE_PINS.update(saved)
+    return result.measurements
+
+
+def cidata_iso(out: Path, user_data: bytes) -> Path:
+    """A NoCloud-style config disk: ISO 9660 labelled "cidata" holding `user-data` (Rock Ridge
+    name), the stand-in for a cloud's user data that process-user-data reads from
+    /media/cidata/user-data without any cloud (made with pycdlib, no root)."""
+    import pycdlib
+
+    iso = pycdlib.PyCdlib()
+    iso.new(interchange_level=3, vol_ident="cidata", rock_ridge="1.09")
+    iso.add_fp(io.BytesIO(user_data), len(user_data), "/USERDATA.;1", rr_name="user-data")
+    iso.write(str(out))
+    iso.close()
+    return out
