@@ -205,9 +205,11 @@ def booted(podvm: PodVm, tmp_path_factory: pytest.TempPathFactory) -> Booted:
         timeout=900,
         extra=[
             "-drive", f"if=none,id=cidata,format=raw,readonly=on,file={iso}",
-            "-device", "virtio-blk-pci,drive=cidata",
+            # PCI slots after the boot disk's, so the firmware still boots it first and PCR 4
+            # stays the predicted one (no other boot option is tried)
+            "-device", "virtio-blk-pci,drive=cidata,addr=0x10",
             "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:15150",
-            "-device", "virtio-net-pci,netdev=net0,romfile=",
+            "-device", "virtio-net-pci,netdev=net0,romfile=,addr=0x11",
         ],
         until=ready,
     )
