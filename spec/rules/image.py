@@ -47,3 +47,25 @@ def gcp_image_format(out: Collector, image: Image, pools: list[NodePool]) -> Non
             f"recipe {image.recipe!r} does not build gcp-tar, the disk GCP peer pods publish",
             'add "gcp-tar" to the recipe\'s [outputs] formats, or set podvmImage',
         )
+
+
+def recipe_payload_pinned(out: Collector, recipe: str) -> None:
+    """A valid recipe whose payload is not pinned by content today (an OCI pin without a digest,
+    a Go group missing from the checkout) would stop the build during `pulumi up`: say so now,
+    as a warning (the config itself is valid). Silent when every payload source is pinned."""
+    from images import recipe as recipes
+    from images.build import check_oci_pins
+    from images.errors import RecipeError
+    from images.payload import go_group_dir
+
+    try:
+        loaded = recipes.load(recipe)
+        check_oci_pins(loaded)
+        for item in loaded.go:
+            go_group_dir(item.group)
+    except RecipeError as exc:
+        out.warn(
+            "coco:image.recipe",
+            f"the build during `pulumi up` will stop: {exc}",
+            exc.hint or "pin the payload by content",
+        )

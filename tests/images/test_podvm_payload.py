@@ -365,3 +365,13 @@ class TestCloudStacksCheckClean:
         assert cli.main(["check", "aws-snp"]) == 0
         _, err = capsys.readouterr()
         assert "warning: coco:image.recipe: the build during `pulumi up` will stop" in err
+
+    def test_warning_when_the_go_group_is_missing(self, monkeypatch, capsys, tmp_path):
+        from cli import main as cli
+
+        monkeypatch.setattr(payload, "GO_DIR", tmp_path)  # a checkout without tools/go/caa
+        monkeypatch.chdir(ROOT)
+        assert cli.main(["check", "gcp-snp"]) == 0
+        _, err = capsys.readouterr()
+        assert "warning: coco:image.recipe: the build during `pulumi up` will stop: Go group " \
+            "'caa'" in err
