@@ -130,10 +130,25 @@ def install_go(items: Sequence[GoPayload], root: Path) -> list[dict[str, str]]:
     return placed
 
 
+class _Report:
+    """Progress of a release download or read on stderr, every 10 percent (a first build fetches
+    the 1.9 GB kata-static archive)."""
+
+    def __init__(self) -> None:
+        self.last: dict[str, int] = {}
+
+    def __call__(self, what: str, done: int, total: int | None) -> None:
+        step = done * 10 // total if total else 0
+        if step > self.last.get(what, 0):
+            self.last[what] = step
+            print(f"coco: {what}: {step * 10}% of {(total or 0) >> 20} MiB", file=sys.stderr)
+
+
 def release_image(item: ReleasePayload, *, offline: bool = False) -> Path:
     """The disk image member of the pinned archive, verified, from the image cache."""
     pin = item.image
-    return release.members(pin.artifact, [pin.member], offline=offline)[pin.member]
+    files = release.members(pin.artifact, [pin.member], progress=_Report(), offline=offline)
+    return files[pin.member]
 
 
 def check_ext4(image: Path, offset: int, where: str) -> None:
