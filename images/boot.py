@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,11 +36,13 @@ class BootResult:
     pcrs: dict[str, str] = field(default_factory=dict)  # "4" -> lowercase hex
     console: str = ""
     seconds: float = 0.0
+    stopped: bool = False  # `until` was met and the VM was stopped (an init that never powers off)
 
 
-def parse_console(text: str, seconds: float = 0.0) -> BootResult:
+def parse_console(text: str, seconds: float = 0.0, stopped: bool = False) -> BootResult:
     fail = re.search(rf"{FAIL_MARKER}: (.*)", text)
     return BootResult(
+        stopped=stopped,
         booted=IMAGE_MARKER in text,
         root_mounted=ROOT_MARKER in text,
         failure=fail.group(1).strip() if fail else "",
@@ -49,7 +52,11 @@ def parse_console(text: str, seconds: float = 0.0) -> BootResult:
     )
 
 
-def qemu_argv(disk: Path, vars_copy: Path, tpm_socket: Path, console: Path) -> list[str]:
+def qemu_argv(
+    disk: Path, vars_copy: Path, tpm_socket: Path, console: Path, extra: Sequence[str] = ()
+) -> list[str]:
+    """The fixed machine; `extra` appends devices after the boot disk (a config disk, a NIC),
+    which the firmware tries only after it (the boot path PCR 4 assumes stays the same)."""
     return [
         "qemu-system-x86_64",
         "-nodefaults",
@@ -78,12 +85,22 @@ def qemu_argv(disk: Path, vars_copy: Path, tpm_socket: Path, console: Path) -> l
         "emulator,id=tpm0,chardev=chrtpm",
         "-device",
         "tpm-tis,tpmdev=tpm0",
+        *extra,
     ]
 
 
-def boot(disk: Path, *, timeout: float = 300.0, workdir: Path | None = None) -> BootResult:
+def boot(
+    disk: Path,
+    *,
+    timeout: float = 300.0,
+    workdir: Path | None = None,
+    extra: Sequence[str] = (),
+    until: Callable[[str], bool] | None = None,
+) -> BootResult:
     """Boot `disk` once (it is not modified: QEMU writes nothing to a read-only root, and the
-    run uses its own VARS and TPM state). Returns what the console showed."""
+    run uses its own VARS and TPM state). Returns what the console showed. `until` (for images
+    whose init keeps running, such as systemd) is asked about twice a second with the console so
+    far; when it returns True the VM is stopped and the result says `stopped`."""
     own = workdir is None
     work = Path(tempfile.mkdtemp(prefix="coco-boot-")) if workdir is None else workdir
     work.mkdir(parents=True, exist_ok=True)
@@ -110,14 +127,29 @@ def boot(disk: Path, *, timeout: float = 300.0, workdir: Path | None = None) -> 
             if socket.exists():
                 break
             time.sleep(0.05)
-        qemu = spawn(qemu_argv(disk, vars_copy, socket, console), log=work / "qemu.log")
+        qemu = spawn(qemu_argv(disk, vars_copy, socket, console, extra), log=work / "qemu.log")
+        stopped = False
         try:
-            qemu.wait(timeout=timeout)
+            if until is None:
+                qemu.wait(timeout=timeout)
+            else:
+                deadline = time.monotonic() + timeout
+                while qemu.poll() is None:
+                    text = console.read_text(errors="replace") if console.exists() else ""
+                    if until(text):
+                        stopped = True
+                        break
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.5)
         except subprocess.TimeoutExpired:
-            qemu.kill()
-            qemu.wait()
+            pass
+        finally:
+            if qemu.poll() is None:
+                qemu.kill()
+                qemu.wait()
         text = console.read_text(errors="replace") if console.exists() else ""
-        return parse_console(text, time.perf_counter() - started)
+        return parse_console(text, time.perf_counter() - started, stopped)
     finally:
         if swtpm.poll() is None:
             swtpm.terminate()

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import cache, disk, initrd, lock, oci, pins, report, rootfs, uki, verity
+from . import cache, disk, initrd, lock, oci, payload, pins, report, rootfs, uki, verity
 from .errors import RecipeError, ToolMissing
 from .recipe import Recipe
 from .run import BUILD_TOOLS, Progress, check_tools, configure, run
@@ -127,6 +127,7 @@ def check_build_tools(ctx: Context) -> None:
             raise ToolMissing([("root", "(run the build as root, e.g. with sudo)")])
         check_tools(BUILD_TOOLS, files=(pins.EFI_STUB, ctx.recipe.snp_firmware))
         check_oci_pins(ctx.recipe)
+        check_payload_sources(ctx.recipe)
         ctx.facts["mirror"] = rootfs.mirror_state(ctx.recipe)
         ctx.facts["cache_hits"] = {}
 
@@ -142,6 +143,17 @@ def check_oci_pins(recipe: Recipe) -> None:
                 hint=f"with registry access run `coco image resolve {item.image}`, check the "
                 "digest against the upstream build attestation, and set digest= on the pin",
             )
+
+
+def check_payload_sources(recipe: Recipe) -> None:
+    """The tools the pinned payload sources need, before anything long starts: debugfs for
+    release images, Go and the group directory for Go payloads."""
+    if recipe.release:
+        check_tools(("debugfs",))
+    for item in recipe.go:
+        payload.go_group_dir(item.group)
+    if recipe.go:
+        payload.check_go()
 
 
 def install_rootfs(ctx: Context) -> None:
@@ -217,9 +229,12 @@ def normalize_host_files(ctx: Context) -> None:
 
 
 def install_payload(ctx: Context) -> None:
-    """OCI layers first, then the recipe's files (a local file may replace an extracted one)."""
+    """OCI layers, release images and Go builds first, then the recipe's files (a local file may
+    replace an extracted one)."""
     with ctx.progress.step("payload"):
         layers, placed = oci.install(ctx.recipe.oci, ctx.root, ctx.recipe.source_date_epoch)
+        placed += payload.install_release(ctx.recipe.release, ctx.root)
+        placed += payload.install_go(ctx.recipe.go, ctx.root)
         placed += rootfs.install_payload(ctx.recipe, ctx.root)
         ctx.facts["oci"] = layers
         ctx.facts["payload"] = sorted(placed, key=lambda p: (p["dest"], p["source"]))

@@ -61,6 +61,28 @@ class OciPayload:
 
 
 @dataclass(frozen=True)
+class ReleasePayload:
+    """Files read out of the ext4 file system of a disk image inside a pinned release archive
+    ([[payload.release]], images/payload.py). `pin` names the images.pins.RELEASE_PINS entry
+    (archive URL and sha256, member, offset); `files` maps absolute paths inside that file
+    system to absolute destinations."""
+
+    pin: str
+    image: pins.GuestImagePin
+    files: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class GoPayload:
+    """Binaries built with the Go toolchain from a module group tools/go/GROUP (go.sum pins every
+    module by hash; tools/build.py builds it) ([[payload.go]], images/payload.py). `files` maps
+    binary names of the group to absolute destinations."""
+
+    group: str
+    files: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
 class Recipe:
     name: str
     path: Path
@@ -76,6 +98,8 @@ class Recipe:
     init: str = "/sbin/init"
     payload: tuple[PayloadFile, ...] = ()
     oci: tuple[OciPayload, ...] = ()
+    release: tuple[ReleasePayload, ...] = ()
+    go: tuple[GoPayload, ...] = ()
     formats: tuple[str, ...] = FORMATS
     esp_mib: int = 64
     source_date_epoch: int = pins.SOURCE_DATE_EPOCH
@@ -105,6 +129,8 @@ class Recipe:
         data.pop("extra")
         data["payload"] = [asdict(p) for p in self.payload]
         data["oci"] = [asdict(o) for o in self.oci]
+        data["release"] = [asdict(r) for r in self.release]
+        data["go"] = [asdict(g) for g in self.go]
         return data
 
     def content_hash(self) -> str:
@@ -123,6 +149,13 @@ class Recipe:
         for source in sorted([*here.glob("*.py"), here / "initrd" / "init"]):
             digest.update(source.name.encode())
             digest.update(hashlib.sha256(source.read_bytes()).digest())
+        # a Go payload is pinned by its group's go.mod, go.sum, manifest and glue
+        from .payload import go_group_files
+
+        for go in self.go:
+            for source in go_group_files(go.group):
+                digest.update(f"go/{go.group}/{source.name}".encode())
+                digest.update(hashlib.sha256(source.read_bytes()).digest())
         pinned = {n: getattr(pins, n) for n in sorted(pins.__all__)}
         digest.update(json.dumps(pinned, sort_keys=True).encode())
         # entries that follow a tag build what the lock says: a re-lock is a new recipe
@@ -208,7 +241,7 @@ def parse(data: dict[str, Any], path: Path) -> Recipe:
     kernel = _get(data, "kernel", dict, "", {})
     _check_keys(kernel, {"package", "modules", "cmdline"}, "kernel.")
     payload = _get(data, "payload", dict, "", {})
-    _check_keys(payload, {"init", "files", "oci"}, "payload.")
+    _check_keys(payload, {"init", "files", "oci", "release", "go"}, "payload.")
     outputs = _get(data, "outputs", dict, "", {})
     _check_keys(outputs, {"formats", "esp_mib", "source_date_epoch"}, "outputs.")
     measure = _get(data, "measure", dict, "", {})
@@ -267,6 +300,10 @@ def parse(data: dict[str, Any], path: Path) -> Recipe:
             raise RecipeError(f"{where}source: {entry.source} not found next to {path.name}")
         files.append(entry)
     oci = [_oci(item, i) for i, item in enumerate(_get(payload, "oci", list, "payload.", []))]
+    released = [
+        _release(item, i) for i, item in enumerate(_get(payload, "release", list, "payload.", []))
+    ]
+    go = [_go(item, i) for i, item in enumerate(_get(payload, "go", list, "payload.", []))]
     vcpus = _get(measure, "snp_vcpus", list, "measure.", [1])
     if not vcpus or not all(
         isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in vcpus
@@ -305,6 +342,8 @@ def parse(data: dict[str, Any], path: Path) -> Recipe:
         init=_get(payload, "init", str, "payload.", "/sbin/init"),
         payload=tuple(sorted(files, key=lambda p: p.dest)),
         oci=tuple(oci),
+        release=tuple(released),
+        go=tuple(go),
         formats=tuple(f for f in FORMATS if f in formats),
         esp_mib=esp_mib,
         source_date_epoch=_get(
@@ -366,3 +405,55 @@ def _oci(item: Any, i: int) -> OciPayload:
         platform=platform,
         pin=pin,
     )
+
+
+def _dest_map(item: dict[str, Any], where: str, example: str) -> tuple[tuple[str, str], ...]:
+    """`files`: source -> absolute destination, neither holding '..'."""
+    files = _get(item, "files", dict, where, {})
+    if not files:
+        raise RecipeError(f"{where}files: name at least one file and its destination",
+                          hint=f"for example files = {{ {example} }}")
+    for source, dest in files.items():
+        if not isinstance(dest, str) or not dest.startswith("/") or ".." in dest.split("/"):
+            raise RecipeError(f'{where}files."{source}": expected an absolute destination '
+                              f"without '..', got {dest!r}")
+        if ".." in source.split("/") or not source.strip("/"):
+            raise RecipeError(f'{where}files."{source}": a source path cannot be empty or '
+                              'hold ".."')
+    return tuple(sorted(files.items()))
+
+
+def _release(item: Any, i: int) -> ReleasePayload:
+    """One [[payload.release]] table: a pin from images.pins.RELEASE_PINS and its files."""
+    where = f"payload.release[{i}]."
+    if not isinstance(item, dict):
+        raise RecipeError(f"payload.release[{i}]: expected a table")
+    _check_keys(item, {"pin", "files"}, where)
+    pin = _get(item, "pin", str, where, "")
+    if pin not in pins.RELEASE_PINS:
+        raise RecipeError(f"{where}pin: {pin!r} is not a pinned release image",
+                          hint=f"one of: {', '.join(sorted(pins.RELEASE_PINS))}")
+    files = _dest_map(item, where, '"/usr/bin/kata-agent" = "/usr/local/bin/kata-agent"')
+    for source, _ in files:
+        if not source.startswith("/"):
+            raise RecipeError(f'{where}files."{source}": name the absolute path inside the '
+                              "image's file system", hint=f'"/{source}"')
+    return ReleasePayload(pin=pin, image=pins.RELEASE_PINS[pin], files=files)
+
+
+def _go(item: Any, i: int) -> GoPayload:
+    """One [[payload.go]] table: a Go module group under tools/go/ and binaries it builds."""
+    where = f"payload.go[{i}]."
+    if not isinstance(item, dict):
+        raise RecipeError(f"payload.go[{i}]: expected a table")
+    _check_keys(item, {"group", "files"}, where)
+    group = _get(item, "group", str, where, "")
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", group):
+        raise RecipeError(f"{where}group: {group!r} is not a Go tool group name",
+                          hint="the name of a directory under tools/go/, e.g. caa")
+    files = _dest_map(item, where, '"process-user-data" = "/usr/local/bin/process-user-data"')
+    for name, _ in files:
+        if "/" in name:
+            raise RecipeError(f'{where}files."{name}": name a binary the group builds '
+                              "(its tools.toml name), not a path")
+    return GoPayload(group=group, files=files)

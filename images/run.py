@@ -35,6 +35,7 @@ TOOLS: dict[str, str] = {
     "mmd": "mtools",
     "objcopy": "binutils",
     "depmod": "kmod",
+    "debugfs": "e2fsprogs",
     "qemu-img": "qemu-utils",
     "qemu-system-x86_64": "qemu-system-x86",
     "swtpm": "swtpm",

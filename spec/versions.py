@@ -252,39 +252,31 @@ KATA_SNP_MEMBERS = {
 }
 
 
-# --- Pod-VM guest components as OCI artifacts (images/, podvm recipe) ---------------------------
-# cloud-api-adaptor v0.22.0 does not publish one pinned image of its pod-VM binaries: its podvm
-# Makefile.inc (src/cloud-api-adaptor/podvm/Makefile.inc@v0.22.0, pull_agent_artifact /
-# pull_gc_artifact) pulls each component as an oras artifact, resolving a commit-derived tag to a
-# digest at build time (`oras resolve`, then provenance checked with hack/verify-provenance.sh),
-# with the commits from src/cloud-api-adaptor/versions.yaml@v0.22.0 (oci.kata-containers.reference
-# cf82bb35c80320178bf7570252fe75d6fb263209 = kata 4.0.0; oci.guest-components.reference
-# dcd55ea16ea4f4bcb87c1420f16af92e9eb15f2f). Tags: kata "<commit>-x86_64" (generate_tag in
-# Makefile.inc); attestation-agent "<commit>-<TEE_PLATFORM>_x86_64" with TEE_PLATFORM "none" by
-# default (Makefile.defaults@v0.22.0), confidential-data-hub and api-server-rest "<commit>-x86_64"
-# (guest-components .github/workflows/publish-artifacts.yml: oras push of one .tar.xz file).
-# The podvm-binaries-ubuntu-amd64 image that would hold all binaries is only built locally by the
-# v0.22.0 workflows (podvm_mkosi.yaml runs `make podvm-binaries` without PUSH), so whether a
-# v0.22.0 tag of it exists is (unverified). agent-protocol-forwarder and process-user-data are
-# built from the cloud-api-adaptor source and published in no artifact of their own.
-# Digests: upstream publishes none in a file (only GitHub build attestations per digest), and the
-# registries are not reachable from where this was written, so `digest` is None until resolved
-# once with `coco image resolve REFERENCE` and checked against the attestation
-# (`gh attestation verify oci://REF@DIGEST --repo ...`); the image build refuses a pin without a
-# digest.
-PODVM_KATA_AGENT = ImageRef(
-    repository="ghcr.io/kata-containers/cached-artefacts/agent",
-    tag="cf82bb35c80320178bf7570252fe75d6fb263209-x86_64",
-)
-PODVM_ATTESTATION_AGENT = ImageRef(
-    repository="ghcr.io/confidential-containers/guest-components/attestation-agent",
-    tag="dcd55ea16ea4f4bcb87c1420f16af92e9eb15f2f-none_x86_64",
-)
-PODVM_CONFIDENTIAL_DATA_HUB = ImageRef(
-    repository="ghcr.io/confidential-containers/guest-components/confidential-data-hub",
-    tag="dcd55ea16ea4f4bcb87c1420f16af92e9eb15f2f-x86_64",
-)
-PODVM_API_SERVER_REST = ImageRef(
-    repository="ghcr.io/confidential-containers/guest-components/api-server-rest",
-    tag="dcd55ea16ea4f4bcb87c1420f16af92e9eb15f2f-x86_64",
-)
+# --- Pod-VM payload (images/, podvm recipe) ------------------------------------------------------
+# Every pod-VM payload source is pinned by content known today, so the podvm recipe builds without
+# registry access (cloud-api-adaptor's own podvm Makefile.inc@v0.22.0 instead pulls oras
+# artifacts by commit tags resolved at build time, which nothing here could pin by digest).
+#
+# kata-agent and the guest components come from the confidential guest image inside the pinned
+# KATA_STATIC archive (sha256 above), through the same locked, atomic, verified download the kata
+# guest measurement uses (images.release). kata 4.0.0 installs that image as
+# share/kata-containers/kata-containers-confidential.img (the path kata-deploy's
+# configuration-qemu-*.toml `image =` names under /opt/kata). The image holds one ext4 file
+# system at byte offset 3 MiB (the layout the project facts record for 4.0.0; not yet read from
+# the real archive here, which GitHub does not serve to these machines: the build checks the ext4
+# superblock magic there and stops naming the offset when it differs). Paths inside it: the agent
+# as kata's rootfs builder installs it (/usr/bin/kata-agent), the guest components under
+# /usr/local/bin (kata's coco guest-components build installs them there).
+PODVM_GUEST_IMAGE_MEMBER = "opt/kata/share/kata-containers/kata-containers-confidential.img"
+PODVM_GUEST_IMAGE_EXT4_OFFSET = 3 * 1024 * 1024
+
+# agent-protocol-forwarder and process-user-data: built from cloud-api-adaptor's Go module with the
+# Go toolchain by tools/build.py group "caa" (tools/go/caa: go.mod and go.sum pin the module and
+# every dependency by hash). v0.21.0, not the release set's v0.22.0: the Go module proxy answered
+# `go mod download -json MODULE@v0.22.0` (MODULE: github.com/confidential-containers/
+# cloud-api-adaptor/src/cloud-api-adaptor) with 403 "This module version is not available." on
+# 2026-12-01 and again on 2026-12-07. Between the two tags the pod-VM side differs only in the
+# forwarder's interceptor (git diff src/cloud-api-adaptor/v0.21.0..v0.22.0: pkg/userdata,
+# pkg/initdata, pkg/paths and the podvm units' facts used here are identical).
+PODVM_CAA_VERSION = "v0.21.0"
+PODVM_CAA_GO_GROUP = "caa"

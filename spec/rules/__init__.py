@@ -24,7 +24,7 @@ from .clouds import (
     pod_vm_subnets,
 )
 from .cluster import check_cluster
-from .image import gcp_image_format, podvm_image, recipe_lock
+from .image import gcp_image_format, podvm_image, recipe_lock, recipe_payload_pinned
 from .kbs import check_kbs, reference_value_coverage, se_verifier_and_kata_guest
 from .pools import check_pool
 
@@ -101,17 +101,7 @@ def apply(
         except RecipeError as exc:
             out.error("coco:image.recipe", str(exc), exc.hint or "name a recipe in images/recipes/")
         else:
-            from images.build import check_oci_pins
-
-            try:
-                check_oci_pins(recipes.load(image.recipe))
-            except RecipeError as exc:
-                # valid config, but `pulumi up` would stop at the image build: say so now
-                out.warn(
-                    "coco:image.recipe",
-                    f"the build during `pulumi up` will stop: {exc}",
-                    exc.hint or "pin the payload's digest",
-                )
+            recipe_payload_pinned(out, image.recipe)
     if image is not None:
         podvm_image(out, image, pools)
         gcp_image_format(out, image, pools)

@@ -71,3 +71,25 @@ def recipe_lock(out: Collector, image: Image) -> None:
             f"the build during `pulumi up` will stop: recipe {spec.name!r}: {exc}",
             exc.hint,
         )
+
+
+def recipe_payload_pinned(out: Collector, recipe: str) -> None:
+    """A valid recipe whose payload is not pinned by content today (an OCI pin without a digest,
+    a Go group missing from the checkout) would stop the build during `pulumi up`: say so now,
+    as a warning (the config itself is valid). Silent when every payload source is pinned."""
+    from images import recipe as recipes
+    from images.build import check_oci_pins
+    from images.errors import RecipeError
+    from images.payload import go_group_dir
+
+    try:
+        loaded = recipes.load(recipe)
+        check_oci_pins(loaded)
+        for item in loaded.go:
+            go_group_dir(item.group)
+    except RecipeError as exc:
+        out.warn(
+            "coco:image.recipe",
+            f"the build during `pulumi up` will stop: {exc}",
+            exc.hint or "pin the payload by content",
+        )

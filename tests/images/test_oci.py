@@ -22,8 +22,9 @@ import pytest
 import zstandard
 
 from cli import image as cli
-from images import build, oci, recipe
+from images import build, oci, pins, recipe
 from images.errors import DownloadError, ImageError, RecipeError
+from spec.versions import ImageRef
 
 from .oci_registry import TOOLS, Registry, running_registry, write_layout
 
@@ -280,22 +281,18 @@ class TestRecipeKeys:
             recipe.load(str(path))
         assert str(info.value).startswith(message)
 
-    def test_podvm_uses_the_pins(self):
-        podvm = recipe.load("podvm")
-        assert {o.pin for o in podvm.oci} == {
-            "PODVM_KATA_AGENT",
-            "PODVM_ATTESTATION_AGENT",
-            "PODVM_CONFIDENTIAL_DATA_HUB",
-            "PODVM_API_SERVER_REST",
-        }
-        dests = {dest for o in podvm.oci for _, dest in o.files}
-        assert "/usr/local/bin/kata-agent" in dests
+    def test_pin_resolves_to_its_reference(self, tmp_path: Path, monkeypatch):
+        monkeypatch.setitem(pins.OCI_PINS, "TEST_PIN", ImageRef("ghcr.io/a/b", "v1"))
+        path = tmp_path / "r.toml"
+        path.write_text('name = "x"\n[[payload.oci]]\npin = "TEST_PIN"\nfiles = { "x" = "/x" }\n')
+        (item,) = recipe.load(str(path)).oci
+        assert (item.image, item.digest, item.pin) == ("ghcr.io/a/b:v1", "", "TEST_PIN")
 
-    def test_unresolved_pin_stops_the_build(self):
-        podvm = recipe.load("podvm")
-        # a pin without a digest, whatever the state of the real pins
-        first = dataclasses.replace(podvm.oci[0], digest="")
-        unpinned = dataclasses.replace(podvm, oci=(first, *podvm.oci[1:]))
+    def test_unresolved_pin_stops_the_build(self, tmp_path: Path, monkeypatch):
+        monkeypatch.setitem(pins.OCI_PINS, "TEST_PIN", ImageRef("ghcr.io/a/b", "v1"))
+        path = tmp_path / "r.toml"
+        path.write_text('name = "x"\n[[payload.oci]]\npin = "TEST_PIN"\nfiles = { "x" = "/x" }\n')
+        unpinned = recipe.load(str(path))
         with pytest.raises(RecipeError) as info:
             build.check_oci_pins(unpinned)
         assert "payload.oci[0].pin" in str(info.value)
@@ -303,7 +300,8 @@ class TestRecipeKeys:
         assert "coco image resolve" in info.value.hint
         # and pinned ones pass
         pinned = dataclasses.replace(
-            podvm, oci=tuple(dataclasses.replace(o, digest="sha256:" + "a" * 64) for o in podvm.oci)
+            unpinned,
+            oci=tuple(dataclasses.replace(o, digest="sha256:" + "a" * 64) for o in unpinned.oci),
         )
         build.check_oci_pins(pinned)
 
