@@ -8,7 +8,7 @@ tool (
 )
 
 // v0.21.0, not v0.22.0: the module proxy refuses every src/* module of v0.22.0 (tags and
-// pseudo-versions of the tag commit 38d0fcf7c7b7). See tools/go/README.md.
+// pseudo-versions of the tag commit 38d0fcf7c7b7). See tools/README.md.
 require github.com/confidential-containers/cloud-api-adaptor/src/cloud-api-adaptor v0.21.0 // indirect
 
 require (
