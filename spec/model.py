@@ -340,6 +340,12 @@ class NodePool(Model):
     ibmcloud: IbmCloud | None = Field(
         None, description="ibmcloud peer pods: existing VPC ids and the API key."
     )
+    disk_type: str | None = Field(
+        None,
+        min_length=1,
+        description="gcp pools: the boot disk type of the pod VMs (GCP_DISK_TYPE) or nodes, "
+        "e.g. pd-balanced or hyperdisk-balanced; default: one the machine series supports.",
+    )
     pod_vm_subnet: str | None = Field(
         None,
         min_length=1,

@@ -238,3 +238,75 @@ def one_aws_podvm_size(out: Collector, pools: list[tuple[int, NodePool, NodePool
                 f"use {first[1]!r} here too, or put pods that need {p.instance_type!r} in a "
                 "nodes-mode pool",
             )
+
+
+def gcp_disk_types(out: Collector, pools: list[tuple[int, NodePool, NodePool]]) -> None:
+    """The boot disk of a GCP pool's VMs must be a type its machine series accepts
+    (catalogue.GCP_BOOT_DISK_TYPES): C3 and C3D refuse CAA's default pd-standard, C4, C4D and
+    N4 take Hyperdisk only. cloud-api-adaptor boots every pod VM from one GCP_DISK_TYPE
+    (src/cloud-providers/gcp/manager.go@v0.22.0), so the gcp peer-pods pools need one type
+    they all accept. `pools` as for aws_pools_in_cluster_region."""
+    peer: list[tuple[int, NodePool, tuple[str, ...]]] = []
+    for i, p, _ in pools:
+        key = f"coco:nodePools[{i}].diskType"
+        if p.disk_type is not None and p.provider != "gcp":
+            out.error(key, f"diskType applies to gcp pools, not {p.provider}", "remove diskType")
+            continue
+        if p.provider != "gcp" or not p.instance_type:
+            continue
+        accepted = catalogue.gcp_disk_types(p.instance_type)
+        if accepted is None:
+            continue  # not a confidential machine series: reported at instanceType
+        family = catalogue.family_of("gcp", p.instance_type)
+        if p.disk_type is not None and p.disk_type not in accepted:
+            out.error(
+                key,
+                f"{p.instance_type!r} ({family}) cannot boot from a {p.disk_type!r} disk",
+                f"use {' or '.join(accepted)} with {family} machines, or remove diskType (the "
+                f"default is {accepted[0]})",
+            )
+            continue
+        if (
+            p.disk_type is not None
+            and p.tee == "tdx"
+            and p.disk_type not in catalogue.GCP_TDX_BOOT_DISK_TYPES
+        ):
+            out.warn(
+                key,
+                f"TDX confidential VMs are documented with balanced disks only, not "
+                f"{p.disk_type!r}",
+                f"prefer {' or '.join(catalogue.GCP_TDX_BOOT_DISK_TYPES)}",
+            )
+        if p.mode == "peer-pods":
+            peer.append((i, p, accepted))
+    chosen = [(i, p.disk_type) for i, p, _ in peer if p.disk_type is not None]
+    if chosen:
+        first, disk = chosen[0]
+        for i, p, accepted in peer:
+            if p.disk_type is not None and p.disk_type != disk:
+                out.error(
+                    f"coco:nodePools[{i}].diskType",
+                    f"cloud-api-adaptor boots every pod VM from one GCP_DISK_TYPE, and "
+                    f"coco:nodePools[{first}].diskType is {disk!r}",
+                    "give every gcp peer-pods pool the same diskType",
+                )
+            elif p.disk_type is None and disk not in accepted:
+                out.error(
+                    f"coco:nodePools[{i}].instanceType",
+                    f"every pod VM boots from coco:nodePools[{first}].diskType {disk!r}, which "
+                    f"{p.instance_type!r} cannot boot from",
+                    f"use a machine series that accepts {disk!r}, or a diskType every gcp "
+                    "peer-pods pool accepts",
+                )
+    elif peer and not catalogue.gcp_common_disk_type([p.instance_type or "" for _, p, _ in peer]):
+        i, p, _ = peer[-1]
+        kinds = "; ".join(
+            f"{q.instance_type}: {', '.join(a)}" for _, q, a in sorted(peer, key=lambda x: x[0])
+        )
+        out.error(
+            f"coco:nodePools[{i}].instanceType",
+            "cloud-api-adaptor boots every pod VM from one GCP_DISK_TYPE, and the gcp "
+            f"peer-pods pools' machine series share no boot disk type ({kinds})",
+            "use machine series with a boot disk type in common (Hyperdisk-only c4d next to "
+            "n2d cannot work), or put one of them in another stack",
+        )

@@ -244,6 +244,22 @@ class TestConfidentialNodePools:
         component = one(result, "coco:gcp:ConfidentialNodePool")
         assert component.parent_urn == pool.urn and reg.parent_urn == component.urn
 
+    @pytest.mark.parametrize(
+        ("tee", "machine", "disk"),
+        [("sev", "c4d-standard-4", "hyperdisk-balanced"), ("tdx", "c3-standard-4", "pd-balanced"),
+         ("snp", "n2d-standard-4", "pd-balanced")],
+    )
+    def test_boot_disk_the_series_accepts(self, render_config, gcp_mocks, tee, machine, disk):
+        """GKE nodes boot from a disk type their machine series accepts; a user's wins."""
+        result = render_config(nodes_config(tee, instanceType=machine), stack="gcp-test")
+        node = one(result, NODE_POOL, f"coco-pool-{tee}-nodes-nodes-gke").inputs["nodeConfig"]
+        assert node["diskType"] == disk
+        chosen = catalogue.gcp_disk_types(machine)[-1]  # the user's choice: last, not default
+        result = render_config(nodes_config(tee, instanceType=machine, diskType=chosen),
+                               stack="gcp-test")
+        reg = one(result, NODE_POOL, f"coco-pool-{tee}-nodes-nodes-gke")
+        assert reg.inputs["nodeConfig"]["diskType"] == chosen
+
     def test_machine_series_rule(self):
         """TDX runs on C3 only: an N2D size is refused with the key path, before any resource."""
         config = nodes_config("tdx", instanceType="n2d-standard-4")
@@ -279,6 +295,8 @@ class TestPeerPodInfrastructure:
             "PODVM_IMAGE_NAME": image.inputs["name"],  # compute.Image output
         }
         assert {k: cm[k] for k in expected} == expected
+        # not CAA's default pd-standard, which C3 (TDX) refuses (cloud-api-adaptor#2258)
+        assert cm["GCP_DISK_TYPE"] == "pd-balanced"
         assert set(peerpods.REQUIRED_KEYS["gcp"]) <= set(cm)
         assert "GCP_CREDENTIALS" not in cm
 
