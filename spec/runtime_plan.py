@@ -157,8 +157,10 @@ def pool_node_selector(pool: NodePool, nfd: bool) -> dict[str, str]:
     labels the stack applies (plus the NFD TEE label when NFD runs)."""
     if pool.mode == "peer-pods":
         # the cloud-api-adaptor daemonset runs only on nodes labelled node.kubernetes.io/worker=""
-        # (peerpods chart templates/daemonset.yaml@v0.22.0); pod VMs are not nodes
-        return dict(sorted((pool.node_selector or {labels.WORKER: ""}).items()))
+        # (peerpods chart templates/daemonset.yaml@v0.22.0, a fixed nodeSelector); pod VMs are
+        # not nodes. A pool's own nodeSelector narrows that, never replaces it: a kata-remote
+        # pod on a node without CAA would never start.
+        return dict(sorted({**(pool.node_selector or {}), labels.WORKER: ""}.items()))
     selector = labels.pool_selector(pool.name, pool.tee, pool.node_selector)
     if nfd and pool.tee in NFD_LABELS and pool.node_selector is None:
         selector[NFD_LABELS[pool.tee]] = "true"

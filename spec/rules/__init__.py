@@ -16,6 +16,7 @@ from .base import Collector
 from .charts import check_charts
 from .clouds import (
     aks_pools_in_cluster_location,
+    attached_peer_pod_workers,
     aws_pools_in_cluster_region,
     gcp_disk_types,
     gke_pools_in_cluster_region,
@@ -87,6 +88,7 @@ def apply(
     gcp_disk_types(out, aws_pools)
     valid = [i for i, pool in enumerate(raw_pools or ()) if pool is not None]
     ibmcloud_pools(out, list(zip(valid, pools, strict=True)), secure_paths)
+    attached_peer_pod_workers(out, list(zip(valid, pools, strict=True)), cluster)
     if raw_pools == []:
         out.warn(
             "coco:nodePools",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from spec import catalogue
+from spec import catalogue, labels
 from spec.model import Cluster, NodePool
 
 from .base import Collector, an
@@ -309,4 +309,51 @@ def gcp_disk_types(out: Collector, pools: list[tuple[int, NodePool, NodePool]]) 
             f"peer-pods pools' machine series share no boot disk type ({kinds})",
             "use machine series with a boot disk type in common (Hyperdisk-only c4d next to "
             "n2d cannot work), or put one of them in another stack",
+        )
+
+
+# How to label a cluster's workers for cloud-api-adaptor, per pool provider: each managed
+# service labels its nodes with their node pool (IKS/ROKS: ibm-cloud.kubernetes.io/
+# worker-pool-name, cloud.ibm.com/docs/containers "worker node labels"; GKE:
+# cloud.google.com/gke-nodepool; AKS: agentpool; EKS: eks.amazonaws.com/nodegroup).
+_WORKER_POOL_LABEL = {
+    "ibmcloud": ("ibm-cloud.kubernetes.io/worker-pool-name", "default"),
+    "gcp": ("cloud.google.com/gke-nodepool", "POOL"),
+    "azure": ("agentpool", "POOL"),
+    "aws": ("eks.amazonaws.com/nodegroup", "NODEGROUP"),
+}
+
+
+def worker_label_command(provider: str | None) -> str:
+    """The `kubectl label` line that marks a pool of workers for cloud-api-adaptor."""
+    label, example = _WORKER_POOL_LABEL.get(provider or "", ("", ""))
+    nodes = f"-l {label}={example}" if label else "NODE_NAME..."
+    return f"kubectl label nodes {nodes} {labels.WORKER}="
+
+
+def attached_peer_pod_workers(
+    out: Collector, pools: list[tuple[int, NodePool]], c: Cluster | None
+) -> None:
+    """cloud-api-adaptor's daemonset runs only on nodes labelled node.kubernetes.io/worker=""
+    (peerpods chart templates/daemonset.yaml@v0.22.0, a fixed nodeSelector), and the
+    kata-remote RuntimeClass selects the same label (spec.runtime_plan). A cluster the stack
+    creates gets it on its system pool (components.clouds.peer_pod_worker_labels); on a cluster
+    the stack attaches to (provider existing, or attach: true) nothing sets it, so no pod of
+    the class would ever be scheduled. The stack cannot label nodes it does not know (their
+    names change as the cloud replaces workers), so the user labels them and confirms it with
+    the pool's nodeSelector."""
+    if c is None or not (c.provider == "existing" or c.attach):
+        return
+    for i, p in pools:
+        if p.mode != "peer-pods" or (p.node_selector or {}).get(labels.WORKER) == "":
+            continue
+        where = "an existing cluster" if c.provider == "existing" else f"an attached {c.provider}"
+        out.error(
+            f"coco:nodePools[{i}].nodeSelector",
+            f"peer pods on {where} need worker nodes labelled {labels.WORKER}=\"\": "
+            "cloud-api-adaptor's daemonset and the kata-remote RuntimeClass run only there, and "
+            "the stack labels only nodes it creates",
+            "label the workers that should run cloud-api-adaptor "
+            f"(`{worker_label_command(p.provider)}`), then set nodeSelector: "
+            f"{{{labels.WORKER}: \"\"}} on this pool to confirm",
         )

@@ -236,8 +236,10 @@ class TestPeerPodsRuntime:
     def test_one_cloud_per_cluster(self):
         with pytest.raises(SpecError) as info:
             validate({"coco:nodePools": [
-                {"name": "a", "tee": "snp", "provider": "azure", "region": "westeurope"},
-                {"name": "b", "tee": "snp", "provider": "aws", "region": "eu-west-1"},
+                {"name": "a", "tee": "snp", "provider": "azure", "region": "westeurope",
+                 "nodeSelector": {"node.kubernetes.io/worker": ""}},
+                {"name": "b", "tee": "snp", "provider": "aws", "region": "eu-west-1",
+                 "nodeSelector": {"node.kubernetes.io/worker": ""}},
             ], "coco:image": {"recipe": "minimal"}}, stack="t")
         assert [i.path for i in info.value.issues] == ["coco:nodePools[1].provider"]
 
@@ -250,6 +252,8 @@ def _spec_for(offering):
         pool["nodeSelector"] = {"coco-stack.io/tee": offering.tee}
     elif offering.mode == "nodes":
         pool["nodeSelector"] = {"coco-stack.io/pool": "p"}
+    elif offering.mode == "peer-pods":
+        pool["nodeSelector"] = {"node.kubernetes.io/worker": ""}  # labelled for CAA
     if offering.provider != "baremetal":
         pool["region"] = {"azure": "westeurope", "aws": "eu-west-1", "gcp": "europe-west4",
                           "ibmcloud": "eu-de"}[offering.provider]

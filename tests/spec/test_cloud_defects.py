@@ -183,3 +183,60 @@ class TestNfdWithPeerPods:
             "coco:runtime": {"nodeFeatureDiscovery": True},
         }, stack="t")
         assert spec.runtime.node_feature_discovery is True
+
+
+class TestAttachedPeerPodWorkers:
+    """CAA's daemonset (fixed nodeSelector) and the kata-remote RuntimeClass need workers
+    labelled node.kubernetes.io/worker=""; nothing labels an attached cluster's nodes, so the
+    pool must confirm it, and the refusal gives the exact command."""
+
+    IBM = {"name": "se", "tee": "se", "provider": "ibmcloud", "region": "eu-de",
+           "zone": "eu-de-1", "ibmcloud": {"vpcId": "v", "subnetId": "s", "imageId": "i",
+                                           "resourceGroupId": "g", "apiKey": "k"}}
+
+    @pytest.mark.parametrize(
+        ("cluster", "pool", "command"),
+        [
+            ({"provider": "existing"}, IBM, "kubectl label nodes -l "
+             "ibm-cloud.kubernetes.io/worker-pool-name=default node.kubernetes.io/worker="),
+            ({**GKE, "attach": True, "name": "prod"}, {"name": "p", "tee": "snp"},
+             "kubectl label nodes -l cloud.google.com/gke-nodepool=POOL node.kubernetes.io/worker="),
+            ({"provider": "aks", "location": "westeurope", "attach": True, "name": "c",
+              "resourceGroup": "rg"}, {"name": "p", "tee": "snp"},
+             "kubectl label nodes -l agentpool=POOL node.kubernetes.io/worker="),
+            ({"provider": "eks", "region": "eu-west-1", "attach": True, "name": "c"},
+             {"name": "p", "tee": "snp"},
+             "kubectl label nodes -l eks.amazonaws.com/nodegroup=NODEGROUP "
+             "node.kubernetes.io/worker="),
+        ],
+    )
+    def test_refused_with_the_command(self, cluster, pool, command):
+        config = {"coco:cluster": cluster, "coco:nodePools": [pool],
+                  "coco:image": {"recipe": "minimal"}}
+        issue = _errors(config)["coco:nodePools[0].nodeSelector"]
+        assert f"`{command}`" in issue.hint
+        assert 'nodeSelector: {node.kubernetes.io/worker: ""}' in issue.hint
+        config["coco:nodePools"] = [{**pool, "nodeSelector": {"node.kubernetes.io/worker": ""}}]
+        assert "coco:nodePools[0].nodeSelector" not in _errors(config)
+
+    def test_created_cluster_labels_its_own(self):
+        spec, _ = validate({"coco:cluster": {"provider": "aks", "location": "westeurope"},
+                            "coco:nodePools": [{"name": "p", "tee": "snp"}],
+                            "coco:image": {"recipe": "minimal"}}, stack="t")
+        assert spec.node_pools[0].node_selector is None
+
+    def test_a_pool_selector_narrows_the_runtime_class_never_drops_the_worker_label(self):
+        from spec import runtime_plan
+
+        spec, _ = validate({
+            "coco:cluster": {"provider": "existing"},
+            "coco:nodePools": [{**self.IBM, "nodeSelector": {"node.kubernetes.io/worker": "",
+                                                             "zone": "a"}}],
+            "coco:image": {"recipe": "minimal"},
+        }, stack="t", secure_paths=frozenset({"coco:nodePools[0].ibmcloud.apiKey"}))
+        (plan,) = runtime_plan.runtime_classes(spec)
+        assert plan.node_selector["node.kubernetes.io/worker"] == ""
+        assert plan.node_selector["zone"] == "a"
+        pool = spec.node_pools[0].model_copy(update={"node_selector": {"zone": "a"}})
+        assert runtime_plan.pool_node_selector(pool, False) == {
+            "node.kubernetes.io/worker": "", "zone": "a"}

@@ -229,6 +229,7 @@ class TestCluster:
                 "region": "eu-west-1",
                 "attach": True,
             },
+            "coco:nodePools": [{**PEER["coco:nodePools"][0], "nodeSelector": {"node.kubernetes.io/worker": ""}}],
         }
         result = render_config(config)
         assert resources_of(result, "aws:eks/cluster:Cluster") == []
@@ -256,6 +257,7 @@ class TestCluster:
         attached = {
             **PEER,
             "coco:cluster": {"provider": "eks", "name": "p", "region": "eu-west-1", "attach": True},
+            "coco:nodePools": [{**PEER["coco:nodePools"][0], "nodeSelector": {"node.kubernetes.io/worker": ""}}],
         }
         render_config(PEER)
         assert not [m for m in engine_log if "coco:cluster.attach" in m]
@@ -269,7 +271,7 @@ class TestCluster:
         attached = {
             **PEER,
             "coco:cluster": {"provider": "eks", "name": "p", "region": "eu-west-1", "attach": True},
-            "coco:nodePools": [{**PEER["coco:nodePools"][0],
+            "coco:nodePools": [{**PEER["coco:nodePools"][0], "nodeSelector": {"node.kubernetes.io/worker": ""},
                                 "podVmSubnet": "subnet-0123456789abcdef0"}],
         }
         result = render_config(attached)
@@ -285,6 +287,7 @@ class TestCluster:
         config = {
             **PEER,
             "coco:cluster": {"provider": "eks", "name": "p", "region": "eu-west-1", "attach": True},
+            "coco:nodePools": [{**PEER["coco:nodePools"][0], "nodeSelector": {"node.kubernetes.io/worker": ""}}],
         }
         result = render_config(config)
         assert inputs(result, LT, PODVM_LT)["cpuOptions"] == {"amdSevSnp": "enabled"}

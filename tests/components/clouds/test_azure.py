@@ -189,6 +189,7 @@ class TestCluster:
             **SNP_PEER_PODS,
             "coco:cluster": {"provider": "aks", "location": "westeurope", "attach": True,
                              "name": "prod", "resourceGroup": "prod-rg"},
+            "coco:nodePools": [{**SNP_PEER_PODS["coco:nodePools"][0], "nodeSelector": {"node.kubernetes.io/worker": ""}}],
         }
         result = _render(config)
         for type_ in (MANAGED, "azure-native:resources:ResourceGroup",
@@ -222,6 +223,7 @@ class TestCluster:
             **SNP_PEER_PODS,
             "coco:cluster": {"provider": "aks", "location": "westeurope", "attach": True,
                              "name": "prod", "resourceGroup": "prod-rg"},
+            "coco:nodePools": [{**SNP_PEER_PODS["coco:nodePools"][0], "nodeSelector": {"node.kubernetes.io/worker": ""}}],
         }
         with pytest.raises(SpecError) as info:
             _render(config)
@@ -239,7 +241,8 @@ class TestCluster:
             **SNP_PEER_PODS,
             "coco:cluster": {"provider": "aks", "location": "westeurope", "attach": True,
                              "name": "prod", "resourceGroup": "prod-rg"},
-            "coco:nodePools": [{"name": "snp", "tee": "snp", "podVmSubnet": subnet}],
+            "coco:nodePools": [{"name": "snp", "tee": "snp", "podVmSubnet": subnet,
+                                "nodeSelector": {"node.kubernetes.io/worker": ""}}],
         }
         result = _render(config)
         assert _values(result)["providerConfigs"]["azure"]["AZURE_SUBNET_ID"] == subnet

@@ -156,6 +156,7 @@ class TestCluster:
         config = copy.deepcopy(SNP)
         config["coco:cluster"] = {"provider": "gke", "project": PROJECT, "zone": "europe-west4-a",
                                   "attach": True, "name": "prod-gke"}
+        config["coco:nodePools"][0]["nodeSelector"] = {"node.kubernetes.io/worker": ""}  # workers labelled for CAA
         result = render_config(config, stack="gcp-test")
         assert resources_of(result, "gcp:container/cluster:Cluster") == []
         assert resources_of(result, "gcp:compute/network:Network") == []
@@ -195,6 +196,7 @@ class TestCluster:
         config = copy.deepcopy(SNP)
         config["coco:cluster"] = {"provider": "gke", "project": PROJECT, "zone": "europe-west4-a",
                                   "attach": True, "name": "prod-gke"}
+        config["coco:nodePools"][0]["nodeSelector"] = {"node.kubernetes.io/worker": ""}  # workers labelled for CAA
         result = render_config(config, stack="gcp-test")
         assert asked == [expected]
         assert peer_pods_cm(result)["GCP_SUBNETWORK"] == ATTACHED_SUBNET["id"]
@@ -206,6 +208,7 @@ class TestCluster:
         config = copy.deepcopy(SNP)
         config["coco:cluster"] = {"provider": "gke", "project": PROJECT, "zone": "europe-west4-a",
                                   "attach": True, "name": "prod-gke"}
+        config["coco:nodePools"][0]["nodeSelector"] = {"node.kubernetes.io/worker": ""}  # workers labelled for CAA
         with pytest.raises(SpecError) as info:
             render_config(config, stack="gcp-test")
         (issue,) = info.value.issues
