@@ -185,14 +185,16 @@ class TestNfdWithPeerPods:
         assert spec.runtime.node_feature_discovery is True
 
 
+IBM = {"name": "se", "tee": "se", "provider": "ibmcloud", "region": "eu-de", "zone": "eu-de-1",
+       "ibmcloud": {"vpcId": "v", "subnetId": "s", "imageId": "i", "resourceGroupId": "g",
+                    "apiKey": "k"}}
+
+
 class TestAttachedPeerPodWorkers:
     """CAA's daemonset (fixed nodeSelector) and the kata-remote RuntimeClass need workers
     labelled node.kubernetes.io/worker=""; nothing labels an attached cluster's nodes, so the
     pool must confirm it, and the refusal gives the exact command."""
 
-    IBM = {"name": "se", "tee": "se", "provider": "ibmcloud", "region": "eu-de",
-           "zone": "eu-de-1", "ibmcloud": {"vpcId": "v", "subnetId": "s", "imageId": "i",
-                                           "resourceGroupId": "g", "apiKey": "k"}}
 
     @pytest.mark.parametrize(
         ("cluster", "pool", "command"),
@@ -200,7 +202,8 @@ class TestAttachedPeerPodWorkers:
             ({"provider": "existing"}, IBM, "kubectl label nodes -l "
              "ibm-cloud.kubernetes.io/worker-pool-name=default node.kubernetes.io/worker="),
             ({**GKE, "attach": True, "name": "prod"}, {"name": "p", "tee": "snp"},
-             "kubectl label nodes -l cloud.google.com/gke-nodepool=POOL node.kubernetes.io/worker="),
+             "kubectl label nodes -l cloud.google.com/gke-nodepool=POOL "
+             "node.kubernetes.io/worker="),
             ({"provider": "aks", "location": "westeurope", "attach": True, "name": "c",
               "resourceGroup": "rg"}, {"name": "p", "tee": "snp"},
              "kubectl label nodes -l agentpool=POOL node.kubernetes.io/worker="),
@@ -230,7 +233,7 @@ class TestAttachedPeerPodWorkers:
 
         spec, _ = validate({
             "coco:cluster": {"provider": "existing"},
-            "coco:nodePools": [{**self.IBM, "nodeSelector": {"node.kubernetes.io/worker": "",
+            "coco:nodePools": [{**IBM, "nodeSelector": {"node.kubernetes.io/worker": "",
                                                              "zone": "a"}}],
             "coco:image": {"recipe": "minimal"},
         }, stack="t", secure_paths=frozenset({"coco:nodePools[0].ibmcloud.apiKey"}))

@@ -40,6 +40,9 @@ from tests.components.clouds.conftest_gcp import (
 from tests.conftest import ROOT, assert_valid_kubernetes, one, resources_of
 from tests.spec.reference_values import complete
 
+# peer pods on an attached cluster confirm their workers are labelled for CAA
+# (spec.rules.clouds.attached_peer_pod_workers)
+WORKERS = {"node.kubernetes.io/worker": ""}
 NODE_POOL = "gcp:container/nodePool:NodePool"
 CUSTOM_ROLE = "gcp:projects/iAMCustomRole:IAMCustomRole"
 IAM_MEMBER = "gcp:projects/iAMMember:IAMMember"
@@ -156,7 +159,7 @@ class TestCluster:
         config = copy.deepcopy(SNP)
         config["coco:cluster"] = {"provider": "gke", "project": PROJECT, "zone": "europe-west4-a",
                                   "attach": True, "name": "prod-gke"}
-        config["coco:nodePools"][0]["nodeSelector"] = {"node.kubernetes.io/worker": ""}  # workers labelled for CAA
+        config["coco:nodePools"][0]["nodeSelector"] = WORKERS  # workers labelled for CAA
         result = render_config(config, stack="gcp-test")
         assert resources_of(result, "gcp:container/cluster:Cluster") == []
         assert resources_of(result, "gcp:compute/network:Network") == []
@@ -196,7 +199,7 @@ class TestCluster:
         config = copy.deepcopy(SNP)
         config["coco:cluster"] = {"provider": "gke", "project": PROJECT, "zone": "europe-west4-a",
                                   "attach": True, "name": "prod-gke"}
-        config["coco:nodePools"][0]["nodeSelector"] = {"node.kubernetes.io/worker": ""}  # workers labelled for CAA
+        config["coco:nodePools"][0]["nodeSelector"] = WORKERS  # workers labelled for CAA
         result = render_config(config, stack="gcp-test")
         assert asked == [expected]
         assert peer_pods_cm(result)["GCP_SUBNETWORK"] == ATTACHED_SUBNET["id"]
@@ -208,7 +211,7 @@ class TestCluster:
         config = copy.deepcopy(SNP)
         config["coco:cluster"] = {"provider": "gke", "project": PROJECT, "zone": "europe-west4-a",
                                   "attach": True, "name": "prod-gke"}
-        config["coco:nodePools"][0]["nodeSelector"] = {"node.kubernetes.io/worker": ""}  # workers labelled for CAA
+        config["coco:nodePools"][0]["nodeSelector"] = WORKERS  # workers labelled for CAA
         with pytest.raises(SpecError) as info:
             render_config(config, stack="gcp-test")
         (issue,) = info.value.issues
