@@ -28,7 +28,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import helm, kube
-from spec import versions
+from spec import catalogue, versions
 from spec.labels import PART_OF, PREFIX
 from spec.model import Charts
 
@@ -54,6 +54,9 @@ REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
         "PODVM_IMAGE_NAME",
         "GCP_CONFIDENTIAL_TYPE",
         "GCP_MACHINE_TYPE",
+        # ours, not CAA's: its default pd-standard is refused by C3/C3D and the Hyperdisk-only
+        # series (cloud-api-adaptor#2258; spec.catalogue.GCP_BOOT_DISK_TYPES)
+        "GCP_DISK_TYPE",
     ),
     "ibmcloud": (
         "IBMCLOUD_PODVM_IMAGE_ID",
@@ -94,6 +97,7 @@ class PeerPodPool:
     instance_type: str
     region: str
     zone: str | None = None
+    disk_type: str | None = None  # gcp: the pool's diskType, if the user set one
 
 
 @dataclass(frozen=True)
@@ -139,11 +143,16 @@ def provider_config(
                 "GCP peer pods take one GCP_CONFIDENTIAL_TYPE per cluster; "
                 f"the pools ask for {', '.join(sorted(tees))}"
             )
+        # one boot disk type for every pod VM: the users' (spec.rules makes them agree), else
+        # the first type every pool's machine series accepts
+        disk = next((p.disk_type for p in pools if p.disk_type), None)
+        disk = disk or catalogue.gcp_common_disk_type([p.instance_type for p in pools])
         spec_keys = {
             "GCP_ZONE": first.zone or "",
             "GCP_MACHINE_TYPE": first.instance_type,
             "GCP_INSTANCE_TYPES": sizes,
             "GCP_CONFIDENTIAL_TYPE": GCP_CONFIDENTIAL_TYPE[first.tee],
+            "GCP_DISK_TYPE": disk or "",
         }
     elif cloud.provider == "ibmcloud":
         spec_keys = {

@@ -175,7 +175,10 @@ class CocoStack(pulumi.ComponentResource):
             )
         config = provider_config(
             provisioned,
-            [PeerPodPool(p.tee, p.instance_type or "", p.region or "", p.zone) for p in pools],
+            [
+                PeerPodPool(p.tee, p.instance_type or "", p.region or "", p.zone, p.disk_type)
+                for p in pools
+            ],
             initdata=init,
         )
         depends = [self.runtime] if self.runtime is not None else []

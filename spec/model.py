@@ -335,10 +335,18 @@ class NodePool(Model):
     node_selector: NodeSelector | None = Field(
         None,
         min_length=1,
-        description="Reuse existing nodes with these labels instead of creating nodes.",
+        description="Reuse existing nodes with these labels instead of creating nodes; peer-pods "
+        "pools on an existing or attached cluster: the workers you labelled "
+        "node.kubernetes.io/worker=\"\" for cloud-api-adaptor.",
     )
     ibmcloud: IbmCloud | None = Field(
         None, description="ibmcloud peer pods: existing VPC ids and the API key."
+    )
+    disk_type: str | None = Field(
+        None,
+        min_length=1,
+        description="gcp pools: the boot disk type of the pod VMs (GCP_DISK_TYPE) or nodes, "
+        "e.g. pd-balanced or hyperdisk-balanced; default: one the machine series supports.",
     )
     pod_vm_subnet: str | None = Field(
         None,
@@ -478,7 +486,8 @@ class Runtime(Model):
     node_feature_discovery: bool = Field(
         False,
         description="Install Node Feature Discovery and select TEE nodes by its labels "
-        "(amd.feature.node.kubernetes.io/snp, ...) instead of the stack's pool labels.",
+        "(amd.feature.node.kubernetes.io/snp, ...) instead of the stack's pool labels. Not with "
+        "peer-pods pools (kata-deploy would then skip cloud workers).",
     )
     debug: bool = Field(False, description="kata-deploy debug logging.")
 

@@ -50,6 +50,70 @@ OVERHEAD = {
     "remote": {"memory": "120Mi", "cpu": "250m"},
 }
 
+# With Node Feature Discovery in the cluster (its NodeFeatureRule CRD present), kata-deploy 4.0.0
+# installs its x86_64 TEE-keys NodeFeatureRule (node-feature-rules/x86_64-tee-keys.yaml: the
+# extended resources sev-snp.amd.com/esids and tdx.intel.com/keys) and then adds one of these,
+# quantity "1", to overhead.podFixed of every RuntimeClass whose name starts with "kata" and
+# contains "tdx" (checked first) or "snp" (binary/src/k8s/runtimeclasses.rs
+# update_existing_runtimeclasses_for_nfd, called from binary/src/artifacts/install.rs@4.0.0).
+# We declare the same entry, so the RuntimeClass we own is already what kata-deploy writes and
+# `pulumi refresh` shows no drift (and each pod of the class consumes one ASID / TDX key, as
+# kata-deploy intends). Only with NFD: without it no node advertises these resources and a pod
+# asking for them could never be scheduled.
+NFD_OVERHEAD_QUANTITY = "1"
+NFD_OVERHEAD_KEYS = (("tdx", "tdx.intel.com/keys"), ("snp", "sev-snp.amd.com/esids"))
+
+
+def nfd_overhead_key(runtime_class: str) -> str | None:
+    """The extended resource kata-deploy 4.0.0 adds to this RuntimeClass's overhead under NFD."""
+    if not runtime_class.startswith("kata"):
+        return None
+    return next((key for word, key in NFD_OVERHEAD_KEYS if word in runtime_class), None)
+
+
+def overhead(shim: str, runtime_class: str, nfd: bool) -> dict[str, str]:
+    """overhead.podFixed of our RuntimeClass: kata-deploy's table, plus NFD's TEE key."""
+    fixed = dict(OVERHEAD[shim])
+    key = nfd_overhead_key(runtime_class) if nfd else None
+    if key is not None:
+        fixed[key] = NFD_OVERHEAD_QUANTITY
+    return dict(sorted(fixed.items()))
+
+
+# Every shim kata-deploy 4.0.0 defines (helm-chart values.yaml@4.0.0 `shims.*`, 25 of them;
+# tests/charts/README.md lists the same from that file). Each one we do not use is set to
+# `enabled: false` explicitly: kata-deploy decides per shim with `enabled: true` winning over
+# `disableAll` (templates/_helpers.tpl `kata-deploy.isShimEnabled`@4.0.0), and the CoCo umbrella
+# chart's own defaults for its `kata-as-coco-runtime` subchart are not verified here, so
+# `disableAll: true` alone could leave a shim the umbrella enables installed on every node.
+KATA_DEPLOY_SHIMS = (
+    "clh",
+    "clh-azure",
+    "clh-azure-runtime-rs",
+    "clh-runtime-rs",
+    "dragonball",
+    "fc",
+    "qemu",
+    "qemu-coco-dev",
+    "qemu-coco-dev-runtime-rs",
+    "qemu-nvidia-cpu",
+    "qemu-nvidia-cpu-runtime-rs",
+    "qemu-nvidia-gpu",
+    "qemu-nvidia-gpu-runtime-rs",
+    "qemu-nvidia-gpu-snp",
+    "qemu-nvidia-gpu-snp-runtime-rs",
+    "qemu-nvidia-gpu-tdx",
+    "qemu-nvidia-gpu-tdx-runtime-rs",
+    "qemu-runtime-rs",
+    "qemu-se",
+    "qemu-se-runtime-rs",
+    "qemu-snp",
+    "qemu-snp-runtime-rs",
+    "qemu-tdx",
+    "qemu-tdx-runtime-rs",
+    "remote",
+)
+
 # Image pulling per shim: the pinned release's defaults for the TEE shims are the nydus
 # snapshotter with guest pull, no forced guest pull (containerd), guest pull on CRI-O
 # (kata-deploy helm-chart values.yaml@4.0.0 shims.qemu-*). The v0.22.0 release notes warn that
@@ -93,8 +157,10 @@ def pool_node_selector(pool: NodePool, nfd: bool) -> dict[str, str]:
     labels the stack applies (plus the NFD TEE label when NFD runs)."""
     if pool.mode == "peer-pods":
         # the cloud-api-adaptor daemonset runs only on nodes labelled node.kubernetes.io/worker=""
-        # (peerpods chart templates/daemonset.yaml@v0.22.0); pod VMs are not nodes
-        return dict(sorted((pool.node_selector or {labels.WORKER: ""}).items()))
+        # (peerpods chart templates/daemonset.yaml@v0.22.0, a fixed nodeSelector); pod VMs are
+        # not nodes. A pool's own nodeSelector narrows that, never replaces it: a kata-remote
+        # pod on a node without CAA would never start.
+        return dict(sorted({**(pool.node_selector or {}), labels.WORKER: ""}.items()))
     selector = labels.pool_selector(pool.name, pool.tee, pool.node_selector)
     if nfd and pool.tee in NFD_LABELS and pool.node_selector is None:
         selector[NFD_LABELS[pool.tee]] = "true"
@@ -120,9 +186,10 @@ def runtime_classes(spec: Spec) -> list[RuntimeClassPlan]:
         if nfd and tee in NFD_LABELS and all(p.node_selector is None for p, _ in members):
             common = {NFD_LABELS[tee]: "true"}
         selector = {**common, KATA_RUNTIME_READY: "true"}
+        name = offering.runtime_class or f"kata-{shim}"
         plans.append(
             RuntimeClassPlan(
-                name=offering.runtime_class or f"kata-{shim}",
+                name=name,
                 handler=f"kata-{shim}",  # kata-deploy registers the containerd runtime kata-<shim>
                 shim=shim,
                 tee=tee,
@@ -132,7 +199,7 @@ def runtime_classes(spec: Spec) -> list[RuntimeClassPlan]:
                 tolerations=(
                     {"key": labels.TEE, "operator": "Equal", "value": tee, "effect": "NoSchedule"},
                 ),
-                overhead=OVERHEAD[shim],
+                overhead=overhead(shim, name, nfd),
             )
         )
     return plans
@@ -181,16 +248,21 @@ def chart_values(spec: Spec) -> dict[str, Any]:
             offering.shim or "",
             list(REMOTE_ARCHES) if offering.shim == "remote" else [offering.arch],
         )
-    shims: dict[str, Any] = {"disableAll": True}
-    for plan in plans:
-        shims[plan.shim] = {
+    enabled: dict[str, Any] = {
+        plan.shim: {
             "enabled": True,
             "supportedArches": arches[plan.shim],
             # a copy: the values go to callers (and Helm), who must not edit the module's PULL
             **copy.deepcopy(PULL),
         }
+        for plan in plans
+    }
+    # disableAll stays as a second guard; every other shim is off by name (KATA_DEPLOY_SHIMS)
+    shims: dict[str, Any] = {"disableAll": True}
+    for shim in sorted({*KATA_DEPLOY_SHIMS, *enabled}):
+        shims[shim] = enabled.get(shim, {"enabled": False})
     default: dict[str, str] = {}
-    for shim in sorted(shims.keys() - {"disableAll"}, key=_PREFERENCE.index):
+    for shim in sorted(enabled, key=_PREFERENCE.index):
         for arch in arches[shim]:
             default.setdefault(arch, shim)
     pool_terms = [

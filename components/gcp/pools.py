@@ -44,6 +44,12 @@ def confidential_settings(pool: NodePool) -> dict[str, str]:
     return dict(offering.platform)
 
 
+def boot_disk_type(pool: NodePool) -> str | None:
+    """The catalogue's preferred boot disk of the pool's machine series (None: GKE's default)."""
+    accepted = catalogue.gcp_disk_types(pool.instance_type or "")
+    return accepted[0] if accepted else None
+
+
 class ConfidentialNodePool(pulumi.ComponentResource):
     """A GKE node pool of confidential nodes for one `coco:nodePools[]` entry."""
 
@@ -75,6 +81,9 @@ class ConfidentialNodePool(pulumi.ComponentResource):
                     confidential_instance_type=platform["confidentialInstanceType"],
                 ),
                 min_cpu_platform=platform.get("minCpuPlatform"),
+                # GKE's default boot disk (pd-balanced) does not exist for the Hyperdisk-only
+                # series (C4D): the pool's diskType, else the series' first choice
+                disk_type=pool.disk_type or boot_disk_type(pool),
                 service_account=cluster.node_service_account,
                 oauth_scopes=list(NODE_SCOPES),
                 labels=dict(sorted(nodes.labels.items())),

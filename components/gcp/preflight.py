@@ -5,7 +5,10 @@ Scope: every coco:nodePools[] entry with provider gcp. Two Compute Engine reads 
 machineTypes.aggregatedList filtered by the pool's machine type (which zones offer it) and
 zones.list (each zone's availableCpuPlatforms, e.g. "AMD Milan" for SEV-SNP). Problems come back
 as ConfigIssues on the pool's key paths, with the zones that would work.
-Non-goals: quota, reservations, org policies, whether the project has the APIs enabled
+With gcp peer-pods pools it also reads whether the organisation policy
+iam.disableServiceAccountKeyCreation blocks the key cloud-api-adaptor needs (components.gcp.
+orgpolicy), with the same credentials.
+Non-goals: quota, reservations, other org policies, whether the project has the APIs enabled
 (an API error is raised, not turned into an issue).
 
 All calls go through `ComputeApi`, so tests inject responses built with the SDK's own message
@@ -21,6 +24,8 @@ from typing import Any, Protocol
 from spec import catalogue
 from spec.errors import ConfigIssue, NoCredentials
 from spec.model import NodePool, Spec
+
+from . import orgpolicy
 
 
 class ComputeApi(Protocol):
@@ -54,6 +59,7 @@ class GoogleCompute:
                 "run: gcloud auth application-default login (or set "
                 "GOOGLE_APPLICATION_CREDENTIALS to a key file)",
             ) from exc
+        self.credentials = credentials
         self._machine_types = compute_v1.MachineTypesClient(credentials=credentials)
         self._zones = compute_v1.ZonesClient(credentials=credentials)
         self._compute_v1 = compute_v1
@@ -148,13 +154,22 @@ def pool_issues(index: int, pool: NodePool, offer: Offer) -> list[ConfigIssue]:
     return []
 
 
-def live_check(spec: Spec, *, client: ComputeApi | None = None) -> list[ConfigIssue]:
+def live_check(
+    spec: Spec,
+    *,
+    client: ComputeApi | None = None,
+    org_policy: orgpolicy.Session | None = None,
+) -> list[ConfigIssue]:
     """Check every GCP pool of `spec` against the project's offer (see the module docstring).
-    Raises NoCredentials when client is None and no Google credentials are configured."""
+    Raises NoCredentials when client is None and no Google credentials are configured.
+    `org_policy`: the HTTP session the Org Policy read uses; None: an authorised session with
+    the Compute credentials when client is None, else no org-policy read (tests of the rest)."""
     pools = [(i, p) for i, p in enumerate(spec.node_pools) if p.provider == "gcp"]
     if not pools:
         return []
     api: ComputeApi = client if client is not None else GoogleCompute()
+    if org_policy is None and isinstance(api, GoogleCompute):
+        org_policy = orgpolicy.GoogleSession(api.credentials)
     project = spec.cluster.project or api.default_project
     if project is None:
         return [
@@ -172,4 +187,7 @@ def live_check(spec: Spec, *, client: ComputeApi | None = None) -> list[ConfigIs
         if machine not in zones_of:
             zones_of[machine] = offered_zones(api.machine_types(project, machine), machine)
         issues += pool_issues(index, pool, Offer(zones_of[machine], platforms))
+    peer = [i for i, p in pools if p.mode == "peer-pods"]
+    if peer and org_policy is not None:
+        issues += orgpolicy.issues(orgpolicy.effective(org_policy, project), project, peer[0])
     return sorted(issues)

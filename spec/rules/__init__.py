@@ -16,7 +16,9 @@ from .base import Collector
 from .charts import check_charts
 from .clouds import (
     aks_pools_in_cluster_location,
+    attached_peer_pod_workers,
     aws_pools_in_cluster_region,
+    gcp_disk_types,
     gke_pools_in_cluster_region,
     ibmcloud_pools,
     one_aws_podvm_size,
@@ -26,7 +28,7 @@ from .clouds import (
 from .cluster import check_cluster
 from .image import gcp_image_format, podvm_image, recipe_lock, recipe_payload_pinned
 from .kbs import check_kbs, reference_value_coverage, se_verifier_and_kata_guest
-from .pools import check_pool
+from .pools import check_pool, nfd_with_peer_pods
 
 
 def apply(
@@ -75,6 +77,7 @@ def apply(
             "set it to the address of a host listed in coco:nodePools[].hosts",
         )
     one_peer_pods_cloud(out, pools)
+    nfd_with_peer_pods(out, values["runtime"], pools)
     written = [(i, pool) for i, pool in enumerate(raw_pools or ()) if pool is not None]
     aws_pools = [(i, p, raw) for (i, raw), p in zip(written, pools, strict=True)]
     one_aws_podvm_size(out, aws_pools)
@@ -82,8 +85,10 @@ def apply(
     pod_vm_subnets(out, aws_pools, cluster)
     aks_pools_in_cluster_location(out, aws_pools, cluster)
     gke_pools_in_cluster_region(out, aws_pools, cluster)
+    gcp_disk_types(out, aws_pools)
     valid = [i for i, pool in enumerate(raw_pools or ()) if pool is not None]
     ibmcloud_pools(out, list(zip(valid, pools, strict=True)), secure_paths)
+    attached_peer_pod_workers(out, list(zip(valid, pools, strict=True)), cluster)
     if raw_pools == []:
         out.warn(
             "coco:nodePools",

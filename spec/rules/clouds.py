@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from spec import catalogue
+from spec import catalogue, labels
 from spec.model import Cluster, NodePool
 
 from .base import Collector, an
@@ -238,3 +238,122 @@ def one_aws_podvm_size(out: Collector, pools: list[tuple[int, NodePool, NodePool
                 f"use {first[1]!r} here too, or put pods that need {p.instance_type!r} in a "
                 "nodes-mode pool",
             )
+
+
+def gcp_disk_types(out: Collector, pools: list[tuple[int, NodePool, NodePool]]) -> None:
+    """The boot disk of a GCP pool's VMs must be a type its machine series accepts
+    (catalogue.GCP_BOOT_DISK_TYPES): C3 and C3D refuse CAA's default pd-standard, C4, C4D and
+    N4 take Hyperdisk only. cloud-api-adaptor boots every pod VM from one GCP_DISK_TYPE
+    (src/cloud-providers/gcp/manager.go@v0.22.0), so the gcp peer-pods pools need one type
+    they all accept. `pools` as for aws_pools_in_cluster_region."""
+    peer: list[tuple[int, NodePool, tuple[str, ...]]] = []
+    for i, p, _ in pools:
+        key = f"coco:nodePools[{i}].diskType"
+        if p.disk_type is not None and p.provider != "gcp":
+            out.error(key, f"diskType applies to gcp pools, not {p.provider}", "remove diskType")
+            continue
+        if p.provider != "gcp" or not p.instance_type:
+            continue
+        accepted = catalogue.gcp_disk_types(p.instance_type)
+        if accepted is None:
+            continue  # not a confidential machine series: reported at instanceType
+        family = catalogue.family_of("gcp", p.instance_type)
+        if p.disk_type is not None and p.disk_type not in accepted:
+            out.error(
+                key,
+                f"{p.instance_type!r} ({family}) cannot boot from a {p.disk_type!r} disk",
+                f"use {' or '.join(accepted)} with {family} machines, or remove diskType (the "
+                f"default is {accepted[0]})",
+            )
+            continue
+        if (
+            p.disk_type is not None
+            and p.tee == "tdx"
+            and p.disk_type not in catalogue.GCP_TDX_BOOT_DISK_TYPES
+        ):
+            out.warn(
+                key,
+                f"TDX confidential VMs are documented with balanced disks only, not "
+                f"{p.disk_type!r}",
+                f"prefer {' or '.join(catalogue.GCP_TDX_BOOT_DISK_TYPES)}",
+            )
+        if p.mode == "peer-pods":
+            peer.append((i, p, accepted))
+    chosen = [(i, p.disk_type) for i, p, _ in peer if p.disk_type is not None]
+    if chosen:
+        first, disk = chosen[0]
+        for i, p, accepted in peer:
+            if p.disk_type is not None and p.disk_type != disk:
+                out.error(
+                    f"coco:nodePools[{i}].diskType",
+                    f"cloud-api-adaptor boots every pod VM from one GCP_DISK_TYPE, and "
+                    f"coco:nodePools[{first}].diskType is {disk!r}",
+                    "give every gcp peer-pods pool the same diskType",
+                )
+            elif p.disk_type is None and disk not in accepted:
+                out.error(
+                    f"coco:nodePools[{i}].instanceType",
+                    f"every pod VM boots from coco:nodePools[{first}].diskType {disk!r}, which "
+                    f"{p.instance_type!r} cannot boot from",
+                    f"use a machine series that accepts {disk!r}, or a diskType every gcp "
+                    "peer-pods pool accepts",
+                )
+    elif peer and not catalogue.gcp_common_disk_type([p.instance_type or "" for _, p, _ in peer]):
+        i, p, _ = peer[-1]
+        kinds = "; ".join(
+            f"{q.instance_type}: {', '.join(a)}" for _, q, a in sorted(peer, key=lambda x: x[0])
+        )
+        out.error(
+            f"coco:nodePools[{i}].instanceType",
+            "cloud-api-adaptor boots every pod VM from one GCP_DISK_TYPE, and the gcp "
+            f"peer-pods pools' machine series share no boot disk type ({kinds})",
+            "use machine series with a boot disk type in common (Hyperdisk-only c4d next to "
+            "n2d cannot work), or put one of them in another stack",
+        )
+
+
+# How to label a cluster's workers for cloud-api-adaptor, per pool provider: each managed
+# service labels its nodes with their node pool (IKS/ROKS: ibm-cloud.kubernetes.io/
+# worker-pool-name, cloud.ibm.com/docs/containers "worker node labels"; GKE:
+# cloud.google.com/gke-nodepool; AKS: agentpool; EKS: eks.amazonaws.com/nodegroup).
+_WORKER_POOL_LABEL = {
+    "ibmcloud": ("ibm-cloud.kubernetes.io/worker-pool-name", "default"),
+    "gcp": ("cloud.google.com/gke-nodepool", "POOL"),
+    "azure": ("agentpool", "POOL"),
+    "aws": ("eks.amazonaws.com/nodegroup", "NODEGROUP"),
+}
+
+
+def worker_label_command(provider: str | None) -> str:
+    """The `kubectl label` line that marks a pool of workers for cloud-api-adaptor."""
+    label, example = _WORKER_POOL_LABEL.get(provider or "", ("", ""))
+    nodes = f"-l {label}={example}" if label else "NODE_NAME..."
+    return f"kubectl label nodes {nodes} {labels.WORKER}="
+
+
+def attached_peer_pod_workers(
+    out: Collector, pools: list[tuple[int, NodePool]], c: Cluster | None
+) -> None:
+    """cloud-api-adaptor's daemonset runs only on nodes labelled node.kubernetes.io/worker=""
+    (peerpods chart templates/daemonset.yaml@v0.22.0, a fixed nodeSelector), and the
+    kata-remote RuntimeClass selects the same label (spec.runtime_plan). A cluster the stack
+    creates gets it on its system pool (components.clouds.peer_pod_worker_labels); on a cluster
+    the stack attaches to (provider existing, or attach: true) nothing sets it, so no pod of
+    the class would ever be scheduled. The stack cannot label nodes it does not know (their
+    names change as the cloud replaces workers), so the user labels them and confirms it with
+    the pool's nodeSelector."""
+    if c is None or not (c.provider == "existing" or c.attach):
+        return
+    for i, p in pools:
+        if p.mode != "peer-pods" or (p.node_selector or {}).get(labels.WORKER) == "":
+            continue
+        where = "an existing cluster" if c.provider == "existing" else f"an attached {c.provider}"
+        out.error(
+            f"coco:nodePools[{i}].nodeSelector",
+            f"peer pods on {where} need worker nodes labelled {labels.WORKER}=\"\": "
+            "cloud-api-adaptor's daemonset and the kata-remote RuntimeClass run only there, and "
+            "the stack labels only nodes it creates",
+            "label the workers that should run cloud-api-adaptor "
+            f"(`{worker_label_command(p.provider)}`), then set nodeSelector: "
+            f"{{{labels.WORKER}: \"\"}} on this pool to confirm",
+        )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from spec import catalogue, versions
-from spec.model import Cluster, NodePool
+from spec.model import Cluster, NodePool, Runtime
 
 from .base import Collector, an
 from .clouds import check_region
@@ -63,9 +63,13 @@ def check_pool(
         return pool
 
     offering = catalogue.find(provider, pool.tee, mode)
+    refusal = catalogue.refused(provider, pool.tee, mode)
     if offering is None:
         modes = catalogue.modes_for(provider, pool.tee)
-        if modes:
+        if refusal is not None:
+            out.error(f"{p}.mode", f"{pool.tee} {mode} on {provider}: {refusal.reason}",
+                      refusal.hint)
+        elif modes:
             out.error(
                 f"{p}.mode",
                 f"{pool.tee} on {provider} is not offered in mode {mode!r}",
@@ -291,3 +295,25 @@ def check_pool(
             "count": count,
         }
     )
+
+
+def nfd_with_peer_pods(out: Collector, runtime: Runtime | None, pools: list[NodePool]) -> None:
+    """Node Feature Discovery cannot run next to peer pods: with the chart's NFD on, kata-deploy
+    4.0.0 runs only on nodes NFD labels with the VMX or SVM CPU feature (templates/_helpers.tpl
+    `kata-deploy.nfdVirtualizationNodeAffinity`, applied when node-feature-discovery.enabled;
+    its own note defers the peer-pods exception to a future release). Cloud worker VMs expose
+    no nested virtualisation, so kata-deploy never starts there and the remote shim the peer
+    pods need is never installed."""
+    if runtime is None or not runtime.node_feature_discovery:
+        return
+    peer = [i for i, p in enumerate(pools) if p.mode == "peer-pods"]
+    if peer:
+        names = ", ".join(f"coco:nodePools[{i}]" for i in peer)
+        out.error(
+            "coco:runtime.nodeFeatureDiscovery",
+            f"Node Feature Discovery cannot be used with peer-pods pools ({names}): kata-deploy "
+            "4.0.0 then installs only on nodes with VMX or SVM CPU features, which cloud worker "
+            "VMs lack, so the remote shim is never installed",
+            "remove nodeFeatureDiscovery (peer pods do not need it: the pod VMs are the TEEs, "
+            "the stack labels the worker nodes), or keep the peer-pods pools in another stack",
+        )

@@ -214,7 +214,9 @@ class TestAddedRemoved:
         assert "#### Removed" not in text
         assert "- added `runtimeclass-_cluster-kata-qemu-snp.yaml`" in text
         assert '- `runtimeClasses.snp`: (absent) -> `"kata-qemu-snp"`' in text
-        assert "`values.kata-as-coco-runtime.shims.qemu-snp`: (absent) -> " in text
+        # every unused shim is off by name (spec.runtime_plan.KATA_DEPLOY_SHIMS), so a new
+        # pool's shim turns on rather than appears
+        assert "`values.kata-as-coco-runtime.shims.qemu-snp.enabled`: `false` -> `true`" in text
 
     def test_removed_pool(self, renders):
         text = markdown(renders["snp-pool"], renders["base"])

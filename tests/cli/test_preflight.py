@@ -28,6 +28,8 @@ config:
       tee: tdx
       provider: gcp
       zone: europe-west4-a
+      nodeSelector:
+        node.kubernetes.io/worker: ""
   coco:image:
     podvmImage: podvm-tdx
 """

@@ -82,6 +82,7 @@ def _config(pool: dict[str, Any] | None = None, **kbs: Any) -> dict[str, Any]:
                 "region": "eu-de",
                 "zone": "eu-de-1",
                 "ibmcloud": IBMCLOUD,
+                "nodeSelector": {"node.kubernetes.io/worker": ""},  # labelled for CAA
                 **(pool or {}),
             }
         ],

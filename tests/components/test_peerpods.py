@@ -33,7 +33,7 @@ SPEC_VALUES = {
     "AZURE_REGION": "westeurope", "AZURE_INSTANCE_SIZE": "Standard_DC2as_v5",
     "AWS_REGION": "eu-west-1", "PODVM_INSTANCE_TYPE": "m6a.large",
     "GCP_ZONE": "europe-west4-a", "GCP_MACHINE_TYPE": "n2d-standard-2",
-    "GCP_CONFIDENTIAL_TYPE": "SEV_SNP",
+    "GCP_CONFIDENTIAL_TYPE": "SEV_SNP", "GCP_DISK_TYPE": "pd-balanced",
     "IBMCLOUD_ZONE": "eu-de-1", "IBMCLOUD_PODVM_INSTANCE_PROFILE_NAME": "bz2e-2x8",
 }
 
@@ -74,6 +74,38 @@ class TestProviderConfig:
     def test_gcp_one_confidential_type(self):
         pools = [*POOLS["gcp"], peerpods.PeerPodPool("tdx", "c3-standard-4", "europe-west4", "x")]
         with pytest.raises(ValueError, match="one GCP_CONFIDENTIAL_TYPE"):
+            peerpods.provider_config(_cloud("gcp"), pools)
+
+
+class TestGcpDiskType:
+    """CAA v0.22.0 boots GCP pod VMs from pd-standard unless GCP_DISK_TYPE says otherwise, and
+    C3, C3D and the Hyperdisk-only series refuse it (cloud-api-adaptor#2258): the stack always
+    sets a type every pool's machine series accepts."""
+
+    @pytest.mark.parametrize(
+        ("tee", "machine", "disk"),
+        [
+            ("snp", "n2d-standard-2", "pd-balanced"),
+            ("tdx", "c3-standard-4", "pd-balanced"),
+            ("sev", "c3d-standard-4", "pd-balanced"),
+            ("sev", "c4d-standard-4", "hyperdisk-balanced"),
+        ],
+    )
+    def test_per_machine_series(self, tee, machine, disk):
+        pools = [peerpods.PeerPodPool(tee, machine, "europe-west4", "europe-west4-a")]
+        config = peerpods.provider_config(_cloud("gcp"), pools)
+        assert config["GCP_DISK_TYPE"] == disk
+        assert config["GCP_DISK_TYPE"] != "pd-standard"
+
+    def test_users_disk_type_wins(self):
+        pools = [peerpods.PeerPodPool("snp", "n2d-standard-2", "europe-west4", "europe-west4-a",
+                                      "pd-ssd")]
+        assert peerpods.provider_config(_cloud("gcp"), pools)["GCP_DISK_TYPE"] == "pd-ssd"
+
+    def test_series_with_nothing_in_common_is_refused(self):
+        pools = [peerpods.PeerPodPool("sev", "n2d-standard-2", "europe-west4", "europe-west4-a"),
+                 peerpods.PeerPodPool("sev", "c4d-standard-4", "europe-west4", "europe-west4-a")]
+        with pytest.raises(ValueError, match="missing GCP_DISK_TYPE"):
             peerpods.provider_config(_cloud("gcp"), pools)
 
 

@@ -39,6 +39,15 @@ def _values(result):
     return render.unwrap(one(result, RELEASE).inputs["values"])["kata-as-coco-runtime"]
 
 
+def _enabled(shims):
+    """The shims the values turn on; asserts every other shim of kata-deploy 4.0.0 is turned off
+    by name (`enabled: false`), not left to `disableAll`."""
+    on = sorted(k for k, v in shims.items() if k != "disableAll" and v["enabled"] is True)
+    off = sorted(k for k, v in shims.items() if k != "disableAll" and v == {"enabled": False})
+    assert sorted(on + off) == sorted(runtime_plan.KATA_DEPLOY_SHIMS)
+    return on
+
+
 def _disjoint(a, b):
     return any(k in b and b[k] != v for k, v in a.items())
 
@@ -52,7 +61,7 @@ class TestShimsPerTee:
         values = _values(result)
         shims = values["shims"]
         assert shims["disableAll"] is True
-        assert sorted(k for k in shims if k != "disableAll") == [SHIM[tee]]
+        assert _enabled(shims) == [SHIM[tee]]
         assert shims[SHIM[tee]]["enabled"] is True
         assert shims[SHIM[tee]]["supportedArches"] == [ARCH[tee]]
         assert values["defaultShim"] == {ARCH[tee]: SHIM[tee]}
@@ -96,9 +105,7 @@ class TestShimsPerTee:
             stack="t",
         )
         assert runtime_plan.runtime_classes(spec) == []
-        assert runtime_plan.chart_values(spec)["kata-as-coco-runtime"]["shims"] == {
-            "disableAll": True
-        }
+        assert _enabled(runtime_plan.chart_values(spec)["kata-as-coco-runtime"]["shims"]) == []
 
 
 class TestMixedCluster:
@@ -224,13 +231,15 @@ class TestPeerPodsRuntime:
         assert plan.node_selector == {"node.kubernetes.io/worker": "",
                                       runtime_plan.KATA_RUNTIME_READY: "true"}
         shims = runtime_plan.chart_values(spec)["kata-as-coco-runtime"]["shims"]
-        assert sorted(shims) == ["disableAll", "remote"]
+        assert _enabled(shims) == ["remote"]
 
     def test_one_cloud_per_cluster(self):
         with pytest.raises(SpecError) as info:
             validate({"coco:nodePools": [
-                {"name": "a", "tee": "snp", "provider": "azure", "region": "westeurope"},
-                {"name": "b", "tee": "snp", "provider": "aws", "region": "eu-west-1"},
+                {"name": "a", "tee": "snp", "provider": "azure", "region": "westeurope",
+                 "nodeSelector": {"node.kubernetes.io/worker": ""}},
+                {"name": "b", "tee": "snp", "provider": "aws", "region": "eu-west-1",
+                 "nodeSelector": {"node.kubernetes.io/worker": ""}},
             ], "coco:image": {"recipe": "minimal"}}, stack="t")
         assert [i.path for i in info.value.issues] == ["coco:nodePools[1].provider"]
 
@@ -243,6 +252,8 @@ def _spec_for(offering):
         pool["nodeSelector"] = {"coco-stack.io/tee": offering.tee}
     elif offering.mode == "nodes":
         pool["nodeSelector"] = {"coco-stack.io/pool": "p"}
+    elif offering.mode == "peer-pods":
+        pool["nodeSelector"] = {"node.kubernetes.io/worker": ""}  # labelled for CAA
     if offering.provider != "baremetal":
         pool["region"] = {"azure": "westeurope", "aws": "eu-west-1", "gcp": "europe-west4",
                           "ibmcloud": "eu-de"}[offering.provider]
@@ -271,7 +282,7 @@ class TestEveryOffering:
         spec = _spec_for(offering)
         shims = runtime_plan.chart_values(spec)["kata-as-coco-runtime"]["shims"]
         expected = [] if offering.shim is None else [offering.shim]
-        assert sorted(k for k in shims if k != "disableAll") == expected
+        assert _enabled(shims) == expected
         if offering.shim is None:
             assert runtime_plan.runtime_classes(spec) == []
             return
@@ -301,3 +312,60 @@ class TestRemoteArches:
         assert values["shims"]["remote"]["supportedArches"] == ["amd64", "ppc64le", "s390x"]
         assert values["defaultShim"] == {"amd64": "remote", "ppc64le": "remote",
                                          "s390x": "remote"}
+
+
+class TestEveryOtherShimOffByName:
+    """kata-deploy 4.0.0 lets a shim's explicit `enabled: true` win over `shims.disableAll`
+    (templates/_helpers.tpl `kata-deploy.isShimEnabled`), and the CoCo umbrella chart's own
+    defaults for its kata-deploy are not verified: every shim we do not use is off by name."""
+
+    def test_the_shim_list_is_the_pinned_charts(self):
+        import json
+        from pathlib import Path
+
+        schema = json.loads(
+            (Path(__file__).parents[1] / "charts/confidential-containers/values.schema.json")
+            .read_text()
+        )
+        shims = schema["definitions"]["kataDeploy"]["properties"]["shims"]["properties"]
+        assert sorted(shims.keys() - {"disableAll"}) == sorted(runtime_plan.KATA_DEPLOY_SHIMS)
+        assert len(runtime_plan.KATA_DEPLOY_SHIMS) == 25
+
+    @pytest.mark.parametrize("stack", ["dev", "mixed", "azure-snp", "baremetal-se"])
+    def test_sample_stacks_name_every_shim(self, render_stack, stack):
+        release = one(render_stack(stack), RELEASE, "coco-runtime-chart")
+        shims = render.unwrap(release.inputs["values"])["kata-as-coco-runtime"]["shims"]
+        on = _enabled(shims)  # asserts the rest are `enabled: false`
+        assert on and all(shims[s]["enabled"] is True for s in on)
+        # a user default that turned a shim on would be overridden: nothing is left unset
+        assert all(isinstance(v["enabled"], bool) for k, v in shims.items() if k != "disableAll")
+
+
+class TestNfdOverhead:
+    """With NFD, kata-deploy 4.0.0 adds `tdx.intel.com/keys` / `sev-snp.amd.com/esids: "1"` to
+    the overhead of kata*tdx* / kata*snp* RuntimeClasses (binary/src/k8s/runtimeclasses.rs): ours
+    declare it, so `pulumi refresh` finds no drift; without NFD they must not (no node
+    advertises the resource, so no pod could be scheduled)."""
+
+    @pytest.mark.parametrize(
+        "tee,key",
+        [("snp", "sev-snp.amd.com/esids"), ("tdx", "tdx.intel.com/keys"), ("se", None),
+         ("none", None)],
+    )
+    def test_rendered_overhead(self, render_config, tee, key):
+        base = dict(runtime_plan.OVERHEAD[SHIM[tee]])
+        with_nfd = render_config(_config(_pool("p", tee), runtime={"nodeFeatureDiscovery": True}))
+        rc = one(with_nfd, RUNTIME_CLASS)
+        expected = {**base, key: "1"} if key else base
+        assert rc.inputs["overhead"]["podFixed"] == expected
+        assert assert_valid_kubernetes(with_nfd) >= 3
+        without = one(render_config(_config(_pool("p", tee))), RUNTIME_CLASS)
+        assert without.inputs["overhead"]["podFixed"] == base
+
+    def test_remote_class_untouched(self):
+        # kata-remote has neither "snp" nor "tdx" in its name: kata-deploy leaves it alone
+        assert runtime_plan.overhead("remote", "kata-remote", True) == runtime_plan.OVERHEAD[
+            "remote"
+        ]
+        assert runtime_plan.nfd_overhead_key("kata-qemu-nvidia-gpu-tdx") == "tdx.intel.com/keys"
+        assert runtime_plan.nfd_overhead_key("other-snp") is None

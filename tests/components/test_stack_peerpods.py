@@ -63,7 +63,7 @@ def test_peer_pods_wired_to_runtime_and_kbs(rendered: dict[str, render.Render], 
     # the remote shim is the one kata-deploy installs, and the chart waits for the runtime
     kata = render.unwrap(one(result, RELEASE, "coco-runtime-chart").inputs["values"])
     shims = kata["kata-as-coco-runtime"]["shims"]
-    assert sorted(k for k in shims if k != "disableAll") == ["remote"]
+    assert sorted(k for k, v in shims.items() if k != "disableAll" and v["enabled"]) == ["remote"]
     # the PeerPods component (parent of the chart) waits for the runtime's release: children
     # are created after their parent, and the parent after its dependencies
     runtime = one(result, RELEASE, "coco-runtime-chart")

@@ -313,7 +313,7 @@ def test_a_misspelt_runtime_key_is_refused() -> None:
     spec, _ = validate(sf.config, stack=sf.name, base_dir=str(ROOT))
     values = runtime_plan.chart_values(spec)
     kata = values["kata-as-coco-runtime"]
-    shim = next(k for k in kata["shims"] if k != "disableAll")
+    shim = next(k for k, v in kata["shims"].items() if k != "disableAll" and v["enabled"])
     kata["shims"][shim]["containerd"]["forceGuestPul"] = True
     kata["runtimeClass"] = {"enabled": False}
     kata["nodeFeatureRules"] = {"create": False}  # kata-deploy 4.1.0, not 4.0.0
@@ -343,7 +343,7 @@ def test_chart_values_do_not_share_module_state() -> None:
     spec, _ = validate(sf.config, stack=sf.name, base_dir=str(ROOT))
     first = runtime_plan.chart_values(spec)
     shims = first["kata-as-coco-runtime"]["shims"]
-    shim = next(k for k in shims if k != "disableAll")
+    shim = next(k for k, v in shims.items() if k != "disableAll" and v["enabled"])
     shims[shim]["containerd"]["forceGuestPull"] = "edited"
     again = runtime_plan.chart_values(spec)["kata-as-coco-runtime"]["shims"][shim]
     assert again["containerd"]["forceGuestPull"] is False

@@ -17,7 +17,15 @@ GKE_ZONAL = {"provider": "gke", "zone": "europe-west4-a", "project": "coco-test-
 IMAGE = {"podvmImage": "podvm-snp"}
 
 
+WORKERS = {"nodeSelector": {"node.kubernetes.io/worker": ""}}
+
+
 def _config(cluster: dict[str, Any], *pools: dict[str, Any]) -> dict[str, Any]:
+    """Peer-pods pools on an attached or existing cluster confirm their workers are labelled
+    (spec.rules.clouds.attached_peer_pod_workers)."""
+    if cluster.get("provider") == "existing" or cluster.get("attach"):
+        pools = tuple(p if p.get("mode", "peer-pods") != "peer-pods" else {**WORKERS, **p}
+                      for p in pools)
     return {"coco:cluster": cluster, "coco:nodePools": list(pools), "coco:image": IMAGE}
 
 

@@ -52,6 +52,7 @@ EXISTING: dict[str, Any] = {
             "provider": "azure",
             "instanceType": "Standard_DC2as_v5",
             "region": "westeurope",
+            "nodeSelector": {"node.kubernetes.io/worker": ""},  # workers labelled for CAA
         },
         {  # 2: GCP SNP peer pods
             "name": "gcp-snp",
@@ -60,12 +61,14 @@ EXISTING: dict[str, Any] = {
             "instanceType": "n2d-standard-2",
             "region": "europe-west1",
             "zone": "europe-west1-b",
+            "nodeSelector": {"node.kubernetes.io/worker": ""},  # workers labelled for CAA
         },
         {  # 3: AWS SNP peer pods
             "name": "aws-snp",
             "tee": "snp",
             "provider": "aws",
             "region": "eu-west-1",
+            "nodeSelector": {"node.kubernetes.io/worker": ""},  # workers labelled for CAA
         },
         {  # 4: TDX bare metal on hosts reached over SSH
             "name": "metal",
@@ -80,6 +83,7 @@ EXISTING: dict[str, Any] = {
             "zone": "eu-de-1",
             "ibmcloud": {"vpcId": "r010-vpc", "subnetId": "02b7-subnet", "imageId": "r010-se",
                          "resourceGroupId": "0123456789abcdef", "apiKey": "[secure]"},
+            "nodeSelector": {"node.kubernetes.io/worker": ""},  # workers labelled for CAA
         },
     ],
     "coco:kbs": {
@@ -326,8 +330,16 @@ MISTAKES = [
     case("count-on-peer-pods", "existing", "coco:nodePools[1].count", 2,
          "coco:nodePools[1].count", "count only applies to nodes pools; a peer-pods pool",
          hint="remove count"),
-    case("nodes-pool-on-existing-without-selector", "existing", "coco:nodePools[1].mode", "nodes",
+    case("nodes-pool-on-existing-without-selector", "existing", "coco:nodePools[1]",
+         {"name": "azure-snp", "tee": "snp", "mode": "nodes", "provider": "azure",
+          "instanceType": "Standard_DC2as_v5", "region": "westeurope"},
          "coco:nodePools[1].nodeSelector", "must select the confidential nodes it reuses"),
+    case("peer-pods-on-existing-without-workers", "existing", "coco:nodePools[2].nodeSelector",
+         DELETE, "coco:nodePools[2].nodeSelector",
+         "need worker nodes labelled node.kubernetes.io/worker",
+         hint="label the workers that should run cloud-api-adaptor (`kubectl label nodes -l "
+         "cloud.google.com/gke-nodepool=POOL node.kubernetes.io/worker=`), then set nodeSelector: "
+         '{node.kubernetes.io/worker: ""} on this pool to confirm'),
     case("duplicate-host", "existing", "coco:nodePools[4].hosts[1]",
          {"address": "10.0.0.5", "sshKey": "[secure]"},
          "coco:nodePools[4].hosts[1].address",

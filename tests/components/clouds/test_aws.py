@@ -33,6 +33,9 @@ LT = "aws:ec2/launchTemplate:LaunchTemplate"
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 PODVM_LT = "coco-peer-pods-infra-template"
 RELEASE = "kubernetes:helm.sh/v3:Release"
+# peer pods on an attached cluster confirm their workers are labelled for CAA
+# (spec.rules.clouds.attached_peer_pod_workers)
+WORKERS = {"node.kubernetes.io/worker": ""}
 PEER = {
     "coco:environment": "staging",
     "coco:cluster": {"provider": "eks", "name": "c1", "region": "eu-west-1"},
@@ -229,6 +232,7 @@ class TestCluster:
                 "region": "eu-west-1",
                 "attach": True,
             },
+            "coco:nodePools": [{**PEER["coco:nodePools"][0], "nodeSelector": WORKERS}],
         }
         result = render_config(config)
         assert resources_of(result, "aws:eks/cluster:Cluster") == []
@@ -256,6 +260,7 @@ class TestCluster:
         attached = {
             **PEER,
             "coco:cluster": {"provider": "eks", "name": "p", "region": "eu-west-1", "attach": True},
+            "coco:nodePools": [{**PEER["coco:nodePools"][0], "nodeSelector": WORKERS}],
         }
         render_config(PEER)
         assert not [m for m in engine_log if "coco:cluster.attach" in m]
@@ -269,7 +274,7 @@ class TestCluster:
         attached = {
             **PEER,
             "coco:cluster": {"provider": "eks", "name": "p", "region": "eu-west-1", "attach": True},
-            "coco:nodePools": [{**PEER["coco:nodePools"][0],
+            "coco:nodePools": [{**PEER["coco:nodePools"][0], "nodeSelector": WORKERS,
                                 "podVmSubnet": "subnet-0123456789abcdef0"}],
         }
         result = render_config(attached)
@@ -285,6 +290,7 @@ class TestCluster:
         config = {
             **PEER,
             "coco:cluster": {"provider": "eks", "name": "p", "region": "eu-west-1", "attach": True},
+            "coco:nodePools": [{**PEER["coco:nodePools"][0], "nodeSelector": WORKERS}],
         }
         result = render_config(config)
         assert inputs(result, LT, PODVM_LT)["cpuOptions"] == {"amdSevSnp": "enabled"}

@@ -52,6 +52,9 @@ ROLE = "azure-native:authorization:RoleAssignment"
 FEDERATED = "azure-native:managedidentity:FederatedIdentityCredential"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 
+# peer pods on an attached cluster confirm their workers are labelled for CAA
+# (spec.rules.clouds.attached_peer_pod_workers)
+WORKERS = {"node.kubernetes.io/worker": ""}
 SNP_PEER_PODS = {
     "coco:environment": "dev",
     "coco:cluster": {"provider": "aks", "location": "westeurope"},
@@ -189,6 +192,7 @@ class TestCluster:
             **SNP_PEER_PODS,
             "coco:cluster": {"provider": "aks", "location": "westeurope", "attach": True,
                              "name": "prod", "resourceGroup": "prod-rg"},
+            "coco:nodePools": [{**SNP_PEER_PODS["coco:nodePools"][0], "nodeSelector": WORKERS}],
         }
         result = _render(config)
         for type_ in (MANAGED, "azure-native:resources:ResourceGroup",
@@ -222,6 +226,7 @@ class TestCluster:
             **SNP_PEER_PODS,
             "coco:cluster": {"provider": "aks", "location": "westeurope", "attach": True,
                              "name": "prod", "resourceGroup": "prod-rg"},
+            "coco:nodePools": [{**SNP_PEER_PODS["coco:nodePools"][0], "nodeSelector": WORKERS}],
         }
         with pytest.raises(SpecError) as info:
             _render(config)
@@ -239,7 +244,8 @@ class TestCluster:
             **SNP_PEER_PODS,
             "coco:cluster": {"provider": "aks", "location": "westeurope", "attach": True,
                              "name": "prod", "resourceGroup": "prod-rg"},
-            "coco:nodePools": [{"name": "snp", "tee": "snp", "podVmSubnet": subnet}],
+            "coco:nodePools": [{"name": "snp", "tee": "snp", "podVmSubnet": subnet,
+                                "nodeSelector": {"node.kubernetes.io/worker": ""}}],
         }
         result = _render(config)
         assert _values(result)["providerConfigs"]["azure"]["AZURE_SUBNET_ID"] == subnet

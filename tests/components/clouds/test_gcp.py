@@ -40,6 +40,9 @@ from tests.components.clouds.conftest_gcp import (
 from tests.conftest import ROOT, assert_valid_kubernetes, one, resources_of
 from tests.spec.reference_values import complete
 
+# peer pods on an attached cluster confirm their workers are labelled for CAA
+# (spec.rules.clouds.attached_peer_pod_workers)
+WORKERS = {"node.kubernetes.io/worker": ""}
 NODE_POOL = "gcp:container/nodePool:NodePool"
 CUSTOM_ROLE = "gcp:projects/iAMCustomRole:IAMCustomRole"
 IAM_MEMBER = "gcp:projects/iAMMember:IAMMember"
@@ -156,6 +159,7 @@ class TestCluster:
         config = copy.deepcopy(SNP)
         config["coco:cluster"] = {"provider": "gke", "project": PROJECT, "zone": "europe-west4-a",
                                   "attach": True, "name": "prod-gke"}
+        config["coco:nodePools"][0]["nodeSelector"] = WORKERS  # workers labelled for CAA
         result = render_config(config, stack="gcp-test")
         assert resources_of(result, "gcp:container/cluster:Cluster") == []
         assert resources_of(result, "gcp:compute/network:Network") == []
@@ -195,6 +199,7 @@ class TestCluster:
         config = copy.deepcopy(SNP)
         config["coco:cluster"] = {"provider": "gke", "project": PROJECT, "zone": "europe-west4-a",
                                   "attach": True, "name": "prod-gke"}
+        config["coco:nodePools"][0]["nodeSelector"] = WORKERS  # workers labelled for CAA
         result = render_config(config, stack="gcp-test")
         assert asked == [expected]
         assert peer_pods_cm(result)["GCP_SUBNETWORK"] == ATTACHED_SUBNET["id"]
@@ -206,6 +211,7 @@ class TestCluster:
         config = copy.deepcopy(SNP)
         config["coco:cluster"] = {"provider": "gke", "project": PROJECT, "zone": "europe-west4-a",
                                   "attach": True, "name": "prod-gke"}
+        config["coco:nodePools"][0]["nodeSelector"] = WORKERS  # workers labelled for CAA
         with pytest.raises(SpecError) as info:
             render_config(config, stack="gcp-test")
         (issue,) = info.value.issues
@@ -244,6 +250,22 @@ class TestConfidentialNodePools:
         component = one(result, "coco:gcp:ConfidentialNodePool")
         assert component.parent_urn == pool.urn and reg.parent_urn == component.urn
 
+    @pytest.mark.parametrize(
+        ("tee", "machine", "disk"),
+        [("sev", "c4d-standard-4", "hyperdisk-balanced"), ("tdx", "c3-standard-4", "pd-balanced"),
+         ("snp", "n2d-standard-4", "pd-balanced")],
+    )
+    def test_boot_disk_the_series_accepts(self, render_config, gcp_mocks, tee, machine, disk):
+        """GKE nodes boot from a disk type their machine series accepts; a user's wins."""
+        result = render_config(nodes_config(tee, instanceType=machine), stack="gcp-test")
+        node = one(result, NODE_POOL, f"coco-pool-{tee}-nodes-nodes-gke").inputs["nodeConfig"]
+        assert node["diskType"] == disk
+        chosen = catalogue.gcp_disk_types(machine)[-1]  # the user's choice: last, not default
+        result = render_config(nodes_config(tee, instanceType=machine, diskType=chosen),
+                               stack="gcp-test")
+        reg = one(result, NODE_POOL, f"coco-pool-{tee}-nodes-nodes-gke")
+        assert reg.inputs["nodeConfig"]["diskType"] == chosen
+
     def test_machine_series_rule(self):
         """TDX runs on C3 only: an N2D size is refused with the key path, before any resource."""
         config = nodes_config("tdx", instanceType="n2d-standard-4")
@@ -279,6 +301,8 @@ class TestPeerPodInfrastructure:
             "PODVM_IMAGE_NAME": image.inputs["name"],  # compute.Image output
         }
         assert {k: cm[k] for k in expected} == expected
+        # not CAA's default pd-standard, which C3 (TDX) refuses (cloud-api-adaptor#2258)
+        assert cm["GCP_DISK_TYPE"] == "pd-balanced"
         assert set(peerpods.REQUIRED_KEYS["gcp"]) <= set(cm)
         assert "GCP_CREDENTIALS" not in cm
 

@@ -138,3 +138,106 @@ class TestCredentials:
             stack="t",
         )
         assert preflight.live_check(spec, client=None) == []
+
+
+class FakeResponse:
+    def __init__(self, status: int, body: Any) -> None:
+        self.status_code = status
+        self._body = body
+
+    def json(self) -> Any:
+        if isinstance(self._body, Exception):
+            raise self._body
+        return self._body
+
+
+class FakeOrgPolicy:
+    """The HTTP transport of the Org Policy read: answers one canned response (or raises, as
+    requests does when the API cannot be reached) and records the URLs asked."""
+
+    def __init__(self, status: int = 200, body: Any = None, error: Exception | None = None):
+        self.response = FakeResponse(status, body)
+        self.error = error
+        self.urls: list[str] = []
+
+    def get(self, url: str, timeout: float) -> FakeResponse:
+        self.urls.append(url)
+        if self.error is not None:
+            raise self.error
+        return self.response
+
+
+# Effective-policy answers shaped as the Org Policy API v2 Policy resource (PolicySpec.rules[]
+# with enforce / condition; cloud.google.com/resource-manager/docs/reference/orgpolicy/rest/v2/
+# organizations.policies#Policy). Written by hand from that reference, not recorded.
+NAME = f"projects/{PROJECT}/policies/iam.disableServiceAccountKeyCreation"
+ENFORCED = {"name": NAME, "spec": {"rules": [{"enforce": True}]}}
+NOT_ENFORCED = {"name": NAME, "spec": {"rules": [{"enforce": False}]}}
+UNSET = {"name": NAME, "spec": {}}
+CONDITIONAL = {"name": NAME, "spec": {"rules": [
+    {"enforce": True, "condition": {"expression": "resource.matchTag('123/env', 'prod')"}},
+    {"enforce": False}]}}
+DENIED = {"error": {"code": 403, "status": "PERMISSION_DENIED",
+                    "message": "Permission 'orgpolicy.policy.get' denied on resource"}}
+
+
+class TestServiceAccountKeyPolicy:
+    """CAA v0.22.0 needs a service-account key on GCP; where iam.disableServiceAccountKeyCreation
+    is enforced `pulumi up` would fail late: --live reads the effective policy first."""
+
+    def _check(self, transport: FakeOrgPolicy, mode: str = "peer-pods") -> list[ConfigIssue]:
+        spec = spec_for("snp", "n2d-standard-2", zone="europe-west4-a", mode=mode)
+        return preflight.live_check(spec, client=RecordedCompute(), org_policy=transport)
+
+    def _policy_issues(self, issues: list[ConfigIssue]) -> list[ConfigIssue]:
+        return [i for i in issues if "disableServiceAccountKeyCreation" in i.message]
+
+    def test_enforced_is_an_error_before_anything_exists(self):
+        transport = FakeOrgPolicy(200, ENFORCED)
+        (issue,) = self._policy_issues(self._check(transport))
+        assert issue.severity == "error" and issue.path == "coco:cluster.project"
+        assert "is enforced on project 'my-coco-project'" in issue.message
+        assert "coco:nodePools[0]" in issue.message
+        assert ("gcloud resource-manager org-policies disable-enforce "
+                "iam.disableServiceAccountKeyCreation --project=my-coco-project") in issue.hint
+        assert transport.urls == [
+            "https://orgpolicy.googleapis.com/v2/projects/my-coco-project/policies/"
+            "iam.disableServiceAccountKeyCreation:getEffectivePolicy"]
+
+    @pytest.mark.parametrize("body", [NOT_ENFORCED, UNSET], ids=["enforce-false", "unset"])
+    def test_not_enforced_is_quiet(self, body):
+        assert self._policy_issues(self._check(FakeOrgPolicy(200, body))) == []
+
+    def test_conditional_enforcement_warns(self):
+        (issue,) = self._policy_issues(self._check(FakeOrgPolicy(200, CONDITIONAL)))
+        assert issue.severity == "warning" and "under a condition" in issue.message
+
+    def test_permission_denied_is_a_clear_warning(self):
+        (issue,) = self._policy_issues(self._check(FakeOrgPolicy(403, DENIED)))
+        assert issue.severity == "warning"
+        assert "PERMISSION_DENIED" in issue.message and "orgpolicy.policy.get" in issue.message
+        assert ("gcloud org-policies describe iam.disableServiceAccountKeyCreation --effective "
+                "--project=my-coco-project") in issue.hint
+
+    def test_unreachable_is_a_clear_warning(self):
+        import requests
+
+        transport = FakeOrgPolicy(error=requests.ConnectionError("no route"))
+        (issue,) = self._policy_issues(self._check(transport))
+        assert issue.severity == "warning"
+        assert "could not be reached (ConnectionError)" in issue.message
+
+    def test_other_http_error_named(self):
+        (issue,) = self._policy_issues(self._check(FakeOrgPolicy(
+            500, {"error": {"status": "INTERNAL"}})))
+        assert "HTTP 500 INTERNAL" in issue.message
+
+    def test_nodes_pools_need_no_key(self):
+        transport = FakeOrgPolicy(200, ENFORCED)
+        assert self._policy_issues(self._check(transport, mode="nodes")) == []
+        assert transport.urls == []
+
+    def test_no_key_material_in_the_report(self):
+        for body in (ENFORCED, CONDITIONAL, DENIED):
+            for issue in self._check(FakeOrgPolicy(200 if body is not DENIED else 403, body)):
+                assert "private_key" not in issue.render()

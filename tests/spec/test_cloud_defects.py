@@ -1,0 +1,245 @@
+"""Issue 17's cloud defects, refused or resolved by `coco check` before any resource exists:
+GCP boot-disk types per machine series, AKS TDX node pools, NFD next to peer pods."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from spec import catalogue
+from spec.errors import ConfigIssue, SpecError
+from spec.validate import validate
+
+GKE = {"provider": "gke", "project": "coco-test-123456", "zone": "europe-west4-a"}
+
+
+def _issues(config: dict[str, Any]) -> list[ConfigIssue]:
+    try:
+        _, warnings = validate(config, stack="t")
+    except SpecError as exc:
+        return list(exc.issues)
+    return list(warnings)
+
+
+def _errors(config: dict[str, Any]) -> dict[str, ConfigIssue]:
+    return {i.path: i for i in _issues(config) if i.severity == "error"}
+
+
+def _gcp(*pools: dict[str, Any], mode: str = "peer-pods") -> dict[str, Any]:
+    return {
+        "coco:cluster": GKE,
+        "coco:nodePools": [{"mode": mode, **p} for p in pools],
+        "coco:image": {"recipe": "minimal"},
+    }
+
+
+class TestGcpDiskTypes:
+    """A GCP pool's boot disk must be one its machine series accepts; pod VMs share one."""
+
+    def test_table_covers_every_gcp_family_of_the_catalogue(self):
+        families = {f for o in catalogue.OFFERINGS if o.provider == "gcp" for f in o.families}
+        assert families <= set(catalogue.GCP_BOOT_DISK_TYPES)
+        for series in ("c3", "c3d", "c4", "c4d", "n4"):  # cloud-api-adaptor#2258 and Hyperdisk
+            assert "pd-standard" not in catalogue.GCP_BOOT_DISK_TYPES[series]
+        for series in ("c4", "c4d", "n4"):
+            assert catalogue.GCP_BOOT_DISK_TYPES[series] == ("hyperdisk-balanced",)
+
+    @pytest.mark.parametrize(
+        ("tee", "machine", "disk"),
+        [("tdx", "c3-standard-4", "pd-standard"), ("sev", "c3d-standard-4", "pd-standard"),
+         ("sev", "c4d-standard-4", "pd-balanced"), ("sev", "c4d-standard-4", "pd-ssd"),
+         ("snp", "n2d-standard-4", "hyperdisk-balanced")],
+    )
+    @pytest.mark.parametrize("mode", ["peer-pods", "nodes"])
+    def test_refused_with_key_path(self, tee, machine, disk, mode):
+        errors = _errors(_gcp({"name": "p", "tee": tee, "instanceType": machine,
+                               "diskType": disk}, mode=mode))
+        issue = errors["coco:nodePools[0].diskType"]
+        assert repr(disk) in issue.message and machine in issue.message
+        accepted = catalogue.gcp_disk_types(machine)
+        assert accepted and all(d in issue.hint for d in accepted)
+
+    @pytest.mark.parametrize(
+        ("machine", "disk"), [("c3-standard-4", "hyperdisk-balanced"), ("n2d-standard-4", "pd-ssd"),
+                              ("c4d-standard-4", "hyperdisk-balanced")],
+    )
+    def test_accepted(self, machine, disk):
+        tee = {"c3": "tdx", "n2d": "snp", "c4d": "sev"}[machine.split("-")[0]]
+        spec, _ = validate(_gcp({"name": "p", "tee": tee, "instanceType": machine,
+                                 "diskType": disk}), stack="t")
+        assert spec.node_pools[0].disk_type == disk
+
+    def test_tdx_ssd_warns(self):
+        issues = _issues(_gcp({"name": "p", "tee": "tdx", "instanceType": "c3-standard-4",
+                               "diskType": "pd-ssd"}))
+        (warning,) = [i for i in issues if i.path == "coco:nodePools[0].diskType"]
+        assert warning.severity == "warning"
+
+    def test_not_a_gcp_pool(self):
+        errors = _errors({
+            "coco:cluster": {"provider": "aks", "location": "westeurope"},
+            "coco:nodePools": [{"name": "p", "tee": "snp", "diskType": "pd-balanced"}],
+            "coco:image": {"recipe": "minimal"},
+        })
+        assert "gcp" in errors["coco:nodePools[0].diskType"].message
+
+    def test_pod_vms_need_one_type_in_common(self):
+        """n2d (Persistent Disk) and c4d (Hyperdisk only) share no boot disk: one
+        GCP_DISK_TYPE cannot boot both."""
+        errors = _errors(_gcp({"name": "a", "tee": "sev", "instanceType": "n2d-standard-2"},
+                              {"name": "b", "tee": "sev", "instanceType": "c4d-standard-4"}))
+        issue = errors["coco:nodePools[1].instanceType"]
+        assert "GCP_DISK_TYPE" in issue.message and "hyperdisk-balanced" in issue.message
+
+    def test_pod_vms_share_the_users_type(self):
+        errors = _errors(_gcp(
+            {"name": "a", "tee": "sev", "instanceType": "c3d-standard-4", "diskType": "pd-ssd"},
+            {"name": "b", "tee": "sev", "instanceType": "c4d-standard-4"},
+        ))
+        assert "pd-ssd" in errors["coco:nodePools[1].instanceType"].message
+        errors = _errors(_gcp(
+            {"name": "a", "tee": "sev", "instanceType": "c3d-standard-4", "diskType": "pd-ssd"},
+            {"name": "b", "tee": "sev", "instanceType": "n2d-standard-4",
+             "diskType": "pd-balanced"},
+        ))
+        assert "coco:nodePools[0].diskType" in errors["coco:nodePools[1].diskType"].message
+
+    def test_nodes_pools_do_not_share(self):
+        spec, _ = validate(_gcp({"name": "a", "tee": "sev", "instanceType": "n2d-standard-2"},
+                                {"name": "b", "tee": "sev", "instanceType": "c4d-standard-4"},
+                                mode="nodes"), stack="t")
+        assert len(spec.node_pools) == 2
+
+
+class TestAksTdxNodes:
+    """AKS refuses TDX confidential node pools (Azure/AKS#5618, open): refused with the issue
+    and the working alternative, and offered nowhere else in the catalogue's answers."""
+
+    def test_refused_naming_peer_pods_and_the_issue(self):
+        errors = _errors({
+            "coco:cluster": {"provider": "aks", "location": "westeurope"},
+            "coco:nodePools": [{"name": "tdx", "tee": "tdx", "mode": "nodes"}],
+        })
+        issue = errors["coco:nodePools[0].mode"]
+        assert "Azure/AKS#5618" in issue.message
+        assert "mode: peer-pods" in issue.hint
+        assert list(errors) == ["coco:nodePools[0].mode"]
+
+    def test_attached_cluster_too(self):
+        errors = _errors({
+            "coco:cluster": {"provider": "existing"},
+            "coco:nodePools": [{"name": "tdx", "tee": "tdx", "mode": "nodes", "provider": "azure",
+                                "region": "westeurope", "nodeSelector": {"a": "b"}}],
+        })
+        assert "Azure/AKS#5618" in errors["coco:nodePools[0].mode"].message
+
+    def test_not_advertised(self):
+        assert catalogue.find("azure", "tdx", "nodes") is None
+        assert catalogue.modes_for("azure", "tdx") == ["peer-pods"]
+        assert "azure (peer-pods)" in catalogue.where_available("tdx")
+        refusal = catalogue.refused("azure", "tdx", "nodes")
+        assert refusal is not None and refusal.issue.endswith("/Azure/AKS/issues/5618")
+
+    def test_tdx_peer_pods_and_snp_nodes_still_accepted(self):
+        spec, _ = validate({
+            "coco:cluster": {"provider": "aks", "location": "westeurope"},
+            "coco:nodePools": [{"name": "tdx", "tee": "tdx"},
+                               {"name": "snp", "tee": "snp", "mode": "nodes"}],
+            "coco:image": {"recipe": "minimal"},
+        }, stack="t")
+        assert [p.mode for p in spec.node_pools] == ["peer-pods", "nodes"]
+
+
+class TestNfdWithPeerPods:
+    """kata-deploy 4.0.0 with its NFD runs only on VMX/SVM nodes, which cloud workers are not:
+    the remote shim would never be installed."""
+
+    @pytest.mark.parametrize(
+        ("cluster", "pool"),
+        [({"provider": "aks", "location": "westeurope"}, {"name": "p", "tee": "snp"}),
+         (GKE, {"name": "p", "tee": "tdx"}),
+         ({"provider": "existing"}, {"name": "p", "tee": "se", "provider": "ibmcloud",
+                                     "region": "eu-de", "zone": "eu-de-1"})],
+    )
+    def test_refused_at_the_runtime_key(self, cluster, pool):
+        errors = _errors({
+            "coco:cluster": cluster,
+            "coco:nodePools": [{"name": "bm", "tee": "none", "mode": "bare-metal",
+                                "provider": "baremetal", "nodeSelector": {"a": "b"}}, pool]
+            if cluster["provider"] == "existing" else [pool],
+            "coco:runtime": {"nodeFeatureDiscovery": True},
+            "coco:image": {"recipe": "minimal"},
+        })
+        issue = errors["coco:runtime.nodeFeatureDiscovery"]
+        assert "peer-pods" in issue.message and "VMX or SVM" in issue.message
+        assert "remove nodeFeatureDiscovery" in issue.hint
+
+    def test_bare_metal_alone_keeps_nfd(self):
+        spec, _ = validate({
+            "coco:cluster": {"provider": "existing"},
+            "coco:nodePools": [{"name": "snp", "tee": "snp", "mode": "bare-metal",
+                                "nodeSelector": {"a": "b"}}],
+            "coco:runtime": {"nodeFeatureDiscovery": True},
+        }, stack="t")
+        assert spec.runtime.node_feature_discovery is True
+
+
+IBM = {"name": "se", "tee": "se", "provider": "ibmcloud", "region": "eu-de", "zone": "eu-de-1",
+       "ibmcloud": {"vpcId": "v", "subnetId": "s", "imageId": "i", "resourceGroupId": "g",
+                    "apiKey": "k"}}
+
+
+class TestAttachedPeerPodWorkers:
+    """CAA's daemonset (fixed nodeSelector) and the kata-remote RuntimeClass need workers
+    labelled node.kubernetes.io/worker=""; nothing labels an attached cluster's nodes, so the
+    pool must confirm it, and the refusal gives the exact command."""
+
+
+    @pytest.mark.parametrize(
+        ("cluster", "pool", "command"),
+        [
+            ({"provider": "existing"}, IBM, "kubectl label nodes -l "
+             "ibm-cloud.kubernetes.io/worker-pool-name=default node.kubernetes.io/worker="),
+            ({**GKE, "attach": True, "name": "prod"}, {"name": "p", "tee": "snp"},
+             "kubectl label nodes -l cloud.google.com/gke-nodepool=POOL "
+             "node.kubernetes.io/worker="),
+            ({"provider": "aks", "location": "westeurope", "attach": True, "name": "c",
+              "resourceGroup": "rg"}, {"name": "p", "tee": "snp"},
+             "kubectl label nodes -l agentpool=POOL node.kubernetes.io/worker="),
+            ({"provider": "eks", "region": "eu-west-1", "attach": True, "name": "c"},
+             {"name": "p", "tee": "snp"},
+             "kubectl label nodes -l eks.amazonaws.com/nodegroup=NODEGROUP "
+             "node.kubernetes.io/worker="),
+        ],
+    )
+    def test_refused_with_the_command(self, cluster, pool, command):
+        config = {"coco:cluster": cluster, "coco:nodePools": [pool],
+                  "coco:image": {"recipe": "minimal"}}
+        issue = _errors(config)["coco:nodePools[0].nodeSelector"]
+        assert f"`{command}`" in issue.hint
+        assert 'nodeSelector: {node.kubernetes.io/worker: ""}' in issue.hint
+        config["coco:nodePools"] = [{**pool, "nodeSelector": {"node.kubernetes.io/worker": ""}}]
+        assert "coco:nodePools[0].nodeSelector" not in _errors(config)
+
+    def test_created_cluster_labels_its_own(self):
+        spec, _ = validate({"coco:cluster": {"provider": "aks", "location": "westeurope"},
+                            "coco:nodePools": [{"name": "p", "tee": "snp"}],
+                            "coco:image": {"recipe": "minimal"}}, stack="t")
+        assert spec.node_pools[0].node_selector is None
+
+    def test_a_pool_selector_narrows_the_runtime_class_never_drops_the_worker_label(self):
+        from spec import runtime_plan
+
+        spec, _ = validate({
+            "coco:cluster": {"provider": "existing"},
+            "coco:nodePools": [{**IBM, "nodeSelector": {"node.kubernetes.io/worker": "",
+                                                             "zone": "a"}}],
+            "coco:image": {"recipe": "minimal"},
+        }, stack="t", secure_paths=frozenset({"coco:nodePools[0].ibmcloud.apiKey"}))
+        (plan,) = runtime_plan.runtime_classes(spec)
+        assert plan.node_selector["node.kubernetes.io/worker"] == ""
+        assert plan.node_selector["zone"] == "a"
+        pool = spec.node_pools[0].model_copy(update={"node_selector": {"zone": "a"}})
+        assert runtime_plan.pool_node_selector(pool, False) == {
+            "node.kubernetes.io/worker": "", "zone": "a"}
