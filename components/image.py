@@ -64,6 +64,8 @@ class GuestImage(pulumi.ComponentResource):
         super().__init__("coco:image:GuestImage", name, None, opts)
         spec = recipes.load(args.recipe)
         self.recipe_hash = spec.content_hash()
+        # what each payload source is pinned by (known at preview: reviewers see it in the diff)
+        self.payload_pins: dict[str, str] = spec.payload_pins()
         out_dir = args.out_dir.resolve()
         argv = [
             args.python,
@@ -80,7 +82,8 @@ class GuestImage(pulumi.ComponentResource):
             f"{name}-build",
             create=shlex.join(argv),
             update=shlex.join(argv),
-            triggers=[self.recipe_hash],
+            # the pins are covered by the hash; listed so a preview and a render show them
+            triggers=[self.recipe_hash, self.payload_pins],
             opts=pulumi.ResourceOptions(parent=self),
         )
         measurements = self.build.stdout.apply(_parse)
@@ -104,6 +107,7 @@ class GuestImage(pulumi.ComponentResource):
         self.register_outputs(
             {
                 "recipeHash": self.recipe_hash,
+                "payloadPins": self.payload_pins,
                 "artifacts": self.artifacts,
                 "digests": self.digests,
                 "referenceValues": self.reference_values,

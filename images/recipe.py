@@ -133,6 +133,39 @@ class Recipe:
         data["go"] = [asdict(g) for g in self.go]
         return data
 
+    def payload_pins(self) -> dict[str, str]:
+        """Every payload source from outside the repository -> the content hash it is pinned by
+        (`sha256:<hex>`), sorted: the archive's sha256 for [[payload.release]], the group's
+        go.sum for [[payload.go]], the manifest digest (from the recipe or its lock file) for
+        [[payload.oci]], the pinned sha256 of URL [[payload]] files (files in the recipe folder
+        are the repository's own). An OCI entry that follows a tag and has no lock entry maps
+        to "" (not pinned: the build would stop)."""
+        from .payload import go_group_dir
+
+        pinned: dict[str, str] = {}
+        for item in self.payload:
+            if item.is_url:
+                pinned[f"url:{item.source}"] = f"sha256:{item.sha256}"
+        for rel in self.release:
+            pinned[f"release:{rel.pin}"] = f"sha256:{rel.image.artifact.sha256}"
+        for go in self.go:
+            go_sum = (go_group_dir(go.group) / "go.sum").read_bytes()
+            pinned[f"go:{go.group}"] = f"sha256:{hashlib.sha256(go_sum).hexdigest()}"
+        if self.oci:
+            from . import lock
+            from .errors import RecipeError
+
+            try:
+                oci = lock.locked(self).oci
+            except RecipeError:
+                oci = self.oci
+            for entry in oci:
+                name = entry.pin or entry.image.split("@", 1)[0]
+                pinned[f"oci:{name}"] = entry.digest or (
+                    entry.image.split("@", 1)[1] if "@" in entry.image else ""
+                )
+        return dict(sorted(pinned.items()))
+
     def content_hash(self) -> str:
         """sha256 over the recipe's inputs, local payload bytes and the builder's own guest-side
         code (the initramfs script): what the GuestImage component is keyed on."""

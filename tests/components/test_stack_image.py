@@ -42,7 +42,9 @@ class TestImageInStack:
         result = render_config(CONFIG)
         build = one(result, "command:local:Command")
         assert "image build" in build.inputs["create"] and "--json" in build.inputs["create"]
-        assert len(build.inputs["triggers"]) == 1 and len(build.inputs["triggers"][0]) == 64
+        recipe_hash, pins_shown = build.inputs["triggers"]
+        assert len(recipe_hash) == 64
+        assert isinstance(pins_shown, dict)  # what the payload is pinned by, for the preview
         assert build.parent_urn == one(result, "coco:image:GuestImage").urn
 
     def test_measurements_become_reference_values(self, render_config, built_image_mocks):

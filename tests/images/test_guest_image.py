@@ -26,7 +26,8 @@ class TestGuestImage:
         build = one(result, "command:local:Command")
         assert build.name == "img-build"
         assert build.parent_urn == one(result, "coco:image:GuestImage").urn
-        assert build.inputs["triggers"] == [recipe.load("minimal").content_hash()]
+        minimal = recipe.load("minimal")
+        assert build.inputs["triggers"] == [minimal.content_hash(), minimal.payload_pins()]
         assert build.inputs["create"].startswith("/py -m cli.image image build ")
         assert build.inputs["create"].endswith(f"--out {tmp_path / 'out'} --json")
         # under mocks nothing is built, so there is nothing to export

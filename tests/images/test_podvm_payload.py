@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import configparser
 import dataclasses
+import hashlib
 import os
 import re
 import shutil
@@ -347,6 +348,31 @@ class TestCloudStacksCheckClean:
         _, err = capsys.readouterr()
         assert "coco:image.recipe" not in err
         assert "will stop" not in err
+
+    @pytest.mark.parametrize("stack", CLOUD_STACKS)
+    def test_rendered_image_payload_pinned_by_content_hashes(self, stack, render_stack):
+        """The render (what a preview shows) lists every outside payload source with the content
+        hash it is pinned by: the kata-static archive's sha256 and the CAA group's go.sum."""
+        from cli import render
+        from tests.conftest import one
+
+        build_cmd = one(render_stack(stack), "command:local:Command", "coco-image-build")
+        _, pins_shown = render.unwrap(build_cmd.inputs)["triggers"]
+        assert sorted(pins_shown) == ["go:caa", "release:KATA_CONFIDENTIAL_IMAGE"]
+        for source, pin in pins_shown.items():
+            assert re.fullmatch(r"sha256:[0-9a-f]{64}", pin), (source, pin)
+        kata = versions.KATA_STATIC.sha256
+        assert pins_shown["release:KATA_CONFIDENTIAL_IMAGE"] == f"sha256:{kata}"
+        go_sum = (ROOT / "tools" / "go" / "caa" / "go.sum").read_bytes()
+        assert pins_shown["go:caa"] == "sha256:" + hashlib.sha256(go_sum).hexdigest()
+
+    def test_tag_without_lock_shows_as_unpinned(self, tmp_path: Path):
+        path = tmp_path / "follow.toml"
+        path.write_text(
+            'name = "follow"\n[[payload.oci]]\nimage = "registry.example/a/b:v1"\n'
+            'files = { "bin/x" = "/usr/bin/x" }\n'
+        )
+        assert recipe.load(str(path)).payload_pins() == {"oci:registry.example/a/b:v1": ""}
 
     def test_warning_when_a_pin_has_no_digest(self, monkeypatch, capsys):
         from cli import main as cli

@@ -424,7 +424,7 @@ class TestImage:
         assert bucket.inputs["publicAccessPrevention"] == "enforced"
         assert bucket.inputs["uniformBucketLevelAccess"] is True
         # a new recipe publishes a new image: the name carries the recipe's content hash
-        (recipe_hash,) = one(result, "command:local:Command").inputs["triggers"]
+        recipe_hash, _pins = one(result, "command:local:Command").inputs["triggers"]
         assert recipe_hash[:12] in image.inputs["name"]
         assert recipe_hash[:12] in upload.inputs["name"]
         assert upload.urn in image.dependencies
