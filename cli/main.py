@@ -172,6 +172,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         raise RenderError("coco render needs --out DIR", "or --diff REF to compare with a commit")
     started = time.perf_counter()
     sf = stackfile.load(args.stack)
+    render.check_out(Path(args.out), protected={sf.project_dir: "the stack's project"})
     result = render.run(
         sf.config,
         stack=sf.name,
