@@ -61,10 +61,17 @@ def _client(args: argparse.Namespace) -> KbsClient:
             "pass --url and --token-file (pulumi stack output kbsAdminToken --show-secrets)",
         )
     ca_pem = _read_ca(cacert) if cacert else None
-    return KbsClient(url, _read(token_file, "admin token"), ca_pem)
+    # the URL is checked (plain HTTP, credentials) before the token file is even read
+    KbsClient.check_url(url, args.insecure_http)
+    return KbsClient(
+        url, _read(token_file, "admin token"), ca_pem, insecure_http=args.insecure_http
+    )
 
 
 def cmd_set_resource(args: argparse.Namespace) -> int:
+    from cli.kbs_client import check_resource_path
+
+    check_resource_path(args.path)  # the spec's own rule, before any file is read or request sent
     try:
         value = Path(args.file).read_bytes()
     except OSError as exc:
@@ -103,6 +110,12 @@ def cmd_initdata(args: argparse.Namespace) -> int:
     if not spec.kbs.enabled:
         raise StackFileError(f"stack {sf.name} has no KBS", "set coco:kbs.enabled: true")
     url = args.url or kbs_url(spec.kbs)
+    if args.url:
+        from cli.kbs_client import KbsClient
+
+        # guests may reach a test KBS over plain HTTP (no admin token travels here), but a
+        # URL with user:password@ would put the password into every pod's annotation
+        KbsClient.check_url(url, insecure_http=True)
     ca_pem = _read_ca(args.cacert) if args.cacert else None
     if url.startswith("https://") and ca_pem is None:
         raise StackFileError(
@@ -123,6 +136,12 @@ def add_parsers(sub: Any) -> None:
     kbs.add_argument("--url", help="KBS URL, e.g. https://kbs.example.com (COCO_KBS_URL)")
     kbs.add_argument("--cacert", help="the stack's CA certificate, PEM (COCO_KBS_CACERT)")
     kbs.add_argument("--token-file", help="file with the admin JWT (COCO_KBS_TOKEN_FILE)")
+    kbs.add_argument(
+        "--insecure-http",
+        action="store_true",
+        help="allow an http:// --url: the admin token (full control of the KBS) then travels "
+        "in clear; only for a test KBS over a trusted link",
+    )
     calls = kbs.add_subparsers(dest="kbs_command", required=True)
 
     p = calls.add_parser("set-resource", help="store a resource at repo/type/tag")
