@@ -24,6 +24,7 @@ EXIT_INVALID = 2
 def cmd_build(args: argparse.Namespace) -> int:
     from images import build, recipe
 
+    build.check_out(Path(args.out))  # before the recipe is read or anything built
     spec = recipe.load(args.recipe)
     result = build.build_image(spec, Path(args.out), debug=args.debug)
     if args.json:
