@@ -352,7 +352,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _invalid(exc)
     except CocoError as exc:
         if isinstance(exc, _kbs_errors()):
-            return _invalid(exc)
+            code = _invalid(exc)
+            return int(getattr(exc, "exit_code", code))  # KbsUnreachable: 3
         print(f"error: {exc}", file=sys.stderr)
         if exc.hint:
             print(f"  hint: {exc.hint}", file=sys.stderr)

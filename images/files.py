@@ -185,7 +185,7 @@ def replace_dir(
     target = check_target(out, kind, error, option=option, protected=protected)
     _make_parents(target)
     try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".new",
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name[:64]}.", suffix=".new",
                                         dir=target.parent))
     except OSError as exc:
         raise error(f"{option} {out}: cannot create a directory in {target.parent}: "
@@ -198,7 +198,7 @@ def replace_dir(
         # checked again: the target may have changed while the output was produced
         check_target(out, kind, error, option=option, protected=protected)
         if os.path.lexists(target) and os.listdir(target):
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old",
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name[:64]}.", suffix=".old",
                                         dir=target.parent))
             os.rename(target, old / "previous")
             os.rename(staging, target)

@@ -165,6 +165,9 @@ def _check_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
 
 def resolve(name_or_path: str) -> Path:
     """A recipe name from images/recipes/ or a path to a .toml file."""
+    if not name_or_path or not name_or_path.isprintable():
+        raise RecipeError(f"recipe {name_or_path!r} is not a recipe name or a file path",
+                          hint="name a recipe in images/recipes/ or a .toml file")
     candidate = Path(name_or_path)
     if candidate.suffix == ".toml" or "/" in name_or_path:
         if not candidate.is_file():

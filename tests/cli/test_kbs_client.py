@@ -439,3 +439,16 @@ class TestResourcePaths:
         with pytest.raises(KbsClientError):
             KbsClient(url, _token(key), ca).get_reference_value(name)
         assert fake.received == []
+
+
+def test_unreachable_kbs_exit_3(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    (tmp_path / "v").write_bytes(b"v")
+    code = _cli(tmp_path, f"http://127.0.0.1:{port}", "set-resource", "a/b/c",
+                str(tmp_path / "v"), flags=("--insecure-http",))
+    err = capsys.readouterr().err
+    assert code == 3 and "cannot reach" in err and "hint:" in err

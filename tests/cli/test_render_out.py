@@ -285,3 +285,87 @@ class TestWriting:
         assert len(calls) == 3
         assert _snapshot(out) == before
         assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+# -- generated targets --------------------------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from images import files as files_mod  # noqa: E402
+
+_PARTS = ["victim", "real", "prev", "foreign", "link-victim", "link-prev", "file", "dangling",
+          "prev-linked", "new", "..", ".", "resources.json", render.MARKER, "manifests"]
+_KIND = render.RENDER_OUTPUT
+
+
+def _tree_for_property(root: Path) -> None:
+    (root / "victim").mkdir()
+    (root / "victim" / "secret").write_text("precious")
+    (root / "real").mkdir()
+    (root / "prev").mkdir()
+    (root / "prev" / render.MARKER).write_text("x")
+    (root / "prev" / "resources.json").write_text("{}")
+    (root / "foreign").mkdir()
+    (root / "foreign" / "notes").write_text("mine")
+    (root / "link-victim").symlink_to(root / "victim")
+    (root / "link-prev").symlink_to("prev")
+    (root / "file").write_text("file")
+    (root / "dangling").symlink_to(root / "nowhere")
+    (root / "prev-linked").mkdir()
+    (root / "prev-linked" / render.MARKER).write_text("x")
+    (root / "prev-linked" / "resources.json").symlink_to(root / "victim" / "secret")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(parts=st.lists(st.sampled_from(_PARTS), min_size=1, max_size=4), absolute=st.booleans())
+def test_generated_targets_never_write_outside(parts, absolute):
+    """Whatever path of links, files, '..' and previous outputs --out names: our error or a
+    written output, never another exception, never a byte outside the target, no leftovers."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp).resolve() / "t"
+        root.mkdir()
+        _tree_for_property(root)
+        before = _snapshot(root)
+        out = (root if absolute else Path()).joinpath(*parts)
+        saved_cwd, saved_home = os.getcwd(), os.environ.get("HOME")
+        os.chdir(root / "real")  # relative paths start in an empty folder
+        os.environ["HOME"] = str(root / "victim")
+        try:
+            with files_mod.replace_dir(out, _KIND, RenderError) as staging:
+                files_mod.write_file(staging, "resources.json", b"{}")
+            written = True
+        except RenderError:
+            written = False
+        finally:
+            os.chdir(saved_cwd)
+            if saved_home is None:
+                os.environ.pop("HOME", None)
+            else:
+                os.environ["HOME"] = saved_home
+        after = _snapshot(root)
+        assert (root / "victim" / "secret").read_text() == "precious"
+        assert not any(k.endswith((".new", ".old")) for k in after)
+        if not written:
+            assert after == before
+        else:
+            target = os.path.relpath(os.path.realpath(out if absolute else root / "real" / out),
+                                     root)
+            changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+            # the target's subtree, and the missing parents it was created under
+            for k in changed:
+                inside = k == target or k.startswith(target + "/")
+                new_parent = target.startswith(k + "/") and k not in before and after[k] == "dir"
+                assert inside or new_parent, (k, target)
+
+
+def test_long_folder_names_and_nul_bytes(tmp_path):
+    out = tmp_path / ("x" * 250)
+    with files_mod.replace_dir(out, _KIND, RenderError) as staging:
+        files_mod.write_file(staging, "resources.json", b"{}")
+    assert (out / "resources.json").read_bytes() == b"{}"
+    for bad in (tmp_path / ("y" * 300), Path("a\0b")):
+        with pytest.raises(RenderError):
+            render.check_out(bad)
