@@ -200,6 +200,8 @@ def _render_diff(args: argparse.Namespace) -> int:
     from spec import stackfile
 
     sf = stackfile.load(args.stack)
+    if args.out:
+        render.check_out(Path(args.out), protected={sf.project_dir: "the stack's project"})
     with tempfile.TemporaryDirectory(prefix="coco-render-diff-") as tmp:
         base = Path(tmp) / "base"
         render.render_ref(args.stack, args.diff, base)
