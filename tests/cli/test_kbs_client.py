@@ -296,45 +296,58 @@ class TestCredentialsInUrl:
     """A URL's user:password never reaches a message, and is never used."""
 
     @pytest.mark.parametrize(
-        ("text", "shown"),
+        ("text", "kept", "gone"),
         [
-            ("https://user:pw@kbs.example.com:8080/x", "https://***@kbs.example.com:8080/x"),
-            ("http://tok@host", "http://***@host"),
-            ("cannot reach HTTPS://a:b@h/p and ftp://c@d", "cannot reach HTTPS://***@h/p and ftp://***@d"),
-            ("https://kbs.example.com/a@b", "https://kbs.example.com/a@b"),
-            ("https://h:8080", "https://h:8080"),
-            ("https://u:p:q@@h", "https://***@h"),
+            ("https://user:pw-1@kbs.example.com:8080/x", ["https://", "@kbs.example.com:8080/x"],
+             ["user", "pw-1"]),
+            ("http://tok3n@host", ["http://", "@host"], ["tok3n"]),
+            ("cannot reach HTTPS://ab:cd@h/p and ftp://c-1@d", ["cannot reach", "@h/p", "@d"],
+             ["ab:cd", "c-1"]),
+            ("https://u-1:p:q@@h", ["https://", "@h"], ["u-1", ":p:q"]),
         ],
     )
-    def test_redact_url(self, text, shown):
+    def test_redact_url(self, text, kept, gone):
+        # what replaces the credentials is the redaction helper's choice (to be unified with
+        # spec/redact.py); that they are gone and the rest stays is the contract
         from cli.kbs_client import redact_url
 
-        assert redact_url(text) == shown
+        shown = redact_url(text)
+        assert all(k in shown for k in kept) and not any(g in shown for g in gone), shown
+
+    @pytest.mark.parametrize("text", ["https://kbs.example.com/a@b", "https://h:8080", "x@y"])
+    def test_redact_url_leaves_urls_without_credentials(self, text):
+        from cli.kbs_client import redact_url
+
+        assert redact_url(text) == text
 
     @pytest.mark.parametrize("scheme", ["https", "http"])
     def test_refused_redacted_and_nothing_sent(self, server, plain_server, tmp_path, capsys,
                                                scheme):
+        from cli.kbs_client import redact_url
+
         url, ca, fake, key = server if scheme == "https" else plain_server
         with_creds = url.replace("://", f"://admin:{PASSWORD}@")
         with pytest.raises(KbsClientError) as info:
             KbsClient(with_creds, _token(key), ca, insecure_http=True)
         assert PASSWORD not in str(info.value) + info.value.hint
-        assert "***@" in str(info.value)
+        assert redact_url(with_creds) in str(info.value)
         (tmp_path / "v").write_bytes(b"v")
         for flags in ((), ("--insecure-http",)):
             code = _cli(tmp_path, with_creds, "set-resource", "a/b/c", str(tmp_path / "v"),
                         ca=ca, flags=flags)
             out, err = capsys.readouterr()
             assert code == 2
-            assert PASSWORD not in out + err and "***@" in err
+            assert PASSWORD not in out + err and redact_url(with_creds) in err
         assert fake.received == []
 
     def test_initdata_url_with_credentials_refused(self, capsys):
         from cli import main as cli_main
+        from cli.kbs_client import redact_url
 
-        code = cli_main.main(["initdata", "dev", "--url", f"http://u:{PASSWORD}@kbs:8080"])
+        url = f"http://u:{PASSWORD}@kbs:8080"
+        code = cli_main.main(["initdata", "dev", "--url", url])
         out, err = capsys.readouterr()
-        assert code == 2 and PASSWORD not in out + err and "***@" in err
+        assert code == 2 and PASSWORD not in out + err and redact_url(url) in err
 
     @pytest.mark.parametrize(
         "url",
