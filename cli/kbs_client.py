@@ -160,6 +160,13 @@ class KbsClient:
         self._call("POST", "resource-policy", body, "application/json")
 
     def set_attestation_policy(self, rego: str, policy_id: str = ATTESTATION_POLICY_ID) -> None:
+        # our own conservative rule, not the KBS's: a plain name like the default "default_cpu"
+        # (never a path, never control characters), checked before the token is sent
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", policy_id):
+            raise KbsClientError(
+                f"policy id {policy_id!r} is not a plain name",
+                f"use letters, digits, '_', '.' and '-', for example {ATTESTATION_POLICY_ID!r}",
+            )
         body = json.dumps({"policy_id": policy_id, "policy": b64url(rego.encode())}).encode()
         self._call("POST", "attestation-policy", body, "application/json")
 

@@ -465,3 +465,11 @@ def test_unreachable_kbs_exit_3(tmp_path, capsys):
                 str(tmp_path / "v"), flags=("--insecure-http",))
     err = capsys.readouterr().err
     assert code == 3 and "cannot reach" in err and "hint:" in err
+
+
+@pytest.mark.parametrize("policy_id", ["../x", "a/b", "", ".hidden", "x\n", "a b"])
+def test_attestation_policy_id_checked(server, policy_id):
+    url, ca, fake, key = server
+    with pytest.raises(KbsClientError, match="policy id"):
+        KbsClient(url, _token(key), ca).set_attestation_policy("package policy\n", policy_id)
+    assert fake.received == []
