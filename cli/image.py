@@ -25,6 +25,7 @@ EXIT_INVALID = ExitCode.INVALID
 def cmd_build(args: argparse.Namespace) -> int:
     from images import build, recipe
 
+    build.check_out(Path(args.out))  # before the recipe is read or anything built
     spec = recipe.load(args.recipe)
     result = build.build_image(spec, Path(args.out), debug=args.debug)
     if args.json:

@@ -61,10 +61,17 @@ def _client(args: argparse.Namespace) -> KbsClient:
             "pass --url and --token-file (pulumi stack output kbsAdminToken --show-secrets)",
         )
     ca_pem = _read_ca(cacert) if cacert else None
-    return KbsClient(url, _read(token_file, "admin token"), ca_pem)
+    # the URL is checked (plain HTTP, credentials) before the token file is even read
+    KbsClient.check_url(url, args.insecure_http)
+    return KbsClient(
+        url, _read(token_file, "admin token"), ca_pem, insecure_http=args.insecure_http
+    )
 
 
 def cmd_set_resource(args: argparse.Namespace) -> int:
+    from cli.kbs_client import check_resource_path
+
+    check_resource_path(args.path)  # the spec's own rule, before any file is read or request sent
     try:
         value = Path(args.file).read_bytes()
     except OSError as exc:
@@ -111,6 +118,12 @@ def cmd_initdata(args: argparse.Namespace) -> int:
     if not spec.kbs.enabled:
         raise StackFileError(f"stack {sf.name} has no KBS", "set coco:kbs.enabled: true")
     url = args.url or kbs_url(spec.kbs)
+    if args.url:
+        from cli.kbs_client import KbsClient
+
+        # guests may reach a test KBS over plain HTTP (no admin token travels here), but a
+        # URL with user:password@ would put the password into every pod's annotation
+        KbsClient.check_url(url, insecure_http=True)
     ca_pem = _read_ca(args.cacert) if args.cacert else None
     if url.startswith("https://") and ca_pem is None:
         raise StackFileError(
@@ -141,8 +154,8 @@ def cmd_initdata(args: argparse.Namespace) -> int:
 
 
 def _connection(parser: argparse.ArgumentParser, top: bool) -> None:
-    """--url, --cacert, --token-file: on `kbs` and on each call (SUPPRESS there), so they work
-    before or after the call's name."""
+    """--url, --cacert, --token-file, --insecure-http: on `kbs` and on each call (SUPPRESS
+    there), so they work before or after the call's name."""
     default = None if top else argparse.SUPPRESS
     parser.add_argument(
         "--url", default=default, help="KBS URL, e.g. https://kbs.example.com (COCO_KBS_URL)"
@@ -152,6 +165,13 @@ def _connection(parser: argparse.ArgumentParser, top: bool) -> None:
     )
     parser.add_argument(
         "--token-file", default=default, help="file with the admin JWT (COCO_KBS_TOKEN_FILE)"
+    )
+    parser.add_argument(
+        "--insecure-http",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="allow an http:// --url: the admin token (full control of the KBS) then travels "
+        "in clear; only for a test KBS over a trusted link",
     )
 
 

@@ -69,6 +69,8 @@ def cmd_render(args: argparse.Namespace) -> int:
         args.parser.error("--out - already prints one JSON document; drop -o json")
     started = time.perf_counter()
     sf = stackfile.load(args.stack)
+    if args.out and not to_stdout:
+        render.check_out(Path(args.out), protected={sf.project_dir: "the stack's project"})
     result = render.run(
         sf.config,
         stack=sf.name,
@@ -124,6 +126,8 @@ def _render_diff(args: argparse.Namespace) -> int:
     if args.out == "-":
         args.parser.error("with --diff, --out names the directory of the head render")
     sf = stackfile.load(args.stack)
+    if args.out:
+        render.check_out(Path(args.out), protected={sf.project_dir: "the stack's project"})
     with tempfile.TemporaryDirectory(prefix="coco-render-diff-") as tmp:
         base = Path(tmp) / "base"
         render.render_ref(args.stack, args.diff, base)

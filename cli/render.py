@@ -13,7 +13,6 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,6 +22,8 @@ from typing import Any
 import yaml
 from google.protobuf import json_format  # type: ignore[import-untyped]
 
+from images import files as files_mod
+from images.files import OutputKind
 from spec import extras, stackfile, support
 from spec.errors import RenderError
 from spec.model import Spec
@@ -405,35 +406,51 @@ def dumps_yaml(obj: Any) -> str:
     )
 
 
-def write(render: Render, out: Path) -> tuple[int, int]:
-    """Write resources.json and manifests/ under `out`, replacing earlier render output."""
-    out.mkdir(parents=True, exist_ok=True)
-    manifests = out / "manifests"
-    marker = out / MARKER
-    if manifests.exists():
-        if not marker.exists():
-            raise RenderError(
-                f"{out} already has a manifests/ folder that coco render did not write",
-                "choose an empty or new --out directory",
-            )
-        shutil.rmtree(manifests)
-    manifests.mkdir()
-    marker.write_text(NOTICE + "\n", encoding="utf-8")
+RENDER_OUTPUT = OutputKind(
+    command="coco render",
+    marker=MARKER,
+    entries=frozenset({"resources.json", "manifests"}),
+    marker_text=NOTICE,
+)
+
+
+def _refused(message: str, hint: str) -> RenderError:
+    return RenderError(message, hint)
+
+
+def check_out(out: Path, *, protected: dict[Path, str] | None = None) -> Path:
+    """Refuse an unsafe --out before the (slow) render runs; `write` checks again."""
+    return files_mod.check_target(out, RENDER_OUTPUT, _refused, protected=protected)
+
+
+def write(
+    render: Render, out: Path, *, protected: dict[Path, str] | None = None
+) -> tuple[int, int]:
+    """Write resources.json and manifests/ under `out`, replacing an earlier render output as a
+    whole (images.files: `out` is refused when it is a link, a file, a folder holding anything
+    else, or a folder the user cannot mean, like `/` or the project; nothing is written through
+    a link; the new output is moved into place at once). Secret values are redacted in both."""
     document = render.document()
-    (out / "resources.json").write_text(dumps_json(document), encoding="utf-8")
     objects = render.kubernetes_objects()
-    names: dict[str, int] = {}
+    files: dict[str, str] = {}
     for obj in objects:
         name = manifest_filename(obj)
-        if name in names:
+        if name in files:
             raise RenderError(
                 f"two Kubernetes objects render to manifests/{name}: the stack declares the "
                 "same kind, namespace and name twice",
                 "give the clashing object another name or namespace (see the config keys that "
                 "set them)",
             )
-        names[name] = 1
-        (manifests / name).write_text(dumps_yaml(obj), encoding="utf-8")
+        files[name] = dumps_yaml(obj)
+    if protected is None and render.project_dir is not None:
+        protected = {render.project_dir: "the stack's project"}
+    with files_mod.replace_dir(out, RENDER_OUTPUT, _refused, protected=protected) as staging:
+        files_mod.write_file(staging, "resources.json", dumps_json(document).encode())
+        manifests = staging / "manifests"
+        manifests.mkdir()
+        for name, text in sorted(files.items()):
+            files_mod.write_file(manifests, name, text.encode())
     return len(document["resources"]), len(objects)
 
 

@@ -13,6 +13,7 @@ import pulumi
 
 from components import clouds, ibmcloud, initdata
 from components.kbs.broker import KeyBroker
+from images.build import stack_out_dir
 from spec import rego, runtime_plan
 from spec.model import NodePool as PoolSpec
 from spec.model import Spec
@@ -96,7 +97,7 @@ class CocoStack(pulumi.ComponentResource):
                 f"{name}-image",
                 GuestImageArgs(
                     spec.image.recipe,
-                    (base_dir or Path.cwd()) / "build" / "images" / spec.stack,
+                    stack_out_dir(base_dir or Path.cwd(), spec.stack),
                 ),
                 pulumi.ResourceOptions(parent=self),
             )

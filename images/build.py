@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import cache, disk, initrd, lock, oci, payload, pins, report, rootfs, uki, verity
-from .errors import RecipeError, ToolMissing
+from . import cache, disk, files, initrd, lock, oci, payload, pins, report, rootfs, uki, verity
+from .errors import InputError, RecipeError, ToolMissing
+from .files import OutputKind
 from .recipe import Recipe
 from .run import BUILD_TOOLS, Progress, check_tools, configure, run
 
@@ -94,17 +95,63 @@ class BuildResult:
 STEPS = 10
 
 
+# What `coco image build --out DIR` writes (images/files.py rules: DIR is new, empty or an
+# earlier build, never reached through a link; the build runs in a fresh folder beside DIR and
+# replaces it when it succeeded). Builds from before the marker are known by measurements.json.
+IMAGE_OUTPUT = OutputKind(
+    command="coco image build",
+    marker=".coco-image",
+    entries=frozenset({*OUTPUT_FILES.values(), "uki.efi", "measurements.json", ".work"}),
+    legacy="measurements.json",
+)
+
+
+def _refused(message: str, hint: str) -> InputError:
+    return InputError(message, hint=hint)
+
+
+def check_out(out: Path) -> Path:
+    """Refuse an unsafe --out before anything is built (build_image checks again)."""
+    return files.check_target(out, IMAGE_OUTPUT, _refused)
+
+
+def stack_out_dir(base: Path, stack: str) -> Path:
+    """`base`/build/images/<stack>, where a stack's guest image is built: never a folder
+    outside build/images/, whatever `stack` holds (the spec refuses such names first; this is
+    the image side's own guard)."""
+    images = base / "build" / "images"
+    if (
+        not stack
+        or stack in (".", "..")
+        or any(c in stack for c in "/\\")
+        or not stack.isprintable()
+        or stack != stack.strip()
+    ):
+        raise InputError(
+            f"stack name {stack!r} cannot name a folder under {images}",
+            hint="name the stack with letters, digits, '-', '_' and '.' (not '.' or '..')",
+        )
+    out = images / stack
+    if out.parent != images or not out.resolve().is_relative_to(images.resolve()):
+        raise InputError(f"stack {stack!r}: {out} is not inside {images}")
+    return out
+
+
 def build_image(
     recipe: Recipe, out: Path, *, debug: bool = False, quiet: bool = False
 ) -> BuildResult:
     configure(debug=debug, source_date_epoch=recipe.source_date_epoch)
-    # tags the recipe follows build what its lock file says, or the build stops here; the
-    # content hash (the seed) is the recipe's own, which covers the lock file
+    # tags the recipe follows build what its lock file says, or the build stops here, before
+    # the output folder is touched; the content hash (the seed) is the recipe's own, which
+    # covers the lock file
     seed, recipe = recipe.content_hash(), lock.locked(recipe)
-    out.mkdir(parents=True, exist_ok=True)
+    with files.replace_dir(out, IMAGE_OUTPUT, _refused) as staging:
+        result = _build(recipe, staging, seed, quiet=quiet)
+    return BuildResult(out, result.measurements, result.timings, result.cache_hits)
+
+
+def _build(recipe: Recipe, out: Path, seed: str, *, quiet: bool) -> BuildResult:
     ctx = Context(recipe, out, seed, Progress(STEPS, quiet=quiet))
-    if ctx.work.exists():
-        shutil.rmtree(ctx.work)
     ctx.work.mkdir()
     check_build_tools(ctx)
     install_rootfs(ctx)

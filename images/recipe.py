@@ -171,11 +171,13 @@ class Recipe:
         code (the initramfs script): what the GuestImage component is keyed on."""
         digest = hashlib.sha256()
         digest.update(json.dumps(self.canonical(), sort_keys=True).encode())
-        for item in sorted(self.payload, key=lambda p: p.dest):
+        for item in self.payload:  # sorted by dest
             if item.is_url:
                 digest.update(item.sha256.encode())
             else:
-                digest.update(hashlib.sha256((self.directory / item.source).read_bytes()).digest())
+                where = f"payload file {item.dest}: source"
+                source = local_source(self.directory, item.source, where)
+                digest.update(hashlib.sha256(source.read_bytes()).digest())
         # the builder itself: its code, the initramfs script and the pinned inputs, so a
         # GuestImage rebuilds when the builder changes, not only when the recipe does
         here = Path(__file__).resolve().parent
@@ -241,6 +243,9 @@ def _check_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
 
 def resolve(name_or_path: str) -> Path:
     """A recipe name from images/recipes/ or a path to a .toml file."""
+    if not name_or_path or not name_or_path.isprintable():
+        raise RecipeError(f"recipe {name_or_path!r} is not a recipe name or a file path",
+                          hint="name a recipe in images/recipes/ or a .toml file")
     candidate = Path(name_or_path)
     if candidate.suffix == ".toml" or "/" in name_or_path:
         if not candidate.is_file():
@@ -253,13 +258,67 @@ def resolve(name_or_path: str) -> Path:
     return path
 
 
+MAX_RECIPE_BYTES = 1 << 20  # recipes are a few KiB; anything this large is not one
+
+
 def load(name_or_path: str) -> Recipe:
     path = resolve(name_or_path)
+    return parse(read_toml(path), path)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """The recipe file as TOML data, or a RecipeError naming the line (and column) at fault.
+    Nothing of the file's content is quoted back."""
+    hint = "a recipe is a UTF-8 TOML file; see images/recipes/minimal.toml"
     try:
-        data = tomllib.loads(path.read_text())
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_RECIPE_BYTES + 1)
+    except OSError as exc:
+        raise RecipeError(f"recipe file {path}: cannot read it ({exc.strerror})") from None
+    if len(raw) > MAX_RECIPE_BYTES:
+        raise RecipeError(f"recipe file {path}: larger than {MAX_RECIPE_BYTES >> 10} KiB, not a "
+                          "recipe", hint=hint)
+    if b"\0" in raw:
+        line = raw.count(b"\n", 0, raw.index(b"\0")) + 1
+        raise RecipeError(f"recipe file {path}: line {line}: a NUL byte; this is a binary file, "
+                          "not a TOML recipe", hint=hint)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise RecipeError(f"recipe file {path}: line {line}, column {column}: not UTF-8 text",
+                          hint=hint) from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise RecipeError(f"{path}: not valid TOML: {exc}") from exc
-    return parse(data, path)
+        # tomllib's messages name what was expected and "(at line L, column C)", never content
+        raise RecipeError(f"recipe file {path}: not valid TOML: {exc}", hint=hint) from None
+
+
+def local_source(directory: Path, source: str, where: str) -> Path:
+    """The payload file `source` names, relative to the recipe's folder `directory`, resolved
+    (symbolic links included) and confined to that folder: a recipe never copies a file of the
+    build host (`../../etc/shadow`, `/root/.ssh/id_rsa`, a link pointing out) into an image."""
+    hint = ("keep payload files in the recipe's folder (e.g. NAME-payload/) and name them "
+            "relative to the recipe")
+    if not source or "\0" in source or source.startswith("/") or "\\" in source:
+        raise RecipeError(f"{where}: {source!r} is not a relative path inside the recipe's "
+                          "folder", hint=hint)
+    base = directory.resolve()
+    try:
+        target = (base / source).resolve(strict=True)
+    except FileNotFoundError:
+        raise RecipeError(f"{where}: {source} not found in the recipe's folder {base}") from None
+    except (OSError, RuntimeError) as exc:
+        raise RecipeError(f"{where}: {source} cannot be resolved ({exc})", hint=hint) from None
+    if not target.is_relative_to(base):
+        raise RecipeError(f"{where}: {source} is outside the recipe's folder {base}"
+                          + (" (through a symbolic link)" if ".." not in Path(source).parts
+                             else ""), hint=hint)
+    if not target.is_file():
+        raise RecipeError(f"{where}: {source} is not a regular file", hint=hint)
+    return target
 
 
 def parse(data: dict[str, Any], path: Path) -> Recipe:
@@ -321,16 +380,20 @@ def parse(data: dict[str, Any], path: Path) -> Recipe:
             mode=_get(item, "mode", int, where, 0o644),
             sha256=_get(item, "sha256", str, where, ""),
         )
-        if not entry.source or not entry.dest.startswith("/"):
-            raise RecipeError(f"{where}: needs source and an absolute dest")
+        if not entry.source:
+            raise RecipeError(f"{where}source: a payload file needs a source")
+        dest_parts = entry.dest.split("/")
+        if not entry.dest.startswith("/") or ".." in dest_parts or entry.dest.endswith("/"):
+            raise RecipeError(f"{where}dest: {entry.dest!r} is not an absolute file path in the "
+                              "image without '..'", hint="for example /usr/local/bin/tool")
         if entry.is_url and not _SHA256.match(entry.sha256):
             raise RecipeError(
                 f"{where}sha256: a payload fetched by URL needs its sha256 pinned",
                 hint="download the artifact once, check it against the release's checksums, "
                 "and write its sha256 (64 lowercase hex digits) into the recipe",
             )
-        if not entry.is_url and not (path.parent / entry.source).is_file():
-            raise RecipeError(f"{where}source: {entry.source} not found next to {path.name}")
+        if not entry.is_url:
+            local_source(path.parent, entry.source, f"{where}source")
         files.append(entry)
     oci = [_oci(item, i) for i, item in enumerate(_get(payload, "oci", list, "payload.", []))]
     released = [

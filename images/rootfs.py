@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 from . import pins
 from .cache import cache_dir
 from .errors import DownloadError, ImageError
-from .recipe import Recipe
+from .recipe import Recipe, local_source
 from .run import run
 
 
@@ -176,7 +176,13 @@ def install_payload(recipe: Recipe, root: Path) -> list[dict[str, str]]:
     """Copy payload files into the root; returns what was placed, for measurements.json."""
     placed = []
     for item in recipe.payload:
-        source = fetch(item.source, item.sha256) if item.is_url else recipe.directory / item.source
+        source = (
+            fetch(item.source, item.sha256)
+            if item.is_url
+            # checked again at build time: the recipe's folder may have changed since it loaded
+            else local_source(recipe.directory, item.source, f"payload file {item.dest}: "
+                              "source")
+        )
         data = source.read_bytes()
         dest = payload_target(root, item.dest)
         dest.write_bytes(data)

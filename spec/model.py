@@ -132,6 +132,10 @@ def _mirror_url(value: str) -> str:
     return value
 
 
+# Public: the one KBS resource path check, shared by coco:kbs.resources[].path and `coco kbs`
+# (cli/kbs_client.py). Raises PydanticCustomError: .message() and .context["hint"].
+validate_resource_path = _resource_path
+
 DnsLabel = Annotated[str, AfterValidator(_dns_label)]
 DnsName = Annotated[str, AfterValidator(_dns_name)]
 K8sVersion = Annotated[str, AfterValidator(_k8s_version)]

@@ -159,8 +159,14 @@ class _Pair:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    path.write_bytes(data)
-    path.chmod(0o600)
+    """Write a key or credential 0600 from its creation (never readable by others, not even
+    between a write and a chmod); an existing file is made 0600 before a byte is written, and
+    a link in its place is not followed."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(path, flags, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        os.fchmod(handle.fileno(), 0o600)
+        handle.write(data)
 
 
 class _Pki:
@@ -870,10 +876,10 @@ class Cluster:
         }
         for file, (pair, user) in configs.items():
             path = self.dir / file
-            path.write_text(
-                json.dumps(_kubeconfig(self.server, ca, pki.pair(pair), user), indent=2)
+            _write_private(
+                path,
+                json.dumps(_kubeconfig(self.server, ca, pki.pair(pair), user), indent=2).encode(),
             )
-            path.chmod(0o600)
 
         # etcd ------------------------------------------------------------------------------
         etcd_client = f"https://{LOOPBACK}:{self.ports['etcd']}"

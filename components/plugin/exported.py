@@ -332,8 +332,17 @@ class GuestImage(pulumi.ComponentResource):
         except ImageError as exc:
             issue = ConfigIssue("recipe", str(exc), getattr(exc, "hint", ""))
             raise ComponentArgsError("GuestImage", name, [issue]) from None
-        default_out = Path.cwd() / "build" / "images" / pulumi.get_stack()
-        out_dir = Path(args["out_dir"]) if "out_dir" in args else default_out
+        from images.build import stack_out_dir
+
+        try:
+            out_dir = (
+                Path(args["out_dir"])
+                if "out_dir" in args
+                else stack_out_dir(Path.cwd(), pulumi.get_stack())
+            )
+        except ImageError as exc:
+            issue = ConfigIssue("out_dir", str(exc), getattr(exc, "hint", ""))
+            raise ComponentArgsError("GuestImage", name, [issue]) from None
         super().__init__(_token(GuestImage), name, None, opts)
         built = image_mod.GuestImage(
             f"{name}-image",

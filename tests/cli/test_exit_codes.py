@@ -124,15 +124,15 @@ class TestUnreachable:
     def test_kbs_not_listening(self, json_mode, tmp_path, capsys) -> None:
         _setup_files(tmp_path)
         argv = ["kbs", "get-reference-value", "x", "--url", f"http://127.0.0.1:{closed_port()}",
-                "--token-file", str(tmp_path / "token")]
+                "--insecure-http", "--token-file", str(tmp_path / "token")]
         code, out, err = run(capsys, argv, json_mode)
         assert_reported(code, out, err, json_mode, ExitCode.UNREACHABLE)
 
     def test_kbs_set_resource_not_listening(self, tmp_path, capsys) -> None:
         _setup_files(tmp_path)
         argv = ["kbs", "set-resource", "a/b/c", str(tmp_path / "token"),
-                "--url", f"http://127.0.0.1:{closed_port()}", "--token-file",
-                str(tmp_path / "token")]
+                "--url", f"http://127.0.0.1:{closed_port()}", "--insecure-http",
+                "--token-file", str(tmp_path / "token")]
         code, out, err = run(capsys, argv, False)
         assert_reported(code, out, err, False, ExitCode.UNREACHABLE)
 

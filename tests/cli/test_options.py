@@ -62,7 +62,9 @@ class TestAnyPosition:
         seen: list[str] = []
 
         class Client:
-            def __init__(self, url: str, token: str, ca: Any) -> None:
+            check_url = staticmethod(client_module.KbsClient.check_url)
+
+            def __init__(self, url: str, token: str, ca: Any, **kw: Any) -> None:
                 seen.append(url)
 
             def get_reference_value(self, name: str) -> Any:
@@ -71,8 +73,8 @@ class TestAnyPosition:
         monkeypatch.setattr(client_module, "KbsClient", Client)
         (tmp_path / "t").write_text("token")
         for argv in (
-            ["kbs", "get-reference-value", "x", "--url", "http://a:1", "--token-file"],
-            ["kbs", "--url", "http://a:1", "--token-file"],
+            ["kbs", "get-reference-value", "x", "--url", "https://a:1", "--token-file"],
+            ["kbs", "--url", "https://a:1", "--token-file"],
         ):
             if argv[1] == "--url":
                 argv = [*argv, str(tmp_path / "t"), "get-reference-value", "x", "-o", "json"]
@@ -80,7 +82,7 @@ class TestAnyPosition:
                 argv = [*argv, str(tmp_path / "t"), "-o", "json"]
             assert main.main(argv) == 0
             assert json.loads(capsys.readouterr().out)["value"] == ["v"]
-        assert seen == ["http://a:1", "http://a:1"]
+        assert seen == ["https://a:1", "https://a:1"]
 
     @pytest.mark.parametrize(
         ("argv", "attrs"),
