@@ -203,10 +203,13 @@ class Runtime(pulumi.ComponentResource):
             },
             "coco:kbs": {"enabled": False},
         }
+        if "chart" in args:
+            config["coco:charts"] = {"runtime": dict(args["chart"])}
         prefixes = [
             ("coco:nodePools", "pools"),
             ("coco:runtime", ""),
             ("coco:cluster.distribution", "distribution"),
+            ("coco:charts.runtime", "chart"),
         ]
         if issues := _scope(args["pools"], "pools[{i}]"):
             raise ComponentArgsError("Runtime", name, issues)
