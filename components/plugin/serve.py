@@ -6,7 +6,8 @@ no input uses directly. Pulumi's Go generator (pkg/v3 codegen/go, v3.274.0:
 `populateDetailsForTypes` marks an object type as an input only where a property uses it directly,
 not through a plain array) then emits `KeyBrokerArgs.Resources []KbsResourceArgs` without ever
 defining KbsResourceArgs, and the generated Go SDK does not compile ("undefined:
-KbsResourceArgs"; seen with `pulumi package add` and a Go program, tests/e2e/test_other_language.py).
+KbsResourceArgs"; seen with `pulumi package add` and a Go program,
+tests/e2e/test_other_language.py).
 `generateExtraInputTypes` (a documented `language.go` schema option) makes it define the input
 types of every object type. The other languages are unaffected.
 """
@@ -35,6 +36,6 @@ def serve(version: str) -> None:
     from pulumi.provider.server import main
 
     provider = ComponentProvider(COMPONENTS, PACKAGE, None, version)
-    provider.schema = json.dumps(schema_with_options(json.loads(provider.schema)))
+    provider.schema = json.dumps(schema_with_options(json.loads(provider.schema or "{}")))
     # as component_provider_host: the arguments after the plugin directory go to the server
     main(provider, sys.argv[1:])
