@@ -40,19 +40,6 @@ class NodePoolArgs(TypedDict):
     """Select the pool's nodes by Node Feature Discovery labels instead (default false)."""
 
 
-class ChartSource(TypedDict):
-    """Where the runtime chart comes from instead of its upstream repository (as
-    `coco:charts.runtime`; air-gapped clusters)."""
-
-    path: NotRequired[str]
-    """A chart directory (an unpacked `helm pull --untar`), absolute; its Chart.yaml must name the
-    pinned chart at the pinned version."""
-    digest: NotRequired[str]
-    """With path: `sha256:<hex>` over the directory's files (`coco check` prints it)."""
-    repository: NotRequired[str]
-    """A private OCI mirror (oci://HOST/PATH) holding the chart at its pinned version."""
-
-
 class RuntimeArgs(TypedDict):
     """The inputs of Runtime."""
 
@@ -64,8 +51,13 @@ class RuntimeArgs(TypedDict):
     """kata-deploy debug logging (default false)."""
     distribution: NotRequired[str]
     """k8s (default), k3s, rke2, k0s or microk8s: where containerd keeps its configuration."""
-    chart: NotRequired[ChartSource]
-    """Where the confidential-containers chart comes from (default: its upstream repository)."""
+    chart_path: NotRequired[str]
+    """The confidential-containers chart from this directory (an unpacked `helm pull --untar`,
+    absolute) instead of its upstream repository, as `coco:charts.runtime.path` (air-gapped)."""
+    chart_digest: NotRequired[str]
+    """With chartPath: `sha256:<hex>` over the directory's files (`coco check` prints it)."""
+    chart_repository: NotRequired[str]
+    """The chart from this private OCI mirror (oci://HOST/PATH) at its pinned version instead."""
 
 
 class KbsResource(TypedDict):

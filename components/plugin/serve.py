@@ -1,5 +1,5 @@
-"""The provider `__main__.py` serves: Pulumi's ComponentProvider for COMPONENTS, its inferred
-schema with one Go option added.
+"""How `__main__.py` serves COMPONENTS: Pulumi's `component_provider_host`, whose inferred schema
+gets one Go option added.
 
 Why the option: the schema's `resources` input of KeyBroker is a plain list of KbsResource, a type
 no input uses directly. Pulumi's Go generator (pkg/v3 codegen/go, v3.274.0:
@@ -7,15 +7,18 @@ no input uses directly. Pulumi's Go generator (pkg/v3 codegen/go, v3.274.0:
 not through a plain array) then emits `KeyBrokerArgs.Resources []KbsResourceArgs` without ever
 defining KbsResourceArgs, and the generated Go SDK does not compile ("undefined:
 KbsResourceArgs"; seen with `pulumi package add` and a Go program,
-tests/e2e/test_other_language.py).
-`generateExtraInputTypes` (a documented `language.go` schema option) makes it define the input
-types of every object type. The other languages are unaffected.
+tests/e2e/test_other_language.py). `generateExtraInputTypes` (a `language.go` schema option of
+that generator, GoPackageInfo) makes it define the input types of every object type. The other
+languages are unaffected.
+
+How: `component_provider_host` (pulumi 3.272.0, provider/experimental/host.py) builds its
+provider from the name `ComponentProvider` of its own module and takes no schema hook, so that
+name is pointed at GoReadyComponentProvider, a subclass that amends the schema it inferred.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 from .exported import COMPONENTS, PACKAGE
@@ -31,11 +34,15 @@ def schema_with_options(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def serve(version: str) -> None:
-    """Serve COMPONENTS as `component_provider_host` does, with the amended schema."""
+    """Serve COMPONENTS with `component_provider_host` and the amended schema."""
+    from pulumi.provider import experimental
+    from pulumi.provider.experimental import host
     from pulumi.provider.experimental.component import ComponentProvider
-    from pulumi.provider.server import main
 
-    provider = ComponentProvider(COMPONENTS, PACKAGE, None, version)
-    provider.schema = json.dumps(schema_with_options(json.loads(provider.schema or "{}")))
-    # as component_provider_host: the arguments after the plugin directory go to the server
-    main(provider, sys.argv[1:])
+    class GoReadyComponentProvider(ComponentProvider):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.schema = json.dumps(schema_with_options(json.loads(self.schema or "{}")))
+
+    host.ComponentProvider = GoReadyComponentProvider  # type: ignore[misc]
+    experimental.component_provider_host(COMPONENTS, name=PACKAGE, version=version)

@@ -178,10 +178,10 @@ class TestPackageAdd:
     def test_go_sdk_defines_every_input_type(
         self, project: GoProject, added: subprocess.CompletedProcess[str]
     ) -> None:
-        """The types a Go program needs for KeyBroker's resources and Runtime's chart exist
+        """The types a Go program needs for Runtime's pools and KeyBroker's resources exist
         (before components.plugin.serve, KbsResourceArgs was used but never defined)."""
         types = (project.dir / "sdks" / "coco-stack" / "cocostack" / "pulumiTypes.go").read_text()
-        for name in ("PoolArgs", "KbsResourceArgs", "ChartSourceArgs"):
+        for name in ("PoolArgs", "KbsResourceArgs"):
             assert f"type {name} struct" in types, name
 
 
@@ -240,20 +240,25 @@ class TestPreview:
 
 
 class TestBadInput:
-    """A bad input through the Go SDK fails with our key-path error and registers nothing of it."""
+    """Bad inputs through the Go SDK fail with our key-path errors, all at once, and register
+    nothing of the component they were given to."""
 
-    def test_invalid_tee(self, project: GoProject, valid_preview: dict[str, Any]) -> None:
+    def test_invalid_tee_and_chart(self, project: GoProject, valid_preview: dict[str, Any]) -> None:
+        missing = project.dir / "no-such-chart"
         project.run("config", "set", "tdxTee", "sgx", "--stack", STACK)
+        project.run("config", "set", "runtimeChart", str(missing), "--stack", STACK)
         try:
             preview, done = project.preview(ok=False)
         finally:
             project.run("config", "rm", "tdxTee", "--stack", STACK)
+            project.run("config", "set", "runtimeChart", str(STAND_IN_CHART), "--stack", STACK)
         assert done.returncode != 0
         errors = "\n".join(
             d["message"] for d in preview.get("diagnostics", []) if d.get("severity") == "error"
         )
         assert "Runtime 'coco': invalid inputs" in errors
         assert "pools[1].tee: Intel SGX is not offered on baremetal" in errors
+        assert f"chartPath: chart directory '{missing}' does not exist" in errors
         steps = _steps(preview)
         assert not [u for u in steps if "coco-stack:index:Runtime" in u], sorted(steps)
         assert not [u for u in steps if "RuntimeClass" in u], sorted(steps)

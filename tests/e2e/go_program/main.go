@@ -27,7 +27,7 @@ func main() {
 		runtimeArgs := &cocostack.RuntimeArgs{Pools: pools}
 		// Helm charts cannot be pulled where the tests run: the stand-in chart's directory
 		if chart := cfg.Get("runtimeChart"); chart != "" {
-			runtimeArgs.Chart = &cocostack.ChartSourceArgs{Path: &chart}
+			runtimeArgs.ChartPath = &chart
 		}
 		runtime, err := cocostack.NewRuntime(ctx, "coco", runtimeArgs)
 		if err != nil {
