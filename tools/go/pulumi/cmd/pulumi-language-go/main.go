@@ -321,7 +321,7 @@ func (h *host) GeneratePackage(ctx context.Context, req *pulumirpc.GeneratePacka
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return nil, err
 		}
-		if err := os.WriteFile(path, files[name], 0o600); err != nil {
+		if err := os.WriteFile(path, files[name], 0o644); err != nil { //nolint:gosec // SDK sources
 			return nil, err
 		}
 	}
