@@ -128,9 +128,19 @@ def project(
 
 
 @pytest.fixture(scope="module")
-def added(project: GoProject) -> subprocess.CompletedProcess[str]:
-    """`pulumi package add <checkout>/components/plugin`, exactly as the docs tell users."""
-    return project.run("package", "add", str(PLUGIN))
+def added(project: GoProject) -> Iterator[subprocess.CompletedProcess[str]]:
+    """`pulumi package add <checkout>/components/plugin`, exactly as the docs tell users.
+
+    That creates the plugin's virtualenv in the checkout (components/plugin/venv, as
+    PulumiPlugin.yaml says); removed afterwards when this test made it: tests/test_layout.py
+    reads every .py file under components/, the virtualenv's too."""
+    venv = PLUGIN / "venv"
+    made = not venv.exists()
+    try:
+        yield project.run("package", "add", str(PLUGIN))
+    finally:
+        if made:
+            shutil.rmtree(venv, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
