@@ -44,5 +44,5 @@ def serve(version: str) -> None:
             super().__init__(*args, **kwargs)
             self.schema = json.dumps(schema_with_options(json.loads(self.schema or "{}")))
 
-    host.ComponentProvider = GoReadyComponentProvider  # type: ignore[misc]
+    host.ComponentProvider = GoReadyComponentProvider  # type: ignore[attr-defined]
     experimental.component_provider_host(COMPONENTS, name=PACKAGE, version=version)
