@@ -2,13 +2,12 @@
 
 Run as a script, this directory is sys.path[0]: imports are absolute, through the installed
 coco-stack package (requirements.txt installs the checkout this directory belongs to).
+components.plugin.serve says why this is not a bare `component_provider_host` call.
 """
 
 from importlib import metadata
 
-from pulumi.provider.experimental import component_provider_host
-
-from components.plugin import COMPONENTS, PACKAGE
+from components.plugin.serve import serve
 
 if __name__ == "__main__":
-    component_provider_host(COMPONENTS, name=PACKAGE, version=metadata.version("coco-stack"))
+    serve(metadata.version("coco-stack"))

@@ -51,6 +51,13 @@ class RuntimeArgs(TypedDict):
     """kata-deploy debug logging (default false)."""
     distribution: NotRequired[str]
     """k8s (default), k3s, rke2, k0s or microk8s: where containerd keeps its configuration."""
+    chart_path: NotRequired[str]
+    """The confidential-containers chart from this directory (an unpacked `helm pull --untar`,
+    absolute) instead of its upstream repository, as `coco:charts.runtime.path` (air-gapped)."""
+    chart_digest: NotRequired[str]
+    """With chartPath: `sha256:<hex>` over the directory's files (`coco check` prints it)."""
+    chart_repository: NotRequired[str]
+    """The chart from this private OCI mirror (oci://HOST/PATH) at its pinned version instead."""
 
 
 class KbsResource(TypedDict):

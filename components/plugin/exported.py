@@ -179,6 +179,12 @@ class NodePool(pulumi.ComponentResource):
         )
 
 
+# Runtime's chart inputs -> the keys of `coco:charts.runtime` (spec.model.ChartSource); flat, not
+# one object input: an object type used only there would add a schema type for three strings
+_CHART_KEYS = {"chart_path": "path", "chart_digest": "digest", "chart_repository": "repository"}
+_CHART_SCHEMA = {"path": "chartPath", "digest": "chartDigest", "repository": "chartRepository"}
+
+
 class Runtime(pulumi.ComponentResource):
     """The CoCo runtime: the confidential-containers chart (kata-deploy) with exactly the shims
     the pools use, and one RuntimeClass per TEE pinned to its pools' nodes."""
@@ -203,10 +209,15 @@ class Runtime(pulumi.ComponentResource):
             },
             "coco:kbs": {"enabled": False},
         }
+        chart = {key: args[f] for f, key in _CHART_KEYS.items() if f in args}  # type: ignore[literal-required]
+        if chart:
+            config["coco:charts"] = {"runtime": chart}
         prefixes = [
             ("coco:nodePools", "pools"),
             ("coco:runtime", ""),
             ("coco:cluster.distribution", "distribution"),
+            *((f"coco:charts.runtime.{key}", name_) for key, name_ in _CHART_SCHEMA.items()),
+            ("coco:charts.runtime", "chartPath"),
         ]
         if issues := _scope(args["pools"], "pools[{i}]"):
             raise ComponentArgsError("Runtime", name, issues)
