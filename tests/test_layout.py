@@ -25,11 +25,20 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("spec", "components", "cli", "images")
 
 
+def _not_ours(directory: Path) -> bool:
+    """A virtualenv or package tree inside the checkout (never committed: .gitignore)."""
+    return directory.name in ("venv", ".venv", "node_modules") or (
+        directory / "pyvenv.cfg"
+    ).is_file()
+
+
 def _modules() -> dict[str, Path]:
     found = {}
     for package in PACKAGES:
         for path in sorted((ROOT / package).rglob("*.py")):
             parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if any(_not_ours(ROOT.joinpath(*parts[: i + 1])) for i in range(len(parts) - 1)):
+                continue  # e.g. components/plugin/venv, which `pulumi package add` creates
             if parts[-1] == "__init__":
                 parts.pop()
             found[".".join(parts)] = path
