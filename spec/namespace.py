@@ -57,9 +57,9 @@ def canonical_key(key: str) -> str | None:
     match = _LEAD.match(key)
     if not match:
         return None
-    section = re.split(r"[:._/\s\[-]", match.group(3), maxsplit=1)[0]
-    if section.lower() in _SECTIONS:
-        return f"{NAMESPACE}:{_SECTIONS[section.lower()]}"
+    for word in re.split(r"[:._/\s\[\]-]+", match.group(3)):  # `coco-stack:kbs` -> kbs
+        if word.lower() in _SECTIONS:
+            return f"{NAMESPACE}:{_SECTIONS[word.lower()]}"
     return None
 
 

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 # scheme://userinfo@host: RFC 3986 section 3.2.1 (userinfo is everything before the last '@'
 # of the authority; the authority ends at the first '/', '?' or '#').
 _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^\s/?#'\"]*)@")
+# and `user:password@host` written without a scheme (an SSH-style address, a registry)
+_BARE_USERINFO = re.compile(r"(?<![\w/:@.-])([\w.%+-]+:[^\s/?#@'\"]+)@(?=[\w\[])")
 
 REDACTED = "[redacted]"
 SECRET = "[secret]"
@@ -21,7 +23,8 @@ SECRET = "[secret]"
 
 def redact_urls(text: str) -> str:
     """`text` with the credentials of every URL in it replaced by [redacted]."""
-    return _URL_USERINFO.sub(lambda m: f"{m.group(1)}{REDACTED}@", text)
+    text = _URL_USERINFO.sub(lambda m: f"{m.group(1)}{REDACTED}@", text)
+    return _BARE_USERINFO.sub(f"{REDACTED}@", text)
 
 
 def has_credentials(url: str) -> bool:
@@ -29,18 +32,38 @@ def has_credentials(url: str) -> bool:
     return _URL_USERINFO.search(url) is not None
 
 
+_GRAMS = (32, 16, 8, 4)
+
+
 class Scrubber:
-    """Replaces every known secret value (and URL credentials) in a message."""
+    """Replaces every known secret value (and URL credentials) in a message.
+
+    Secrets are indexed by their first 32, 16, 8 or 4 characters (the longest their length
+    allows), so a message is scanned once, position by position, whatever the number of
+    secrets: a stack may hold thousands of KBS resources that share a prefix."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        # longest first, so a secret that contains another is replaced whole; very short values
-        # ("", "a") would mangle every message and are no secret worth the name
-        # (and as repr() escapes them, since messages quote values with !r)
-        forms = {form for s in secrets for form in (s, repr(s)[1:-1])}
-        self.secrets = sorted({s for s in forms if len(s) >= 3}, key=lambda s: (-len(s), s))
+        # also as repr() escapes them, since messages quote values with !r; values shorter
+        # than four characters would mangle every message and are no secret worth the name
+        forms = {form for s in secrets for form in (s, repr(s)[1:-1]) if len(form) >= 4}
+        self.index: dict[int, dict[str, list[str]]] = {}
+        self.done: dict[str, str] = {}
+        for form in sorted(forms, key=lambda f: (-len(f), f)):
+            gram = next(g for g in _GRAMS if len(form) >= g)
+            self.index.setdefault(gram, {}).setdefault(form[:gram], []).append(form)
 
     def __call__(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, SECRET)
+        if text not in self.done:  # many issues share a hint
+            self.done[text] = self._scrub(text)
+        return self.done[text]
+
+    def _scrub(self, text: str) -> str:
+        found: set[str] = set()
+        for gram, index in self.index.items():
+            for i in range(len(text) - gram + 1):
+                for secret in index.get(text[i : i + gram], ()):
+                    if text.startswith(secret, i):
+                        found.add(secret)
+        for secret in sorted(found, key=lambda f: (-len(f), f)):
+            text = text.replace(secret, SECRET)
         return redact_urls(text)

@@ -136,7 +136,10 @@ def load(stack: str, project_dir: Path | None = None) -> StackFile:
         document = {}
     if not isinstance(document, dict):
         raise StackFileError(f"{path} is not a YAML mapping", "a stack file starts with 'config:'")
-    ours = sorted(k for k in document if k not in _TOP_LEVEL and looks_like_ours(k))
+    ours = sorted(
+        k for k in document
+        if k not in _TOP_LEVEL and (k.startswith(f"{NAMESPACE}:") or looks_like_ours(k))
+    )
     if ours:
         raise StackFileError(
             f"{path}: {ours[0]!r} is at the top level of the file, where Pulumi does not read "

@@ -11,6 +11,7 @@ Nothing here touches Pulumi; the program calls `validate()` before registering a
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -207,10 +208,16 @@ def _value_at(raw: Any, loc: tuple[int | str, ...]) -> Any:
     return current
 
 
+@functools.lru_cache(maxsize=None)
+def _adapter(annotation: Any) -> TypeAdapter[Any]:
+    """One TypeAdapter per section type (building one costs far more than validating)."""
+    return TypeAdapter(annotation)
+
+
 def _check(section: str, annotation: Any, raw: Any, issues: list[ConfigIssue]) -> Any:
     """Validate one section (or one pool) and collect its issues; None when invalid."""
     try:
-        return TypeAdapter(annotation).validate_python(raw)
+        return _adapter(annotation).validate_python(raw)
     except ValidationError as exc:
         errors = exc.errors()
     # one mistake, one error: a misspelt key (`sshkey`) is "unknown, did you mean sshKey", and
