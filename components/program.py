@@ -58,7 +58,9 @@ def read_config() -> tuple[dict[str, Any], frozenset[str]]:
     return config, frozenset(secure)
 
 
-def stack_file_secure_paths(base_dir: Path, stack: str, config: dict[str, Any]) -> frozenset[str] | None:
+def stack_file_secure_paths(
+    base_dir: Path, stack: str, config: dict[str, Any]
+) -> frozenset[str] | None:
     """The exact key paths stored as `secure:` in the stack's file, read with the same loader
     as `coco check`; None when there is no such file or it is not the config Pulumi passed
     (another file rendered under this stack's name).

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from spec.redact import redact_urls
+
 
 @dataclass(frozen=True, order=True)
 class ConfigIssue:
@@ -23,7 +25,7 @@ class ConfigIssue:
         text = f"{self.severity}: {self.path}: {self.message}"
         if self.hint:
             text += f"\n  hint: {self.hint}"
-        return text
+        return redact_urls(text)
 
 
 def report_unexpected(debug: bool) -> int:
@@ -34,15 +36,28 @@ def report_unexpected(debug: bool) -> int:
     if debug:
         traceback.print_exc()
     else:
-        print(f"error: unexpected failure: {sys.exc_info()[1]!r} (rerun with --debug)",
-              file=sys.stderr)
+        # the exception's type only: its text may quote what it failed on, a secret included
+        print(f"error: unexpected failure: {type(sys.exc_info()[1]).__name__} (rerun with "
+              "--debug for the details)", file=sys.stderr)
     return 1
 
 
 class CocoError(Exception):
-    """Base class of every error coco-stack raises on purpose."""
+    """Base class of every error coco-stack raises on purpose. Its text and hint never show
+    URL credentials (spec.redact)."""
 
-    hint: str = ""
+    _hint: str = ""
+
+    @property
+    def hint(self) -> str:
+        return redact_urls(self._hint)
+
+    @hint.setter
+    def hint(self, value: str) -> None:
+        self._hint = value
+
+    def __str__(self) -> str:
+        return redact_urls(super().__str__())
 
 
 class SpecError(CocoError):

@@ -97,15 +97,17 @@ def _did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f"did you mean {close!r}? " if close else ""
 
 
-def _user_loc(raw: Any, loc: tuple[int | str, ...], kind: str) -> tuple[tuple[int | str, ...], bool]:
+Loc = tuple[int | str, ...]
+
+
+def _user_loc(raw: Any, loc: Loc, kind: str) -> tuple[Loc, bool]:
     """The part of pydantic's `loc` that exists in the user's data, and whether pydantic added
     parts of its own beyond it (union members such as `str`/`int`, `[key]`, validator names):
     those errors belong at the user's path."""
     current = raw
     for i, part in enumerate(loc):
-        if isinstance(current, dict) and part in current:
-            current = current[part]
-        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+        in_list = isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current)
+        if in_list or (isinstance(current, dict) and part in current):
             current = current[part]
         elif i == len(loc) - 1 and kind == "missing" and isinstance(current, dict):
             return loc, False
@@ -208,7 +210,7 @@ def _value_at(raw: Any, loc: tuple[int | str, ...]) -> Any:
     return current
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _adapter(annotation: Any) -> TypeAdapter[Any]:
     """One TypeAdapter per section type (building one costs far more than validating)."""
     return TypeAdapter(annotation)

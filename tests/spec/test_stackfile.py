@@ -9,7 +9,7 @@ import pytest
 from cli import render
 from components import program
 from spec import stackfile
-from spec.errors import SpecError, StackFileError
+from spec.errors import SpecError
 
 
 def _write(tmp_path, text, name="Pulumi.s.yaml"):
