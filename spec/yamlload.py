@@ -51,15 +51,15 @@ class Problem:
     hint: str
 
 
-def read_text(path: Path) -> str:
+def read_text(path: Path, what: str = "stack file") -> str:
     """The file's text, or StackFileError naming what is wrong (never its content)."""
     try:
         size = path.stat().st_size
         if size > MAX_BYTES:
             raise StackFileError(
                 f"{path}: the file has {size} bytes, more than the {MAX_BYTES} bytes (1 MiB) a "
-                "stack file may have",
-                "a stack file holds settings, not data: keep large documents (CA bundles, "
+                f"{what} may have",
+                f"a {what} holds settings, not data: keep large documents (CA bundles, "
                 "policies) in files next to it and give their paths",
             )
         data = path.read_bytes()[: MAX_BYTES + 1]
@@ -75,7 +75,7 @@ def read_text(path: Path) -> str:
         raise StackFileError(
             f"{path}: line {line}, column {exc.start - start + 1} (byte {exc.start}) is not "
             "valid UTF-8",
-            "save the stack file as UTF-8 (YAML 1.1 stack files are UTF-8); store binary "
+            f"save the {what} as UTF-8; store binary "
             "values base64-encoded, secrets with `pulumi config set --secret`",
         ) from None
 
