@@ -139,19 +139,16 @@ _NUMERIC_LABEL = re.compile(r"^(\d+|0[xX][0-9a-fA-F]*)$")
 
 
 def host_address(value: str) -> str:
-    """A host name or IP address in one canonical spelling, so the same host is recognised
-    however it is written: IP addresses as `ipaddress` prints them (`0:0:0:0:0:0:0:1` -> `::1`,
-    brackets dropped), names lowercased without the root's trailing dot, non-ASCII names in
+    """A host name or IP address in one canonical spelling, for comparisons (the spec keeps
+    the user's spelling), so the same host is recognised however it is written: IP addresses
+    as `ipaddress` prints them (`0:0:0:0:0:0:0:1` -> `::1`; `[fd00::1]`, a URL's spelling, is
+    refused as before), names lowercased without the root's trailing dot, non-ASCII names in
     their IDNA (punycode) form, which is what DNS, SSH and certificates use."""
-    text = value[1:-1] if value.startswith("[") and value.endswith("]") else value
-    if "%" not in text:  # no IPv6 zone ids: they take any text
+    if "%" not in value:  # no IPv6 zone ids: they take any text
         try:
-            address = ipaddress.ip_address(text)
+            return str(ipaddress.ip_address(value))
         except ValueError:
             pass
-        else:
-            if text is value or address.version == 6:
-                return str(address)
     name = value.lower().removesuffix(".")
     if name and _NUMERIC_LABEL.match(name.rsplit(".", 1)[-1]):
         raise _fail(
@@ -169,8 +166,13 @@ def host_address(value: str) -> str:
     raise _fail(
         f"{value[:80]!r} is not a host name or IP address",
         "write a DNS name such as 'node-1.lab.example', an IPv4 address such as "
-        "'10.0.0.11' or an IPv6 address such as 'fd00::11' (no port or user)",
+        "'10.0.0.11' or an IPv6 address such as 'fd00::11' (no brackets, port or user)",
     )
+
+
+def _valid_host(value: str) -> str:
+    host_address(value)
+    return value
 
 
 DnsLabel = Annotated[str, AfterValidator(_dns_label)]
@@ -264,7 +266,7 @@ class Cluster(Model):
         pattern=r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$",
         description="gke: GCP project id of the cluster and its pools.",
     )
-    server: Annotated[str, AfterValidator(host_address)] | None = Field(
+    server: Annotated[str, AfterValidator(_valid_host)] | None = Field(
         None,
         description="k3s: the address of the pool host (listed in coco:nodePools[].hosts) that "
         "runs the k3s server; the other hosts join it as agents.",
@@ -292,7 +294,8 @@ class Host(Model):
     @field_validator("address")
     @classmethod
     def _address(cls, value: str) -> str:
-        return host_address(value)
+        host_address(value)  # refuses what is neither; the user's spelling is kept
+        return value
 
     @field_validator("user")
     @classmethod
