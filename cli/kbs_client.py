@@ -38,17 +38,12 @@ from typing import Any
 from components.kbs.config import ATTESTATION_POLICY_ID
 from components.kbs.token import sign_admin_token
 from spec.errors import CocoError, ExitCode
+from spec.redact import redact_urls
 
 __all__ = ["KbsClient", "KbsClientError", "KbsUnreachable", "redact_url", "sign_admin_token"]
 
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s]*@")
-
-
-def redact_url(text: str) -> str:
-    """`text` with the credentials of every URL in it replaced: https://u:p@host -> https://***@host.
-
-    TODO(lead): unify with the spec's URL-redaction helper (h18a, spec/redact.py) once merged."""
-    return _USERINFO.sub(r"\1***@", text)
+# one redaction for every message of the project (spec.redact); re-exported under this name
+redact_url = redact_urls
 
 
 def b64url(data: bytes) -> str:

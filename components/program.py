@@ -15,9 +15,10 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 
 from spec import extras, support
-from spec.errors import CocoError, SpecError
+from spec.errors import CocoError, SpecError, StackFileError
 from spec.keys import NAMESPACE, path_of
 from spec.model import Spec
+from spec.namespace import looks_like_ours
 from spec.validate import validate
 
 
@@ -42,11 +43,12 @@ def _paths(root: str, value: Any) -> set[str]:
 
 
 def read_config() -> tuple[dict[str, Any], frozenset[str]]:
-    """Every `coco:` key as Pulumi passes it, and the key paths stored as secrets."""
+    """Every `coco:` key (and key that looks like one, for validation to refuse) as Pulumi
+    passes it, and the key paths stored as secrets."""
     keys = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
     config: dict[str, Any] = {}
     secure: set[str] = set()
-    for key in sorted(k for k in keys if k.startswith(f"{NAMESPACE}:")):
+    for key in sorted(k for k in keys if k.startswith(f"{NAMESPACE}:") or looks_like_ours(k)):
         value = _parse(runtime_config.get_config(key))
         config[key] = value
         if runtime_config.is_config_secret(key):
@@ -56,14 +58,50 @@ def read_config() -> tuple[dict[str, Any], frozenset[str]]:
     return config, frozenset(secure)
 
 
+def stack_file_secure_paths(
+    base_dir: Path, stack: str, config: dict[str, Any]
+) -> frozenset[str] | None:
+    """The exact key paths stored as `secure:` in the stack's file, read with the same loader
+    as `coco check`; None when there is no such file or it is not the config Pulumi passed
+    (another file rendered under this stack's name).
+
+    Pulumi marks a whole top-level key secret when any value below it is, which would let a
+    plain-text SSH key next to a secret one pass: the file says which values are secure.
+    Under `pulumi up` the stack file is in the project's stackConfigDir (Pulumi.yaml)."""
+    from spec import stackfile, yamlload
+    from spec.namespace import stack_name_problem
+
+    if stack_name_problem(stack) is not None:
+        return None  # validate() refuses the name; no path is built from it
+    try:
+        project = yamlload.parse(base_dir / "Pulumi.yaml",
+                                 yamlload.read_text(base_dir / "Pulumi.yaml"))[0]
+    except StackFileError:
+        return None
+    folder = project.get("stackConfigDir", ".") if isinstance(project, dict) else "."
+    path = base_dir / str(folder) / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        return None
+    sf = stackfile.load(str(path))  # its errors (aliases, lookalike keys...) stop the program
+    ours = {k: v for k, v in sf.config.items() if k in config}
+    if set(ours) != set(config) or any(
+        _paths(path_of(k.partition(":")[2]), v) != _paths(path_of(k.partition(":")[2]), config[k])
+        for k, v in ours.items()
+    ):
+        return None
+    return sf.secure_paths
+
+
 def load_spec(base_dir: Path) -> Spec:
     config, secure = read_config()
+    exact = stack_file_secure_paths(base_dir, pulumi.get_stack(), config)
     spec, warnings = validate(
         config,
         stack=pulumi.get_stack(),
-        secure_paths=secure,
+        secure_paths=secure if exact is None else exact,
         base_dir=str(base_dir),
-        exact_secure_paths=False,  # Pulumi reports secrets per top-level key only
+        # Pulumi reports secrets per top-level key only; the stack file per value
+        exact_secure_paths=exact is not None,
     )
     for warning in warnings:
         pulumi.log.warn(warning.render())

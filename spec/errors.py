@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import ClassVar, Literal
 
+from spec.redact import redact_urls
+
 
 class ExitCode(IntEnum):
     """The exit codes of every `coco` command, defined once. Each CocoError carries its own
@@ -48,7 +50,7 @@ class ConfigIssue:
         text = f"{self.severity}: {self.path}: {self.message}"
         if self.hint:
             text += f"\n  hint: {self.hint}"
-        return text
+        return redact_urls(text)
 
 
 def report_unexpected(debug: bool) -> int:
@@ -59,8 +61,10 @@ def report_unexpected(debug: bool) -> int:
     if debug:
         traceback.print_exc()
     else:
+        # the exception's type only: its text may quote what it failed on, a secret included
         print(
-            f"error: unexpected failure: {sys.exc_info()[1]!r} (rerun with --debug)",
+            f"error: unexpected failure: {type(sys.exc_info()[1]).__name__} (rerun with "
+            "--debug for the details)",
             file=sys.stderr,
         )
     return int(ExitCode.FAILED)
@@ -68,10 +72,22 @@ def report_unexpected(debug: bool) -> int:
 
 class CocoError(Exception):
     """Base class of every error coco-stack raises on purpose. `exit_code` is what the CLI
-    exits with: invalid input unless a subclass says otherwise."""
+    exits with: invalid input unless a subclass says otherwise. Its text and hint never show
+    URL credentials (spec.redact)."""
 
-    hint: str = ""
+    _hint: str = ""
     exit_code: ClassVar[ExitCode] = ExitCode.INVALID
+
+    @property
+    def hint(self) -> str:
+        return redact_urls(self._hint)
+
+    @hint.setter
+    def hint(self, value: str) -> None:
+        self._hint = value
+
+    def __str__(self) -> str:
+        return redact_urls(super().__str__())
 
 
 class Unreachable(CocoError):

@@ -132,6 +132,49 @@ def _mirror_url(value: str) -> str:
     return value
 
 
+# A last label of digits (or 0x-hex) makes a host an IPv4 address, never a name (WHATWG URL
+# Standard, host parsing, "ends in a number checker"): `256.1.1.1` and `1.2.3` are bad IPv4
+# addresses, not host names.
+_NUMERIC_LABEL = re.compile(r"^(\d+|0[xX][0-9a-fA-F]*)$")
+
+
+def host_address(value: str) -> str:
+    """A host name or IP address in one canonical spelling, for comparisons (the spec keeps
+    the user's spelling), so the same host is recognised however it is written: IP addresses
+    as `ipaddress` prints them (`0:0:0:0:0:0:0:1` -> `::1`; `[fd00::1]`, a URL's spelling, is
+    refused as before), names lowercased without the root's trailing dot, non-ASCII names in
+    their IDNA (punycode) form, which is what DNS, SSH and certificates use."""
+    if "%" not in value:  # no IPv6 zone ids: they take any text
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            pass
+    name = value.lower().removesuffix(".")
+    if name and _NUMERIC_LABEL.match(name.rsplit(".", 1)[-1]):
+        raise _fail(
+            f"{value[:80]!r} is not a valid IPv4 address (a name whose last label is a number "
+            "is read as an address)",
+            "write four numbers from 0 to 255, such as '10.0.0.11', or a DNS name",
+        )
+    if not name.isascii():
+        try:
+            name = name.encode("idna").decode("ascii")  # RFC 3490 ToASCII (stdlib codec)
+        except UnicodeError:
+            name = ""
+    if _DNS_NAME.match(name):
+        return name
+    raise _fail(
+        f"{value[:80]!r} is not a host name or IP address",
+        "write a DNS name such as 'node-1.lab.example', an IPv4 address such as "
+        "'10.0.0.11' or an IPv6 address such as 'fd00::11' (no brackets, port or user)",
+    )
+
+
+def _valid_host(value: str) -> str:
+    host_address(value)
+    return value
+
+
 # Public: the one KBS resource path check, shared by coco:kbs.resources[].path and `coco kbs`
 # (cli/kbs_client.py). Raises PydanticCustomError: .message() and .context["hint"].
 validate_resource_path = _resource_path
@@ -227,9 +270,8 @@ class Cluster(Model):
         pattern=r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$",
         description="gke: GCP project id of the cluster and its pools.",
     )
-    server: str | None = Field(
+    server: Annotated[str, AfterValidator(_valid_host)] | None = Field(
         None,
-        min_length=1,
         description="k3s: the address of the pool host (listed in coco:nodePools[].hosts) that "
         "runs the k3s server; the other hosts join it as agents.",
     )
@@ -256,19 +298,8 @@ class Host(Model):
     @field_validator("address")
     @classmethod
     def _address(cls, value: str) -> str:
-        # it reaches SSH, the k3s config and the API certificate: a name or an address only
-        try:
-            if "%" not in value:  # no IPv6 zone ids: they take any text
-                ipaddress.ip_address(value)
-                return value
-        except ValueError:
-            if _DNS_NAME.match(value.lower()):
-                return value
-        raise _fail(
-            f"{value!r} is not a host name or IP address",
-            "write a DNS name such as 'node-1.lab.example', an IPv4 address such as "
-            "'10.0.0.11' or an IPv6 address such as 'fd00::11' (no brackets, port or user)",
-        )
+        host_address(value)  # refuses what is neither; the user's spelling is kept
+        return value
 
     @field_validator("user")
     @classmethod

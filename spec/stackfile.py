@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from spec.errors import StackFileError
-from spec.keys import NAMESPACE, join_key, path_of, placeholder
+from spec import yamlload
+from spec.errors import ConfigIssue, SpecError, StackFileError
+from spec.keys import NAMESPACE, join_key, path_of, placeholder, secret_values
+from spec.namespace import canonical_key, looks_like_ours, stack_name_problem
+from spec.redact import Scrubber
 
 
 @dataclass(frozen=True)
@@ -50,26 +51,6 @@ def pulumi_config(config: dict[str, Any]) -> dict[str, str]:
     }
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A SafeLoader that refuses duplicate keys (the later one would silently win)."""
-
-
-def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise StackFileError(
-                f"duplicate key {key!r} at line {key_node.start_mark.line + 1}",
-                "a key may appear once per mapping; merge the two entries",
-            )
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
-
-
 def find_project_dir(start: Path | None = None, packaged_fallback: bool = True) -> Path:
     """The nearest directory at or above `start` (default: cwd) holding Pulumi.yaml; else, for
     stack names, the checkout this package was installed from."""
@@ -88,8 +69,23 @@ def find_project_dir(start: Path | None = None, packaged_fallback: bool = True) 
 
 def resolve(stack: str, project_dir: Path | None = None) -> tuple[str, Path, Path]:
     """(name, stack file, project dir) for a stack name in stacks/ or a path to a stack file."""
+    name, path, project = _resolve(stack, project_dir)
+    problem = stack_name_problem(name)
+    if problem is not None:
+        raise StackFileError(
+            problem,
+            "rename the stack (or the stack file Pulumi.<stack>.yaml), for example to 'dev' or "
+            "'prod-eu'",
+        )
+    return name, path, project
+
+
+def _resolve(stack: str, project_dir: Path | None) -> tuple[str, Path, Path]:
     as_path = Path(stack)
-    if as_path.suffix in (".yaml", ".yml") or os.sep in stack:
+    problem = stack_name_problem(stack)
+    if problem is not None and not (as_path.suffix in (".yaml", ".yml") or "/" in stack):
+        raise StackFileError(problem, "name a stack in stacks/, or pass a path to a stack file")
+    if as_path.suffix in (".yaml", ".yml") or os.sep in stack or "/" in stack:
         if not as_path.is_file():
             raise StackFileError(f"stack file {stack} does not exist")
         name = as_path.name
@@ -126,24 +122,70 @@ def _replace_secure(value: Any, path: str, found: set[str]) -> Any:
     return value
 
 
+# Pulumi's stack-file top-level keys (pkg/workspace/project.go ProjectStack@v3: config,
+# secretsprovider, encryptedkey, encryptionsalt, environment).
+_TOP_LEVEL = ("config", "secretsprovider", "encryptedkey", "encryptionsalt", "environment")
+
+
 def load(stack: str, project_dir: Path | None = None) -> StackFile:
+    """Read a stack file. Raises StackFileError when it cannot be read as a stack file, and
+    SpecError (with every other problem of the config too) for refused YAML structure."""
     name, path, project = resolve(stack, project_dir)
-    try:
-        document = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader) or {}
-    except StackFileError as exc:
-        raise StackFileError(f"{path}: {exc}", exc.hint) from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise StackFileError(f"cannot read {path}: {exc}") from exc
+    document, problems = yamlload.parse(path, yamlload.read_text(path))
+    if document is None:
+        document = {}
     if not isinstance(document, dict):
         raise StackFileError(f"{path} is not a YAML mapping", "a stack file starts with 'config:'")
+    ours = sorted(
+        k for k in document
+        if k not in _TOP_LEVEL and (k.startswith(f"{NAMESPACE}:") or looks_like_ours(k))
+    )
+    if ours:
+        raise StackFileError(
+            f"{path}: {ours[0]!r} is at the top level of the file, where Pulumi does not read "
+            "it as config",
+            f"indent it under 'config:' (config:\n  {canonical_key(ours[0]) or ours[0]}: ...)",
+        )
+    if "config" not in document:
+        raise StackFileError(
+            f"{path} has no 'config:' mapping",
+            "a stack file's settings go under 'config:', for example config:\n  "
+            "coco:environment: dev",
+        )
     config = document.get("config") or {}
     if not isinstance(config, dict):
-        raise StackFileError(f"{path}: 'config' is not a mapping")
+        raise StackFileError(
+            f"{path}: 'config' is not a mapping",
+            "write the settings as keys under it: config:\n  coco:environment: dev",
+        )
     found: set[str] = set()
     cleaned: dict[str, Any] = {}
     for key, value in config.items():
-        key = str(key)
         ns, _, section = key.partition(":")
         root = path_of(section) if ns == NAMESPACE else key
         cleaned[key] = _replace_secure(value, root, found)
-    return StackFile(name, path, project, cleaned, frozenset(found))
+    sf = StackFile(name, path, project, cleaned, frozenset(found))
+    if problems:
+        _refuse(sf, problems)
+    return sf
+
+
+def _refuse(sf: StackFile, problems: list[yamlload.Problem]) -> None:
+    """Raise SpecError with the file's structural problems and every error validation finds
+    in the rest of it (one run shows all the mistakes)."""
+    from spec.validate import validate
+
+    issues = [ConfigIssue(p.path, p.message, p.hint) for p in problems]
+    try:
+        validate(sf.config, stack=sf.name, secure_paths=sf.secure_paths,
+                 base_dir=str(sf.project_dir))
+    except SpecError as exc:
+        # not again what follows from a refused part (an alias's value counts as missing)
+        cut = {p.path for p in problems}
+        issues += [
+            i for i in exc.issues + exc.warnings
+            if not any(i.path == c or i.path.startswith((f"{c}.", f"{c}[")) for c in cut)
+        ]
+    scrub = Scrubber(secret_values(sf.config))
+    raise SpecError([ConfigIssue(i.path, scrub(i.message), scrub(i.hint), i.severity)
+                     for i in issues])

@@ -11,6 +11,7 @@ Nothing here touches Pulumi; the program calls `validate()` before registering a
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -19,7 +20,9 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from spec import model as spec
 from spec import rules, runtime_plan
 from spec.errors import ConfigIssue, SpecError
-from spec.keys import NAMESPACE, SECRET_FIELD, path_of
+from spec.keys import NAMESPACE, SECRET_FIELD, is_sensitive, path_of, secret_values
+from spec.namespace import canonical_key, looks_like_ours, stack_name_problem
+from spec.redact import Scrubber
 
 _TYPE_NAMES = {
     "string_type": "a string",
@@ -80,24 +83,70 @@ def _keys_of(model: type[BaseModel]) -> list[str]:
     return [f.alias or n for n, f in model.model_fields.items()]
 
 
-def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+def _closest(word: str, choices: Iterable[str]) -> str | None:
     choices = list(choices)
+    lowered = {c.lower(): c for c in choices}
+    if word.lower() in lowered:  # a case slip is the likeliest mistake
+        return lowered[word.lower()]
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.5)
-    if not close:
-        lowered = {c.lower(): c for c in choices}
-        if word.lower() in lowered:
-            close = [lowered[word.lower()]]
-    return f"did you mean {close[0]!r}? " if close else ""
+    return close[0] if close else None
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    close = _closest(word, choices)
+    return f"did you mean {close!r}? " if close else ""
+
+
+Loc = tuple[int | str, ...]
+
+
+def _user_loc(raw: Any, loc: Loc, kind: str) -> tuple[Loc, bool]:
+    """The part of pydantic's `loc` that exists in the user's data, and whether pydantic added
+    parts of its own beyond it (union members such as `str`/`int`, `[key]`, validator names):
+    those errors belong at the user's path."""
+    current = raw
+    for i, part in enumerate(loc):
+        in_list = isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current)
+        if in_list or (isinstance(current, dict) and part in current):
+            current = current[part]
+        elif i == len(loc) - 1 and kind == "missing" and isinstance(current, dict):
+            return loc, False
+        else:
+            return loc[:i], True
+    return loc, False
+
+
+def _shown(given: Any, path: str) -> str:
+    """` 'value'` to quote in a message, or nothing: never a container, null, or a value at a
+    path that may hold a secret (whatever its type)."""
+    if isinstance(given, dict | list) or given is None or is_sensitive(path):
+        return ""
+    text = repr(given)
+    return f" {text[:80]}..." if len(text) > 80 else f" {text}"
+
+
+def _wrong_shape(section: str, loc: tuple[int | str, ...], raw: Any,
+                 errors: list[Mapping[str, Any]]) -> ConfigIssue:
+    """One issue for every way a value failed a union of types (`str | int | list`)."""
+    path = path_of(section, loc)
+    given = _value_at(raw, loc)
+    wanted = sorted({_TYPE_NAMES[e["type"]] for e in errors if e["type"] in _TYPE_NAMES})
+    got = _YAML_NAMES.get(type(given), type(given).__name__)
+    expected = (
+        ", ".join(wanted[:-1]) + f" or {wanted[-1]}" if len(wanted) > 1
+        else wanted[0] if wanted else "another kind of value"
+    )
+    return ConfigIssue(
+        path,
+        f"expected {expected}, got {got}{_shown(given, path)}",
+        "fix the value's shape in the stack file; see the config reference in README.md",
+    )
 
 
 def _issue_from_pydantic(
     section: str, root: Any, error: Mapping[str, Any], raw: Any
 ) -> ConfigIssue:
-    loc: tuple[int | str, ...] = tuple(error["loc"])
-    # pydantic appends the union member or validator name for some errors; drop non-keys
-    loc = tuple(
-        p for p in loc if not (isinstance(p, str) and p.startswith(("function-", "union[")))
-    )
+    loc: tuple[int | str, ...] = _user_loc(raw, tuple(error["loc"]), error["type"])[0]
     path = path_of(section, loc)
     kind = error["type"]
     ctx = error.get("ctx") or {}
@@ -124,26 +173,28 @@ def _issue_from_pydantic(
     if kind == "literal_error":
         expected = ctx.get("expected", "")
         options = [o.strip().strip("'") for o in expected.replace(" or ", ", ").split(",")]
+        shown = _shown(given, path).strip() or "the value"
         return ConfigIssue(
             path,
-            f"{given!r} is not one of: {', '.join(options)}",
-            f"{_did_you_mean(str(given), options)}use one of the values listed",
+            f"{shown} is not one of: {', '.join(options)}",
+            f"{_did_you_mean(str(given), options) if not is_sensitive(path) else ''}"
+            "use one of the values listed",
         )
     if kind in _TYPE_NAMES:
         got = _YAML_NAMES.get(type(given), type(given).__name__)
-        shown = "" if isinstance(given, dict | list) or given is None else f" {given!r}"
         return ConfigIssue(
             path,
-            f"expected {_TYPE_NAMES[kind]}, got {got}{shown}",
+            f"expected {_TYPE_NAMES[kind]}, got {got}{_shown(given, path)}",
             "fix the value's type in the stack file (quote strings, do not quote numbers "
             "or booleans)",
         )
     if kind in ("too_short", "string_too_short"):
         return ConfigIssue(path, "must not be empty", "give it a value, or remove the key")
     if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        shown = _shown(given, path).strip() or "the value"
         return ConfigIssue(
             path,
-            f"{given!r} is out of range: {error['msg'].lower()}",
+            f"{shown} is out of range: {error['msg'].lower()}",
             "use a value within the range; see the config reference in README.md",
         )
     return ConfigIssue(path, error["msg"], "see the config reference in README.md")
@@ -159,14 +210,41 @@ def _value_at(raw: Any, loc: tuple[int | str, ...]) -> Any:
     return current
 
 
+@functools.cache
+def _adapter(annotation: Any) -> TypeAdapter[Any]:
+    """One TypeAdapter per section type (building one costs far more than validating)."""
+    return TypeAdapter(annotation)
+
+
 def _check(section: str, annotation: Any, raw: Any, issues: list[ConfigIssue]) -> Any:
     """Validate one section (or one pool) and collect its issues; None when invalid."""
     try:
-        return TypeAdapter(annotation).validate_python(raw)
+        return _adapter(annotation).validate_python(raw)
     except ValidationError as exc:
-        for error in exc.errors():
-            issues.append(_issue_from_pydantic(section, annotation, error, raw))
-        return None
+        errors = exc.errors()
+    # one mistake, one error: a misspelt key (`sshkey`) is "unknown, did you mean sshKey", and
+    # the key it meant is not also reported missing
+    meant: set[tuple[int | str, ...]] = set()
+    for error in errors:
+        if error["type"] == "extra_forbidden":
+            loc = tuple(error["loc"])
+            model = _model_at(annotation, loc[:-1])
+            close = _closest(str(loc[-1]), _keys_of(model)) if model else None
+            if close is not None:
+                meant.add((*loc[:-1], close))
+    # errors pydantic reports below the user's path (one per union member) become one issue
+    groups: dict[tuple[int | str, ...], list[Mapping[str, Any]]] = {}
+    for error in errors:
+        loc, beyond = _user_loc(raw, tuple(error["loc"]), error["type"])
+        if error["type"] == "missing" and loc in meant:
+            continue
+        groups.setdefault((*loc, "\0") if beyond else loc, []).append(error)
+    for key, group in groups.items():
+        if key[-1:] == ("\0",) and len(group) > 1:
+            issues.append(_wrong_shape(section, key[:-1], raw, group))
+        else:
+            issues += [_issue_from_pydantic(section, annotation, e, raw) for e in group]
+    return None
 
 
 def _check_items(
@@ -183,6 +261,30 @@ def _check_items(
             for i in found
         ]
     return items
+
+
+def _secure_elsewhere(secure_paths: frozenset[str], issues: list[ConfigIssue]) -> list[ConfigIssue]:
+    """`secure:` on a key that holds no secret; not for keys already reported unknown (a
+    misspelt `sshkey` is one mistake, reported once, with no advice to weaken the secret)."""
+    unknown = [i.path for i in issues if i.message.startswith(("unknown key", "unknown config key",
+                                                                 "looks like a coco-stack key"))]
+    found = []
+    for path in sorted(secure_paths):
+        if SECRET_FIELD.match(path) or any(
+            path == u or path.startswith((f"{u}.", f"{u}[")) for u in unknown
+        ):
+            continue
+        found.append(
+            ConfigIssue(
+                path,
+                "stored as a secret, but this key is not secret, so its value would reach "
+                "resource inputs and logs as plain text",
+                "check the key path: coco-stack keeps secrets only in coco:cluster.kubeconfig, "
+                "coco:nodePools[].hosts[].sshKey, coco:nodePools[].ibmcloud.apiKey, "
+                "coco:kbs.resources[].value and coco:kbs.seVerifier",
+            )
+        )
+    return found
 
 
 def validate(
@@ -202,22 +304,25 @@ def validate(
     Returns the spec and the warnings; raises SpecError with every error found.
     """
     issues: list[ConfigIssue] = []
-    if exact_secure_paths:
-        for path in sorted(secure_paths):
-            if not SECRET_FIELD.match(path):
-                issues.append(
-                    ConfigIssue(
-                        path,
-                        "stored as a secret, but this key is not secret and would reach resource "
-                        "inputs and logs as plain text",
-                        "store it without --secret; secrets belong in coco:cluster.kubeconfig, "
-                        "coco:nodePools[].hosts[].sshKey, coco:nodePools[].ibmcloud.apiKey, "
-                        "coco:kbs.resources[].value and coco:kbs.seVerifier",
-                    )
-                )
+    problem = stack_name_problem(stack)
+    if problem is not None:
+        issues.append(ConfigIssue("(stack name)", problem, "rename the stack, e.g. 'dev'"))
     sections: dict[str, Any] = {}
     for key in sorted(config):
         ns, sep, name = key.partition(":")
+        if looks_like_ours(key):
+            meant = canonical_key(key)
+            issues.append(
+                ConfigIssue(
+                    key[:100],
+                    "looks like a coco-stack key but is not one, so it would be ignored",
+                    (f"did you mean {meant!r}? " if meant else "")
+                    + "coco-stack reads "
+                    + ", ".join(f"{NAMESPACE}:{s}" for s in spec.SECTIONS)
+                    + " (namespace 'coco', then ':')",
+                )
+            )
+            continue
         if not sep or ns != NAMESPACE:
             continue
         if name not in spec.SECTIONS:
@@ -260,6 +365,12 @@ def validate(
     )
     if resolved is not None:
         issues += runtime_plan.shared_selector_issues(resolved)
+    if exact_secure_paths:
+        issues += _secure_elsewhere(secure_paths, issues)
+    scrub = Scrubber(secret_values(dict(config)))
+    issues = sorted({
+        ConfigIssue(i.path, scrub(i.message), scrub(i.hint), i.severity) for i in issues
+    })
     errors = [i for i in issues if i.severity == "error"]
     if errors or resolved is None:
         raise SpecError(issues)

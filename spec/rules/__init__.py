@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from spec.errors import ConfigIssue
-from spec.model import Cluster, Kbs, NodePool, Spec
+from spec.model import Cluster, Kbs, NodePool, Spec, host_address
 
 from .base import Collector
 from .charts import check_charts
@@ -49,6 +49,7 @@ def apply(
     pools: list[NodePool] = []
     names: dict[str, int] = {}
     addresses: dict[str, str] = {}
+    spelled: dict[str, str] = {}  # canonical address -> as its host entry writes it
     for index, pool in enumerate(raw_pools or ()):
         if pool is None:
             continue
@@ -61,21 +62,27 @@ def apply(
         names.setdefault(pool.name, index)
         for h, host in enumerate(pool.hosts or ()):
             here = f"coco:nodePools[{index}].hosts[{h}].address"
-            if host.address in addresses:
+            same = host_address(host.address)  # `Node1.example.` is `node1.example`
+            if same in addresses:
                 out.error(
                     here,
-                    f"host {host.address!r} is already listed at {addresses[host.address]}",
-                    "a host belongs to one pool",
+                    f"host {host.address!r} is already listed at {addresses[same]}",
+                    "a host belongs to one pool (names are compared without case or a trailing "
+                    "dot, IP addresses by value)",
                 )
-            addresses.setdefault(host.address, here)
+            addresses.setdefault(same, here)
+            spelled.setdefault(same, host.address)
         pools.append(check_pool(out, index, pool, cluster, env, secure_paths))
     server = cluster.server if cluster is not None and cluster.provider == "k3s" else None
-    if server is not None and server not in addresses:
+    if server is not None and host_address(server) not in addresses:
         out.error(
             "coco:cluster.server",
             f"{server!r} is not one of the pools' hosts",
             "set it to the address of a host listed in coco:nodePools[].hosts",
         )
+    elif server is not None and cluster is not None:
+        # the components find the server's host by its address: use the host's spelling
+        cluster = cluster.model_copy(update={"server": spelled[host_address(server)]})
     one_peer_pods_cloud(out, pools)
     nfd_with_peer_pods(out, values["runtime"], pools)
     written = [(i, pool) for i, pool in enumerate(raw_pools or ()) if pool is not None]

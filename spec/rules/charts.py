@@ -19,9 +19,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from spec import versions
+from spec import versions, yamlload
+from spec.errors import StackFileError
 from spec.model import Charts, ChartSource
 from spec.versions import ChartRef
 
@@ -80,14 +79,17 @@ def chart_directory(path: str, base_dir: str | None) -> Path:
 
 def _read_chart_yaml(directory: Path) -> dict[str, Any] | str:
     """Chart.yaml as a mapping, or what is wrong with it."""
+    # the stack file's loader: bounded size and expansion (a chart directory is user input)
+    path = directory / "Chart.yaml"
     try:
-        document = yaml.safe_load((directory / "Chart.yaml").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        return f"its Chart.yaml cannot be read ({exc.__class__.__name__})"
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        return f"its Chart.yaml is not valid YAML{where}"
+        document, problems = yamlload.parse(path, yamlload.read_text(path, "Chart.yaml"))
+    except StackFileError as exc:
+        why = str(exc).removeprefix(f"{path}: ")
+        if why.startswith("invalid YAML at "):
+            return f"its Chart.yaml is not valid YAML at {why.removeprefix('invalid YAML at ')}"
+        return f"its Chart.yaml cannot be read: {why}"
+    if problems:
+        return f"its Chart.yaml is refused: {problems[0].message}"
     if not isinstance(document, dict):
         return "its Chart.yaml is not a YAML mapping"
     return document

@@ -151,6 +151,16 @@ def check_pool(
                     f"set it to the output of: ssh-keyscan -t ed25519 {host.address} | cut -d' ' "
                     "-f2-",
                 )
+            elif env == "staging" and host.host_key is None:
+                # the same exposure, allowed short of production but never silently
+                token = ", and sends it the k3s join token" if cluster_provider == "k3s" else ""
+                out.warn(
+                    f"{p}.hosts[{h}].hostKey",
+                    f"no pinned SSH host key: the stack runs its commands as root on whoever "
+                    f"answers at {host.address}{token}",
+                    f"pin it (required in production): ssh-keyscan -t ed25519 {host.address} | "
+                    "cut -d' ' -f2-",
+                )
         machine = versions.K3S_MACHINES.get(offering.arch) if offering else None
         if cluster_provider == "k3s" and offering and machine not in versions.K3S_BINARIES:
             why = versions.K3S_NO_BUILD.get(offering.arch)

@@ -230,8 +230,9 @@ MISTAKES = [
          "coco:nodePools[3].count", "expected an integer, got a number 1.5"),
     case("int-for-string", "existing", "coco:nodePools[1].name", 5,
          "coco:nodePools[1].name", "expected a string, got an integer 5"),
+    # a value at a secret path is never quoted, whatever its type (issue 18)
     case("int-resource-value", "existing", "coco:kbs.resources[0].value", 42,
-         "coco:kbs.resources[0].value", "expected a string, got an integer 42"),
+         "coco:kbs.resources[0].value", "expected a string, got an integer"),
     case("pools-mapping-not-list", "existing", "coco:nodePools", {"name": "dev", "tee": "none"},
          "coco:nodePools", "expected a list, got a mapping"),
     case("cluster-list-not-mapping", "existing", "coco:cluster", ["existing"],

@@ -9,7 +9,7 @@ import pytest
 from cli import render
 from components import program
 from spec import stackfile
-from spec.errors import StackFileError
+from spec.errors import SpecError
 
 
 def _write(tmp_path, text, name="Pulumi.s.yaml"):
@@ -24,9 +24,10 @@ class TestStackFiles:
     def test_duplicate_keys_refused(self, tmp_path):
         path = _write(tmp_path, "config:\n  coco:environment: production\n"
                                 "  coco:environment: dev\n")
-        with pytest.raises(StackFileError) as info:
+        with pytest.raises(SpecError) as info:
             stackfile.load(str(path))
-        assert "duplicate key 'coco:environment' at line 3" in str(info.value)
+        assert [i.path for i in info.value.issues] == ["coco:environment"]
+        assert "duplicate key 'coco:environment' at line 3" in info.value.issues[0].message
 
     def test_null_section_renders(self, tmp_path):
         path = _write(tmp_path, "config:\n  coco:image:\n  coco:nodePools:\n"
