@@ -149,6 +149,21 @@ PEERPODS_NAMESPACE = "confidential-containers-system"
 DEBIAN_SUITE = "bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 KERNEL_PACKAGE = "linux-image-6.1.0-50-cloud-amd64"
+# What that kernel lacks to run as a TEE guest that attests, read from the package's own
+# /boot/config-6.1.0-50-cloud-amd64 (6.1.176-1): "# CONFIG_INTEL_TDX_GUEST is not set" (the VM
+# cannot run as a TDX trust domain) and "# CONFIG_VIRT_DRIVERS is not set" (no sev-guest driver,
+# so no /dev/sev-guest and no SNP report from inside the guest); CONFIG_AMD_MEM_ENCRYPT=y (memory
+# encryption works). cloud-api-adaptor v0.22.0's pod VM uses Ubuntu's linux-image-generic
+# (podvm/mkosi.images/system/mkosi.conf.d/ubuntu.conf). Keyed by evidence (spec.catalogue).
+KERNEL_TEE_GUEST_GAPS: dict[str, str] = {
+    "snp": "no SEV guest driver (CONFIG_VIRT_DRIVERS is not set: no /dev/sev-guest)",
+    "tdx": "no TDX guest support (CONFIG_INTEL_TDX_GUEST is not set)",
+}
+# kata-static 4.0.0's attestation-agent is built with ATTESTER="snp-attester,tdx-attester" on
+# x86_64 (tools/packaging/static-build/coco-guest-components/build.sh@4.0.0): no Azure vTPM
+# attesters (guest-components adds az-snp-vtpm and az-tdx-vtpm only for
+# TEE_PLATFORM=az-cvm-vtpm, its Makefile), so it cannot present Azure confidential-VM evidence.
+KATA_STATIC_ATTESTERS = ("snp", "tdx")
 # 2026-11-27T00:00:00Z: the default SOURCE_DATE_EPOCH of every recipe (clamps every timestamp).
 SOURCE_DATE_EPOCH = 1795737600
 # systemd-boot-efi 252 (bookworm): the stub the UKI is built on.

@@ -63,6 +63,9 @@ _NO_RELEASE = (
     "cannot attest",  # spec/rules/kbs.py: SE without verifier material
 )
 _NO_ATTESTATION = ("no attestation report",)  # spec/rules/pools.py: legacy SEV
+# spec/rules/image.py podvm_attestation: the pod VMs cannot present evidence, so no reference
+# value the user adds makes the KBS release anything (takes precedence over "needs values")
+_GUESTS_CANNOT_ATTEST = ("cannot produce attestation evidence",)
 _BENIGN = (
     "stored in plain text in the stack file",  # still a Pulumi secret
     "nothing is downloaded here",  # `pulumi up` (or `coco fetch`) downloads it
@@ -103,6 +106,9 @@ def status_of(checked: Checked) -> tuple[str, list[str]]:
     blocking = [w.render() for w in checked.warnings if _matches(w, _BLOCKING)]
     if blocking:
         return BLOCKED, blocking
+    cannot_attest = [w.render() for w in checked.warnings if _matches(w, _GUESTS_CANNOT_ATTEST)]
+    if cannot_attest:
+        return NO_ATTESTATION, cannot_attest
     no_release = [w.render() for w in checked.warnings if _matches(w, _NO_RELEASE)]
     if no_release:
         return NEEDS_VALUES, no_release

@@ -26,7 +26,13 @@ from .clouds import (
     pod_vm_subnets,
 )
 from .cluster import check_cluster
-from .image import gcp_image_format, podvm_image, recipe_lock, recipe_payload_pinned
+from .image import (
+    gcp_image_format,
+    podvm_attestation,
+    podvm_image,
+    recipe_lock,
+    recipe_payload_pinned,
+)
 from .kbs import check_kbs, reference_value_coverage, se_verifier_and_kata_guest
 from .pools import check_pool, nfd_with_peer_pods
 
@@ -118,6 +124,7 @@ def apply(
         podvm_image(out, image, pools)
         gcp_image_format(out, image, pools)
         recipe_lock(out, image)
+        podvm_attestation(out, image, pools)
     kbs: Kbs | None = values["kbs"]
     if kbs is not None:
         items = values.get("kbs.resources", list(kbs.resources))

@@ -93,3 +93,56 @@ def recipe_payload_pinned(out: Collector, recipe: str) -> None:
             f"the build during `pulumi up` will stop: {exc}",
             exc.hint or "pin the payload by content",
         )
+
+
+def podvm_attestation(out: Collector, image: Image, pools: list[NodePool]) -> None:
+    """Pod VMs built from a recipe with the pinned kernel and kata-static's attestation agent
+    cannot present the evidence their pool's offering promises (spec.versions
+    KERNEL_TEE_GUEST_GAPS, KATA_STATIC_ATTESTERS): say so per pool, as a warning, until the
+    recipe carries a TEE-capable kernel and the right attesters. Silent for a podvmImage the
+    user brings (we cannot know what it holds)."""
+    if image.recipe is None or image.podvm_image is not None:
+        return
+    from images import pins
+    from images import recipe as recipes
+    from images.errors import RecipeError
+    from spec import catalogue, versions
+
+    try:
+        loaded = recipes.load(image.recipe)
+    except RecipeError:
+        return  # reported with the recipe's own error
+    pinned_kernel = loaded.kernel_package == pins.KERNEL_PACKAGE
+    kata_agent = any(
+        r.pin == "KATA_CONFIDENTIAL_IMAGE"
+        and any(dest.endswith("/attestation-agent") for _, dest in r.files)
+        for r in loaded.release
+    )
+    for i, pool in enumerate(pools):
+        if pool.mode != "peer-pods" or pool.provider not in ("azure", "aws", "gcp"):
+            continue
+        offering = catalogue.find(pool.provider or "", pool.tee, pool.mode or "")
+        evidence = offering.evidence if offering is not None else None
+        if evidence is None:
+            continue
+        gaps = []
+        if pinned_kernel and evidence in versions.KERNEL_TEE_GUEST_GAPS:
+            gaps.append(
+                f"its kernel {loaded.kernel_package} has "
+                f"{versions.KERNEL_TEE_GUEST_GAPS[evidence]}"
+            )
+        if kata_agent and evidence not in versions.KATA_STATIC_ATTESTERS:
+            attesters = ", ".join(versions.KATA_STATIC_ATTESTERS)
+            gaps.append(
+                f"kata-static's attestation-agent has no {evidence} attester (only {attesters})"
+            )
+        if gaps:
+            out.warn(
+                f"coco:nodePools[{i}]",
+                f"pool {pool.name!r}: pod VMs built from recipe {loaded.name!r} cannot produce "
+                f"attestation evidence yet: {'; '.join(gaps)}; the KBS will release nothing to "
+                "them",
+                "a gap of coco-stack's podvm recipe, not of your stack (docs/images.md, \"What "
+                "the podvm image cannot do yet\"); until it closes, name an image with TEE guest "
+                "support in coco:image.podvmImage",
+            )

@@ -289,6 +289,29 @@ class TestPodvmUnits:
         agent = tomllib.loads((PAYLOAD_DIR / "etc/agent-config.toml").read_text())
         assert agent["server_addr"] == "unix:///run/kata-containers/agent.sock"
 
+    def test_agent_has_a_policy_secure_by_default(self):
+        """kata-agent 4.0.0 aborts at start without a policy (src/agent/src/main.rs): it reads
+        /run/peerpod/policy.rego, initdata's policy or else our default, which lists every
+        request type of agent.proto@4.0.0 and refuses exec, output streams and policy swaps."""
+        agent = tomllib.loads((PAYLOAD_DIR / "etc/agent-config.toml").read_text())
+        assert agent["policy_file"] == "/run/peerpod/policy.rego"
+        tmpfiles = (PAYLOAD_DIR / "etc/tmpfiles.d/coco-podvm.conf").read_text().splitlines()
+        seed = [line.split() for line in tmpfiles if line.startswith("C /run/peerpod/policy.rego")]
+        assert len(seed) == 1
+        default = seed[0][-1]
+        podvm = recipe.load("podvm")
+        shipped = {p.dest: PAYLOAD_DIR.parent / p.source for p in podvm.payload}
+        assert default in shipped  # the copy's source is in the image
+        rules = dict(
+            re.findall(r"^default (\w+) := (true|false)", shipped[default].read_text(), re.M)
+        )
+        refused = {name for name, value in rules.items() if value == "false"}
+        assert refused == {"ExecProcessRequest", "ReadStreamRequest", "SetPolicyRequest"}
+        for request in ("CreateContainerRequest", "CreateSandboxRequest", "StartContainerRequest",
+                        "PullImageRequest", "WaitProcessRequest", "DestroySandboxRequest"):
+            assert rules.get(request) == "true", request
+        assert len(rules) >= 40  # every request type: an unlisted one is refused
+
     def test_process_user_data_runs_first(self):
         pud = _unit(PAYLOAD_DIR / "etc/systemd/system/process-user-data.service")
         assert pud["Service"]["ExecStart"] == "/usr/local/bin/process-user-data provision-files"
@@ -401,3 +424,55 @@ class TestCloudStacksCheckClean:
         _, err = capsys.readouterr()
         assert "warning: coco:image.recipe: the build during `pulumi up` will stop: Go group " \
             "'caa'" in err
+
+
+ATTESTATION_GAPS = {
+    "aws-snp": ("snp", "no SEV guest driver"),
+    "gcp-snp": ("snp", "no SEV guest driver"),
+    "gcp-tdx": ("tdx", "no TDX guest support"),
+    "azure-snp": ("snp", "no az-snp-vtpm attester"),
+    "azure-tdx": ("tdx", "no az-tdx-vtpm attester"),
+    "azure-cvm": ("pods", "no az-snp-vtpm attester"),
+}
+
+
+class TestPodvmAttestationGaps:
+    """coco check says, per cloud peer-pods pool, why pod VMs from the podvm recipe cannot
+    attest yet (spec/rules/image.py podvm_attestation), and stays silent where that is not so."""
+
+    @staticmethod
+    def _warnings(config: dict) -> list:
+        from spec.validate import validate
+
+        _, warnings = validate(config, stack="t", base_dir=str(ROOT))
+        return [w for w in warnings if "cannot produce attestation evidence" in w.message]
+
+    @staticmethod
+    def _config(stack: str) -> dict:
+        from spec import stackfile
+
+        return dict(stackfile.load(stack, ROOT).config)
+
+    @pytest.mark.parametrize("stack", CLOUD_STACKS)
+    def test_each_cloud_stack_is_told_why(self, stack):
+        (found,) = self._warnings(self._config(stack))
+        pool, gap = ATTESTATION_GAPS[stack]
+        assert f"pool '{pool}'" in found.message and gap in found.message
+        assert found.path.startswith("coco:nodePools[")
+        assert "coco:image.podvmImage" in found.hint
+
+    def test_silent_for_an_image_the_user_brings(self):
+        config = self._config("aws-snp")
+        config["coco:image"] = {"podvmImage": "ami-0123456789abcdef0"}
+        assert self._warnings(config) == []
+
+    def test_silent_when_the_recipe_has_another_kernel(self, monkeypatch):
+        real_load = recipe.load
+
+        def other_kernel(name: str) -> recipe.Recipe:
+            return dataclasses.replace(real_load(name), kernel_package="linux-image-6.12-amd64")
+
+        monkeypatch.setattr(recipe, "load", other_kernel)
+        assert self._warnings(self._config("gcp-snp")) == []
+        # the Azure gap is the attestation agent's, not the kernel's: still reported
+        assert len(self._warnings(self._config("azure-snp"))) == 1
