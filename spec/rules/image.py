@@ -99,8 +99,9 @@ def podvm_attestation(out: Collector, image: Image, pools: list[NodePool]) -> No
     """Pod VMs built from a recipe with the pinned kernel and kata-static's attestation agent
     cannot present the evidence their pool's offering promises (spec.versions
     KERNEL_TEE_GUEST_GAPS, KATA_STATIC_ATTESTERS): say so per pool, as a warning, until the
-    recipe carries a TEE-capable kernel and the right attesters. Silent for a podvmImage the
-    user brings (we cannot know what it holds)."""
+    recipe carries a TEE-capable kernel and the right attesters. Only for recipes that install
+    kata-static's attestation agent (the podvm recipe); silent for a podvmImage the user brings
+    (we cannot know what it holds)."""
     if image.recipe is None or image.podvm_image is not None:
         return
     from images import pins
@@ -118,6 +119,8 @@ def podvm_attestation(out: Collector, image: Image, pools: list[NodePool]) -> No
         and any(dest.endswith("/attestation-agent") for _, dest in r.files)
         for r in loaded.release
     )
+    if not kata_agent:
+        return  # not a pod-VM recipe with kata-static's guest components (e.g. minimal)
     for i, pool in enumerate(pools):
         if pool.mode != "peer-pods" or pool.provider not in ("azure", "aws", "gcp"):
             continue
@@ -131,7 +134,7 @@ def podvm_attestation(out: Collector, image: Image, pools: list[NodePool]) -> No
                 f"its kernel {loaded.kernel_package} has "
                 f"{versions.KERNEL_TEE_GUEST_GAPS[evidence]}"
             )
-        if kata_agent and evidence not in versions.KATA_STATIC_ATTESTERS:
+        if evidence not in versions.KATA_STATIC_ATTESTERS:
             attesters = ", ".join(versions.KATA_STATIC_ATTESTERS)
             gaps.append(
                 f"kata-static's attestation-agent has no {evidence} attester (only {attesters})"
