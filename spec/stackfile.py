@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spec import yamlload
+from spec import files, yamlload
 from spec.errors import ConfigIssue, SpecError, StackFileError
 from spec.keys import NAMESPACE, join_key, path_of, placeholder, secret_values
 from spec.namespace import canonical_key, looks_like_ours, stack_name_problem
@@ -86,8 +86,13 @@ def _resolve(stack: str, project_dir: Path | None) -> tuple[str, Path, Path]:
     if problem is not None and not (as_path.suffix in (".yaml", ".yml") or "/" in stack):
         raise StackFileError(problem, "name a stack in stacks/, or pass a path to a stack file")
     if as_path.suffix in (".yaml", ".yml") or os.sep in stack or "/" in stack:
-        if not as_path.is_file():
-            raise StackFileError(f"stack file {stack} does not exist")
+        kind = files.problem(as_path)
+        if kind is not None:
+            raise StackFileError(
+                f"stack file {stack} {kind}",
+                "pass a stack file (a regular YAML file, not a directory or device)"
+                if not kind.startswith("does not exist") else "",
+            )
         name = as_path.name
         for prefix, suffix in (("Pulumi.", ".yaml"), ("Pulumi.", ".yml")):
             if name.startswith(prefix) and name.endswith(suffix):
@@ -99,7 +104,10 @@ def _resolve(stack: str, project_dir: Path | None) -> tuple[str, Path, Path]:
         return name, as_path, project
     project = project_dir or find_project_dir()
     path = project / "stacks" / f"Pulumi.{stack}.yaml"
-    if not path.is_file():
+    kind = files.problem(path)
+    if kind is not None and not kind.startswith("does not exist"):
+        raise StackFileError(f"stack file {path} {kind}", "make it a regular YAML file")
+    if kind is not None:
         known = sorted(
             p.name[len("Pulumi.") : -len(".yaml")]
             for p in (project / "stacks").glob("Pulumi.*.yaml")
