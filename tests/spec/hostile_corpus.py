@@ -119,6 +119,11 @@ CASES: list[tuple[str, Text, str, str, bool]] = [
     ("secure-on-resource-path", c("  coco:kbs:", "    resources:", "      - path: {secure: v1:AAAA}", "        value: {secure: v1:AAAA}"), "coco:kbs.resources[0].path", "this key is not secret", True),
     ("secure-on-chart-repository", c("  coco:charts:", "    runtime: {repository: {secure: v1:AAAA}}"), "coco:charts.runtime.repository", "this key is not secret", True),
     ("secure-on-region", c("  coco:cluster: {provider: eks, region: {secure: v1:AAAA}}"), "coco:cluster.region", "this key is not secret", True),
+    ("secure-not-ciphertext", c(*RES[:3], f"        value: {{secure: {SECRET}}}"), "coco:kbs.resources[0].value", "is not Pulumi ciphertext", True),
+    ("secure-not-ciphertext-key", c(*pool(*host("10.0.0.1", key=f"{{secure: {SECRET}}}"))), "coco:nodePools[0].hosts[0].sshKey", "is not Pulumi ciphertext", True),
+    ("secure-not-ciphertext-short-base64", c(*RES[:3], "        value: {secure: S3CRETxyz123}"), "coco:kbs.resources[0].value", "is not Pulumi ciphertext", True),
+    ("secure-not-ciphertext-empty-v1", c(*RES[:3], "        value: {secure: 'v1:'}"), "coco:kbs.resources[0].value", "is not Pulumi ciphertext", True),
+    ("secure-not-ciphertext-other-ns", c("  coco:environment: dev", f"  aws:secretKey: {{secure: {SECRET}}}"), "aws:secretKey", "is not Pulumi ciphertext", True),
     # --- namespace lookalikes and misplaced config ------------------------------------------
     ("ns-capital", c("  Coco:environment: production"), "Coco:environment", "did you mean 'coco:environment'", True),
     ("ns-upper", c("  COCO:kbs: {}"), "COCO:kbs", "did you mean 'coco:kbs'", True),

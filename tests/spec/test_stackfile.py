@@ -134,3 +134,20 @@ class TestNotRegularFiles:
         (issue,) = [i for i in info.value.issues if i.path == "coco:kbs.resourcePolicy"]
         want = {"dir": "is a directory", "fifo": "(a named pipe)", "dev": "(a character device)"}
         assert want[kind] in issue.message, issue.message
+
+
+class TestSecureValues:
+    """`secure:` holds Pulumi ciphertext: v1:<nonce>:<ciphertext> (passphrase and cloud KMS
+    providers) or plain base64 (the Pulumi Cloud provider); anything else is refused."""
+
+    @pytest.mark.parametrize("text", [
+        "v1:AAAA", "v1:uYQbXdtz0+H1X2Vp:Pn6WcM1kN8oVnRrS2E5bdhJ9gqKQ==",
+        "AAABAIkGJjCn8u1E9cGLJfYPxqd1lL+kWz5UuV5K3nBa3Cq9",
+    ])
+    def test_ciphertext_shapes_pass(self, text):
+        assert stackfile.is_ciphertext(text)
+
+    @pytest.mark.parametrize("text", ["S3CRET-123", "hunter2", "v1:", "v1: x", "QUJD",
+                                      "c2VjcmV0IHdpdGggc3BhY2U=x", ""])
+    def test_plain_values_refused(self, text):
+        assert not stackfile.is_ciphertext(text)
