@@ -80,13 +80,16 @@ def apply(
             spelled.setdefault(same, host.address)
         pools.append(check_pool(out, index, pool, cluster, env, secure_paths))
     server = cluster.server if cluster is not None and cluster.provider == "k3s" else None
-    if server is not None and host_address(server) not in addresses:
+    # a pool refused by its own errors (a host address typo) may hold the server: its error
+    # is the one mistake, so the server is not also "not one of the pools' hosts"
+    broken = any(pool is None for pool in raw_pools or ())
+    if server is not None and host_address(server) not in addresses and not broken:
         out.error(
             "coco:cluster.server",
             f"{server!r} is not one of the pools' hosts",
             "set it to the address of a host listed in coco:nodePools[].hosts",
         )
-    elif server is not None and cluster is not None:
+    elif server is not None and cluster is not None and host_address(server) in addresses:
         # the components find the server's host by its address: use the host's spelling
         cluster = cluster.model_copy(update={"server": spelled[host_address(server)]})
     one_peer_pods_cloud(out, pools)
