@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from spec import files as userfiles
 from spec.errors import ConfigIssue
 from spec.model import Cluster, Kbs, NodePool, Spec, host_address
 
@@ -117,10 +118,21 @@ def apply(
         from images import recipe as recipes
         from images.errors import RecipeError
 
+        # the recipe is read and parsed here as `coco render` and the build read it (a file
+        # that is not a recipe is an error, not a warning about the build); a directory, FIFO
+        # or device is refused unread (spec.files)
+        kind = None
+        if image.recipe.endswith(".toml") or "/" in image.recipe:
+            kind = userfiles.problem(image.recipe)
         try:
-            recipes.resolve(image.recipe)
+            if kind is not None:
+                raise RecipeError(
+                    f"recipe file {image.recipe} {kind}", hint="name a recipe's .toml file"
+                )
+            recipes.load(image.recipe)
         except RecipeError as exc:
             out.error("coco:image.recipe", str(exc), exc.hint or "name a recipe in images/recipes/")
+            image = None  # every later image rule would read the same broken recipe
         else:
             recipe_payload_pinned(out, image.recipe)
     if image is not None:

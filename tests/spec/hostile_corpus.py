@@ -188,6 +188,11 @@ CASES: list[tuple[str, Text, str, str, bool]] = [
     ("deep-mapping", nested(40), "coco:runtime.k0.k1.k2.k3.k4.k5.k6.k7.k8.k9.k10.k11.k12.k13.k14.k15.k16.k17.k18.k19.k20.k21.k22.k23.k24.k25.k26.k27.k28.k29.k30", "nested more than 32 levels", False),
     ("deep-flow", c("  coco:kbs: " + "[" * 3000 + "]" * 3000), FILE, "invalid YAML at line 2", False),
     ("too-large", c(*RES, "  coco:image:", "    recipe: " + "x" * (1024 * 1024)), FILE, "more than the 1048576 bytes", False),
+    ("recipe-not-toml", c("  coco:image: {recipe: /etc/passwd}"), "coco:image.recipe", "not valid TOML", True),
+    ("recipe-binary", c("  coco:image: {recipe: /bin/sh}"), "coco:image.recipe", "not a TOML recipe", True),
+    ("recipe-directory", c("  coco:image: {recipe: /tmp}"), "coco:image.recipe", "is a directory", True),
+    ("recipe-device", c("  coco:image: {recipe: /dev/zero}"), "coco:image.recipe", "is not a regular file (a character device)", True),
+    ("recipe-not-toml-peer-pods", c("  coco:environment: dev", "  coco:cluster: {provider: eks, name: c, region: eu-west-1}", "  coco:nodePools:", "    - {name: snp, tee: snp, mode: peer-pods, instanceType: m6a.large}", "  coco:image: {recipe: /etc/passwd}"), "coco:image.recipe", "not valid TOML", True),
     # --- host addresses ---------------------------------------------------------------------
     ("dup-host-ipv4-mapped", two_pools("10.0.0.1", "::ffff:10.0.0.1"), "coco:nodePools[1].hosts[0].address", "is already listed", True),
     ("dup-host-ipv4-mapped-hex", two_pools("::ffff:a00:1", "10.0.0.1"), "coco:nodePools[1].hosts[0].address", "is already listed", True),
