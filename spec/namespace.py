@@ -58,7 +58,9 @@ def _within_one_edit(a: str, b: str) -> bool:
 
 def _normal(key: str) -> str:
     """`key` in the form lookalikes are compared in (see the module docstring)."""
-    text = unicodedata.normalize("NFKC", key)
+    # confusables mapped before NFKC too: it turns some of them (the lunate sigma ϲ) into
+    # letters that no longer look like ours
+    text = unicodedata.normalize("NFKC", key.translate(_CONFUSABLE))
     text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
     return unicodedata.normalize("NFKC", text.translate(_CONFUSABLE)).casefold()
 

@@ -129,13 +129,15 @@ def _resolve(stack: str, project_dir: Path | None) -> tuple[str, Path, Path]:
 # `v1:...` by hand (the example stacks' `v1:REPLACE-...`) pass here and fail at `pulumi up`.
 _SYMMETRIC = re.compile(r"^v1:\S+$")
 _BASE64 = re.compile(r"^(?:[A-Za-z0-9+/]{4})+(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$")
-_GCM_TAG_BASE64 = 24  # any AES-GCM ciphertext carries a 16-byte tag: at least 24 base64 chars
+# at least 12 bytes (16 base64 characters): an AES-GCM nonce alone has 12, so no ciphertext
+# is shorter; a short word that happens to be base64 (`hunter22`) is refused
+_MIN_BASE64 = 16
 
 
 def is_ciphertext(text: str) -> bool:
     """Whether `text` has the shape of a Pulumi secure value (never decrypted here)."""
     return bool(_SYMMETRIC.match(text)) or (
-        len(text) >= _GCM_TAG_BASE64 and bool(_BASE64.match(text))
+        len(text) >= _MIN_BASE64 and bool(_BASE64.match(text))
     )
 
 
