@@ -142,13 +142,18 @@ def host_address(value: str) -> str:
     """A host name or IP address in one canonical spelling, for comparisons (the spec keeps
     the user's spelling), so the same host is recognised however it is written: IP addresses
     as `ipaddress` prints them (`0:0:0:0:0:0:0:1` -> `::1`; `[fd00::1]`, a URL's spelling, is
-    refused as before), names lowercased without the root's trailing dot, non-ASCII names in
-    their IDNA (punycode) form, which is what DNS, SSH and certificates use."""
+    refused as before), IPv4-mapped IPv6 as its IPv4 address (`::ffff:10.0.0.1` ->
+    `10.0.0.1`), names lowercased without the root's trailing dot, non-ASCII names in their
+    IDNA (punycode) form, which is what DNS, SSH and certificates use."""
     if "%" not in value:  # no IPv6 zone ids: they take any text
         try:
-            return str(ipaddress.ip_address(value))
+            ip = ipaddress.ip_address(value)
         except ValueError:
             pass
+        else:
+            # `::ffff:10.0.0.1` is the IPv4 host 10.0.0.1 reached over IPv6 (RFC 4291 2.5.5.2)
+            mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+            return str(mapped or ip)
     name = value.lower().removesuffix(".")
     if name and _NUMERIC_LABEL.match(name.rsplit(".", 1)[-1]):
         raise _fail(

@@ -9,16 +9,32 @@ a key outside `coco:` is ours-looking when
   `nodepools`).
 Other namespaces (`kubernetes:`, `pulumi:`, `azure-native:`, `aws:`, ...) never match: each is
 at least two edits from `coco`.
+Keys are compared in a normal form, so non-ASCII lookalikes match too (`cocо:` with a Cyrillic
+о, `coco：` with a fullwidth colon, `ᴄoco:`, `coco<U+200B>:`): NFKC (fullwidth and compatibility
+forms), format characters (zero-width spaces and joiners, bidi marks) removed, confusable
+letters of `c` and `o` mapped to ASCII, casefolded; any punctuation or space is a separator.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from spec.keys import NAMESPACE
 from spec.model import SECTIONS
 
-_LEAD = re.compile(r"^([A-Za-z]*)([:._/\s-]+|$)(.*)$", re.DOTALL)
+# confusables of the letters of `coco` that NFKC leaves alone (Unicode confusables.txt,
+# https://www.unicode.org/Public/security/latest/confusables.txt): Cyrillic, Greek, Armenian,
+# small capitals and other look-alikes of c and o
+_CONFUSABLE = str.maketrans({
+    "\u0441": "c", "\u0421": "c", "\u03f2": "c", "\u03f9": "c", "\u1d04": "c", "\u217d": "c",
+    "\u216d": "c", "\u2ca5": "c", "\u2ca4": "c", "\u0188": "c", "\u023c": "c", "\u00e7": "c",
+    "\u043e": "o", "\u041e": "o", "\u03bf": "o", "\u039f": "o", "\u1d0f": "o", "\u0585": "o",
+    "\u0555": "o", "\u2c9f": "o", "\u2c9e": "o", "\u00f6": "o", "\u00f8": "o", "\u00f2": "o",
+    "\u00f3": "o", "\u00f4": "o", "\u00f5": "o", "\u0ed0": "o", "\u0966": "o", "\u0030": "o",
+    "\u1d11": "o", "\u01a1": "o", "\u05e1": "o",
+})
+_LEAD = re.compile(r"^([^\W\d_]*)([\W_]+|$)(.*)$", re.DOTALL)  # letters, separators, rest
 _SECTIONS = {name.lower(): name for name in SECTIONS}
 
 # Pulumi's stack names: tokens.IsName (first character [A-Za-z_.], then [A-Za-z0-9_.-]*,
@@ -40,26 +56,37 @@ def _within_one_edit(a: str, b: str) -> bool:
     return previous[-1] <= 1
 
 
+def _normal(key: str) -> str:
+    """`key` in the form lookalikes are compared in (see the module docstring)."""
+    # confusables mapped before NFKC too: it turns some of them (the lunate sigma ϲ) into
+    # letters that no longer look like ours
+    text = unicodedata.normalize("NFKC", key.translate(_CONFUSABLE))
+    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    return unicodedata.normalize("NFKC", text.translate(_CONFUSABLE)).casefold()
+
+
 def looks_like_ours(key: str) -> bool:
     """Whether a config key outside `coco:` looks like a misspelt `coco:` key."""
     if key.startswith(f"{NAMESPACE}:"):
         return False
-    if ":" not in key and key.lower() in _SECTIONS:
+    normal = _normal(key)
+    if ":" not in normal and normal in _SECTIONS:
         return True
-    match = _LEAD.match(key)
+    match = _LEAD.match(normal)
     return bool(match and match.group(1) and _within_one_edit(match.group(1).lower(), NAMESPACE))
 
 
 def canonical_key(key: str) -> str | None:
     """The `coco:` key a lookalike most likely meant (`coco.kbs` -> `coco:kbs`), if any."""
-    if ":" not in key and key.lower() in _SECTIONS:
-        return f"{NAMESPACE}:{_SECTIONS[key.lower()]}"
-    match = _LEAD.match(key)
+    normal = _normal(key)
+    if ":" not in normal and normal in _SECTIONS:
+        return f"{NAMESPACE}:{_SECTIONS[normal]}"
+    match = _LEAD.match(normal)
     if not match:
         return None
-    for word in re.split(r"[:._/\s\[\]-]+", match.group(3)):  # `coco-stack:kbs` -> kbs
-        if word.lower() in _SECTIONS:
-            return f"{NAMESPACE}:{_SECTIONS[word.lower()]}"
+    for word in re.split(r"[\W_]+", match.group(3)):  # `coco-stack:kbs` -> kbs
+        if word in _SECTIONS:
+            return f"{NAMESPACE}:{_SECTIONS[word]}"
     return None
 
 

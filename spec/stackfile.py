@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spec import yamlload
+from spec import files, yamlload
 from spec.errors import ConfigIssue, SpecError, StackFileError
 from spec.keys import NAMESPACE, join_key, path_of, placeholder, secret_values
 from spec.namespace import canonical_key, looks_like_ours, stack_name_problem
@@ -86,8 +87,13 @@ def _resolve(stack: str, project_dir: Path | None) -> tuple[str, Path, Path]:
     if problem is not None and not (as_path.suffix in (".yaml", ".yml") or "/" in stack):
         raise StackFileError(problem, "name a stack in stacks/, or pass a path to a stack file")
     if as_path.suffix in (".yaml", ".yml") or os.sep in stack or "/" in stack:
-        if not as_path.is_file():
-            raise StackFileError(f"stack file {stack} does not exist")
+        kind = files.problem(as_path)
+        if kind is not None:
+            raise StackFileError(
+                f"stack file {stack} {kind}",
+                "pass a stack file (a regular YAML file, not a directory or device)"
+                if not kind.startswith("does not exist") else "",
+            )
         name = as_path.name
         for prefix, suffix in (("Pulumi.", ".yaml"), ("Pulumi.", ".yml")):
             if name.startswith(prefix) and name.endswith(suffix):
@@ -99,7 +105,10 @@ def _resolve(stack: str, project_dir: Path | None) -> tuple[str, Path, Path]:
         return name, as_path, project
     project = project_dir or find_project_dir()
     path = project / "stacks" / f"Pulumi.{stack}.yaml"
-    if not path.is_file():
+    kind = files.problem(path)
+    if kind is not None and not kind.startswith("does not exist"):
+        raise StackFileError(f"stack file {path} {kind}", "make it a regular YAML file")
+    if kind is not None:
         known = sorted(
             p.name[len("Pulumi.") : -len(".yaml")]
             for p in (project / "stacks").glob("Pulumi.*.yaml")
@@ -111,14 +120,39 @@ def _resolve(stack: str, project_dir: Path | None) -> tuple[str, Path, Path]:
     return stack, path, project
 
 
-def _replace_secure(value: Any, path: str, found: set[str]) -> Any:
+# What Pulumi writes under `secure:`. The passphrase and cloud KMS secrets providers use the
+# symmetric crypter: "v1:" + base64 nonce + ":" + base64 AES-256-GCM ciphertext (pulumi
+# sdk/go/common/resource/config/crypt.go, symmetricCrypter.EncryptValue; pkg/secrets/cloud
+# wraps the same crypter). The Pulumi Cloud provider stores the service's ciphertext as plain
+# standard base64 (pkg/secrets/service/manager.go, serviceCrypter.EncryptValue). Anything else
+# (`secure: S3CRET-123`) is a plain-text value Pulumi cannot decrypt. Placeholders written as
+# `v1:...` by hand (the example stacks' `v1:REPLACE-...`) pass here and fail at `pulumi up`.
+_SYMMETRIC = re.compile(r"^v1:\S+$")
+_BASE64 = re.compile(r"^(?:[A-Za-z0-9+/]{4})+(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$")
+# at least 12 bytes (16 base64 characters): an AES-GCM nonce alone has 12, so no ciphertext
+# is shorter; a short word that happens to be base64 (`hunter22`) is refused
+_MIN_BASE64 = 16
+
+
+def is_ciphertext(text: str) -> bool:
+    """Whether `text` has the shape of a Pulumi secure value (never decrypted here)."""
+    return bool(_SYMMETRIC.match(text)) or (
+        len(text) >= _MIN_BASE64 and bool(_BASE64.match(text))
+    )
+
+
+def _replace_secure(value: Any, path: str, found: set[str], plain: set[str]) -> Any:
     if isinstance(value, dict):
         if set(value) == {"secure"} and isinstance(value["secure"], str):
             found.add(path)
+            if not is_ciphertext(value["secure"]):
+                plain.add(path)
             return placeholder(path)
-        return {k: _replace_secure(v, join_key(path, str(k)), found) for k, v in value.items()}
+        return {
+            k: _replace_secure(v, join_key(path, str(k)), found, plain) for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [_replace_secure(v, f"{path}[{i}]", found) for i, v in enumerate(value)]
+        return [_replace_secure(v, f"{path}[{i}]", found, plain) for i, v in enumerate(value)]
     return value
 
 
@@ -159,11 +193,22 @@ def load(stack: str, project_dir: Path | None = None) -> StackFile:
             "write the settings as keys under it: config:\n  coco:environment: dev",
         )
     found: set[str] = set()
+    plain: set[str] = set()
     cleaned: dict[str, Any] = {}
     for key, value in config.items():
         ns, _, section = key.partition(":")
         root = path_of(section) if ns == NAMESPACE else key
-        cleaned[key] = _replace_secure(value, root, found)
+        cleaned[key] = _replace_secure(value, root, found, plain)
+    problems = problems + [
+        yamlload.Problem(
+            p, 0,
+            "is under 'secure:' but is not Pulumi ciphertext, so Pulumi cannot decrypt it "
+            "(and the value is in the file as plain text)",
+            "remove the plain value from the file and its history, then store it with "
+            f"`pulumi config set --path --secret '{p}'` (it writes `secure: v1:...`)",
+        )
+        for p in sorted(plain)
+    ]
     sf = StackFile(name, path, project, cleaned, frozenset(found))
     if problems:
         _refuse(sf, problems)

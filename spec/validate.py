@@ -20,7 +20,14 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from spec import model as spec
 from spec import rules, runtime_plan
 from spec.errors import ConfigIssue, SpecError
-from spec.keys import NAMESPACE, SECRET_FIELD, is_sensitive, path_of, secret_values
+from spec.keys import (
+    NAMESPACE,
+    SECRET_FIELD,
+    is_sensitive,
+    path_of,
+    placeholder,
+    secret_values,
+)
 from spec.namespace import canonical_key, looks_like_ours, stack_name_problem
 from spec.redact import Scrubber
 
@@ -287,6 +294,18 @@ def _secure_elsewhere(secure_paths: frozenset[str], issues: list[ConfigIssue]) -
     return found
 
 
+def _follows_from(issue: ConfigIssue, misplaced: list[ConfigIssue]) -> bool:
+    """Whether `issue` only repeats a misplaced `secure:` (one mistake, one error): an issue at
+    or below that key checks the placeholder, not the user's value, and so does any issue that
+    quotes the placeholder elsewhere (a k3s server naming the host)."""
+    for bad in misplaced:
+        if issue.path == bad.path or issue.path.startswith((f"{bad.path}.", f"{bad.path}[")):
+            return True
+        if placeholder(bad.path) in issue.message or placeholder(bad.path) in issue.hint:
+            return True
+    return False
+
+
 def validate(
     config: Mapping[str, Any],
     *,
@@ -366,7 +385,8 @@ def validate(
     if resolved is not None:
         issues += runtime_plan.shared_selector_issues(resolved)
     if exact_secure_paths:
-        issues += _secure_elsewhere(secure_paths, issues)
+        misplaced = _secure_elsewhere(secure_paths, issues)
+        issues = [i for i in issues if not _follows_from(i, misplaced)] + misplaced
     scrub = Scrubber(secret_values(dict(config)))
     issues = sorted({
         ConfigIssue(i.path, scrub(i.message), scrub(i.hint), i.severity) for i in issues

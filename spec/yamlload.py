@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from spec import files
 from spec.errors import StackFileError
 from spec.keys import NAMESPACE, join_key, path_of
 
@@ -53,6 +54,11 @@ class Problem:
 
 def read_text(path: Path, what: str = "stack file") -> str:
     """The file's text, or StackFileError naming what is wrong (never its content)."""
+    kind = files.problem(path)
+    if kind is not None:
+        raise StackFileError(
+            f"{what} {path} {kind}", f"name a {what} (a regular file, not a directory or device)"
+        )
     try:
         size = path.stat().st_size
         if size > MAX_BYTES:
@@ -62,7 +68,9 @@ def read_text(path: Path, what: str = "stack file") -> str:
                 f"a {what} holds settings, not data: keep large documents (CA bundles, "
                 "policies) in files next to it and give their paths",
             )
-        data = path.read_bytes()[: MAX_BYTES + 1]
+        data = files.read_bytes(path, MAX_BYTES)
+    except files.NotRegularFile as exc:  # swapped since the check
+        raise StackFileError(f"{what} {path} {exc}") from None
     except OSError as exc:
         raise StackFileError(f"cannot read {path}: {exc.strerror}") from None
     if len(data) > MAX_BYTES:  # it grew since stat

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from spec import files as userfiles
 from spec.errors import ConfigIssue
 from spec.model import Cluster, Kbs, NodePool, Spec, host_address
 
@@ -80,13 +81,16 @@ def apply(
             spelled.setdefault(same, host.address)
         pools.append(check_pool(out, index, pool, cluster, env, secure_paths))
     server = cluster.server if cluster is not None and cluster.provider == "k3s" else None
-    if server is not None and host_address(server) not in addresses:
+    # a pool refused by its own errors (a host address typo) may hold the server: its error
+    # is the one mistake, so the server is not also "not one of the pools' hosts"
+    broken = any(pool is None for pool in raw_pools or ())
+    if server is not None and host_address(server) not in addresses and not broken:
         out.error(
             "coco:cluster.server",
             f"{server!r} is not one of the pools' hosts",
             "set it to the address of a host listed in coco:nodePools[].hosts",
         )
-    elif server is not None and cluster is not None:
+    elif server is not None and cluster is not None and host_address(server) in addresses:
         # the components find the server's host by its address: use the host's spelling
         cluster = cluster.model_copy(update={"server": spelled[host_address(server)]})
     one_peer_pods_cloud(out, pools)
@@ -114,10 +118,21 @@ def apply(
         from images import recipe as recipes
         from images.errors import RecipeError
 
+        # the recipe is read and parsed here as `coco render` and the build read it (a file
+        # that is not a recipe is an error, not a warning about the build); a directory, FIFO
+        # or device is refused unread (spec.files)
+        kind = None
+        if image.recipe.endswith(".toml") or "/" in image.recipe:
+            kind = userfiles.problem(image.recipe)
         try:
-            recipes.resolve(image.recipe)
+            if kind is not None:
+                raise RecipeError(
+                    f"recipe file {image.recipe} {kind}", hint="name a recipe's .toml file"
+                )
+            recipes.load(image.recipe)
         except RecipeError as exc:
             out.error("coco:image.recipe", str(exc), exc.hint or "name a recipe in images/recipes/")
+            image = None  # every later image rule would read the same broken recipe
         else:
             recipe_payload_pinned(out, image.recipe)
     if image is not None:

@@ -106,12 +106,42 @@ def one_peer_pods_cloud(out: Collector, pools: list[NodePool]) -> None:
         )
 
 
+def _cluster_key_is_wrong(
+    out: Collector, cloud: str, key: str, value: str, pool_regions: list[str], what: str
+) -> bool:
+    """Whether a cluster/pool region mismatch is a mistake in the cluster's key, reported there
+    once (one mistake, one error) instead of at every pool: when the cluster's value is
+    malformed (check_cluster reported it already), or when it names no region the catalogue
+    knows for the cloud while every mismatching pool names a known one, or when two or more
+    pools agree on one region the cluster does not name."""
+    if not pool_regions:
+        return False
+    if not catalogue.REGION_PATTERNS[cloud][0].match(value):
+        return True  # malformed: already an error at the cluster's key
+    known = {r for o in catalogue.OFFERINGS if o.provider == cloud for r in o.regions}
+    agreed = sorted(set(pool_regions))
+    if value in known or len(agreed) != 1:
+        return False
+    if not (agreed[0] in known or len(pool_regions) >= 2):
+        return False
+    out.error(
+        f"coco:cluster.{key}",
+        f"{key} {value!r} is not a {what} this stack's pools run in: they are in {agreed[0]!r}",
+        f"did you mean {agreed[0]!r}? the pools of a managed cluster run in its {key}",
+    )
+    return True
+
+
 def aws_pools_in_cluster_region(
     out: Collector, pools: list[tuple[int, NodePool, NodePool]], c: Cluster | None
 ) -> None:
     """An EKS cluster's node groups and pod VMs live in its VPC, so in its region. `pools`:
     (index as written, resolved pool, pool as written: which of region and zone was set)."""
     if c is None or c.provider != "eks" or c.region is None:
+        return
+    elsewhere = [p.region for _, p, _ in pools
+                 if p.provider == "aws" and p.region and p.region != c.region]
+    if _cluster_key_is_wrong(out, "aws", "region", c.region, elsewhere, "region"):
         return
     for i, p, written in pools:
         if p.provider == "aws" and p.region and p.region != c.region:
@@ -179,6 +209,12 @@ def aks_pools_in_cluster_location(
     if c is None or c.provider != "aks" or c.location is None:
         return
     shape = catalogue.REGION_PATTERNS["azure"][0]
+    elsewhere = [
+        w.region for _, p, w in pools
+        if p.provider == "azure" and w.region and shape.match(w.region) and w.region != c.location
+    ]
+    if _cluster_key_is_wrong(out, "azure", "location", c.location, elsewhere, "location"):
+        return
     for i, p, written in pools:
         if p.provider != "azure" or written.region is None or not shape.match(written.region):
             continue
@@ -204,6 +240,14 @@ def gke_pools_in_cluster_region(
     region = c.region or (c.zone.rsplit("-", 1)[0] if c.zone else None)
     if region is None:
         return
+    elsewhere = [p.region for _, p, _ in pools
+                 if p.provider == "gcp" and p.region and p.region != region]
+    if c.region and _cluster_key_is_wrong(out, "gcp", "region", c.region, elsewhere, "region"):
+        return
+    if c.zone and not c.region and elsewhere and not catalogue.ZONE_PATTERNS["gcp"][0].match(
+        c.zone
+    ):
+        return  # a malformed cluster zone: already an error at coco:cluster.zone
     for i, p, written in pools:
         if p.provider != "gcp" or not p.region or p.region == region:
             continue

@@ -7,10 +7,13 @@ import json
 import os
 
 from spec import catalogue, versions
+from spec import files as userfiles
 from spec.keys import placeholder
 from spec.model import Kbs, KbsResource, NodePool
 
 from .base import Collector, did_you_mean
+
+_POLICY_BYTES = 1024 * 1024  # a policy is a page of Rego, not data
 
 BUILTIN_RESOURCE_POLICIES = ("affirming", "allow-all")
 
@@ -28,11 +31,13 @@ def _policy(
         )
         return
     full = value if os.path.isabs(value) or base is None else os.path.join(base, value)
-    if not os.path.isfile(full):
+    kind = userfiles.problem(full)
+    if kind is not None:
         out.error(
             path,
-            f"policy file {value!r} does not exist",
-            "paths are relative to the project directory (where Pulumi.yaml is)",
+            f"policy file {value!r} {kind}",
+            "paths are relative to the project directory (where Pulumi.yaml is); name a "
+            "regular file",
         )
 
 
@@ -57,13 +62,19 @@ def _policy_files(
         if not value.endswith(".rego"):
             continue
         full = value if os.path.isabs(value) or base is None else os.path.join(base, value)
-        if not os.path.isfile(full):
+        if userfiles.problem(full) is not None:
             continue  # reported by _policy
         try:
-            with open(full, encoding="utf-8") as handle:
-                text = handle.read()
-        except (OSError, UnicodeDecodeError) as exc:
-            problem: str | None = f"cannot be read as UTF-8 text ({exc.__class__.__name__})"
+            text = userfiles.read_text(full, _POLICY_BYTES)
+            if len(text.encode()) > _POLICY_BYTES:
+                raise ValueError("larger than 1 MiB")
+        except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+            problem: str | None = (
+                "is not valid UTF-8 text" if isinstance(exc, UnicodeDecodeError)
+                else f"is {exc}" if isinstance(exc, ValueError)
+                else f"cannot be read ({exc})" if isinstance(exc, userfiles.NotRegularFile)
+                else f"cannot be read ({exc.strerror or exc.__class__.__name__})"
+            )
         else:
             problem = rego_problem(text, "policy")
         if problem:

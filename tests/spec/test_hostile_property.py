@@ -120,3 +120,35 @@ class TestGeneratedStacks:
         outcome = run(text, tmp_path)
         outcome.seconds = time.perf_counter() - start
         _check(outcome)
+
+
+# lookalikes of the letters of `coco` and of ':' (Unicode confusables.txt), and characters
+# invisible in an editor (zero-width space, joiner, non-joiner, word joiner, BOM, bidi marks)
+_C = ["c", "C", "\u0441", "\u0421", "\u1d04", "\u03f2", "\uff43", "\uff23", "\u217d"]
+_O = ["o", "O", "\u043e", "\u041e", "\u03bf", "\u039f", "\u1d0f", "\uff4f", "\uff2f", "0"]
+_SEP = [":", "\uff1a", "\ufe55", ".", "_", "-", "/", " ", "\u3002"]
+_INVISIBLE = ["", "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u200e", "\u202e"]
+
+
+class TestNamespaceLookalikes:
+    """Any spelling of `coco` with lookalike letters, invisible characters and a lookalike
+    separator, in front of a section name, is refused with "did you mean 'coco:<section>'"
+    (review1 finding 6), never ignored: an ignored key makes a production stack run as dev."""
+
+    @_SETTINGS
+    @given(
+        letters=st.tuples(*(st.sampled_from(_C if i % 2 == 0 else _O) for i in range(4))),
+        invisible=st.tuples(*(st.sampled_from(_INVISIBLE) for _ in range(5))),
+        sep=st.sampled_from(_SEP),
+        section=st.sampled_from(["environment", "kbs", "nodePools", "cluster"]),
+    )
+    def test_lookalike_is_refused(self, letters, invisible, sep, section, tmp_path: Path):
+        word = "".join(i + ch for i, ch in zip(invisible, letters, strict=False)) + invisible[4]
+        key = f"{word}{sep}{section}"
+        if key.startswith("coco:"):
+            return  # the real namespace (every letter plain ASCII, no invisible characters)
+        outcome = run(f"config:\n  {yaml.safe_dump(key).strip().removesuffix('...').strip()}:"
+                      " production\n", tmp_path)
+        rendered = "\n".join(outcome.messages)
+        assert outcome.error is not None, f"{key!r} was ignored"
+        assert f"did you mean 'coco:{section}'" in rendered, rendered

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
 from cli import render
 from components import program
-from spec import stackfile
-from spec.errors import SpecError
+from spec import files, stackfile
+from spec.errors import SpecError, StackFileError
+from spec.validate import validate
 
 
 def _write(tmp_path, text, name="Pulumi.s.yaml"):
@@ -68,3 +70,84 @@ class TestLanguageHostConfig:
                           "coco:cluster": {"provider": "existing", "kubeconfig": "k"}}
         assert "coco:cluster.kubeconfig" in secure
         assert not any(p.startswith("coco:environment") for p in secure)
+
+
+class TestNotRegularFiles:
+    """A stack or policy file that is a directory, device or FIFO is refused as what it is,
+    never as "does not exist", and never read (a FIFO blocks, /dev/zero is endless)."""
+
+    @pytest.fixture
+    def fifo(self, tmp_path):
+        path = tmp_path / "Pulumi.fifo.yaml"
+        os.mkfifo(path)
+        return path
+
+    def _refusal(self, path) -> str:
+        with pytest.raises(StackFileError) as info:
+            stackfile.load(str(path))
+        return str(info.value)
+
+    def test_directory(self, tmp_path):
+        folder = tmp_path / "Pulumi.dir.yaml"
+        folder.mkdir()
+        assert self._refusal(folder).endswith("is a directory")
+        assert self._refusal(str(tmp_path) + "/").endswith("is a directory")
+
+    def test_character_devices(self, tmp_path):
+        assert "/dev/null is not a regular file (a character device)" in self._refusal("/dev/null")
+        link = tmp_path / "Pulumi.zero.yaml"
+        link.symlink_to("/dev/zero")
+        assert self._refusal(link).endswith("is not a regular file (a character device)")
+
+    def test_fifo_is_not_opened(self, fifo):
+        assert self._refusal(fifo).endswith("is not a regular file (a named pipe)")
+
+    def test_fifo_in_stacks_folder(self, tmp_path):
+        (tmp_path / "Pulumi.yaml").write_text("name: coco-stack\n")
+        (tmp_path / "stacks").mkdir()
+        os.mkfifo(tmp_path / "stacks" / "Pulumi.p.yaml")
+        with pytest.raises(StackFileError) as info:
+            stackfile.load("p", tmp_path)
+        assert "is not a regular file (a named pipe)" in str(info.value)
+
+    def test_reader_refuses_a_fifo_swapped_in(self, fifo):
+        with pytest.raises(files.NotRegularFile):
+            files.read_bytes(fifo, 10)
+
+    def test_missing_file_still_says_so(self, tmp_path):
+        assert self._refusal(tmp_path / "Pulumi.none.yaml").endswith("does not exist")
+
+    @pytest.mark.parametrize("kind", ["dir", "fifo", "dev"])
+    def test_policy_file_not_regular(self, tmp_path, kind):
+        policy = tmp_path / "p.rego"
+        if kind == "dir":
+            policy.mkdir()
+        elif kind == "fifo":
+            os.mkfifo(policy)
+        else:
+            policy.symlink_to("/dev/zero")
+        path = _write(tmp_path, "config:\n  coco:kbs: {resourcePolicy: p.rego}\n")
+        sf = stackfile.load(str(path))
+        with pytest.raises(SpecError) as info:
+            validate(sf.config, stack=sf.name, secure_paths=sf.secure_paths,
+                     base_dir=str(sf.project_dir))
+        (issue,) = [i for i in info.value.issues if i.path == "coco:kbs.resourcePolicy"]
+        want = {"dir": "is a directory", "fifo": "(a named pipe)", "dev": "(a character device)"}
+        assert want[kind] in issue.message, issue.message
+
+
+class TestSecureValues:
+    """`secure:` holds Pulumi ciphertext: v1:<nonce>:<ciphertext> (passphrase and cloud KMS
+    providers) or plain base64 (the Pulumi Cloud provider); anything else is refused."""
+
+    @pytest.mark.parametrize("text", [
+        "v1:AAAA", "v1:uYQbXdtz0+H1X2Vp:Pn6WcM1kN8oVnRrS2E5bdhJ9gqKQ==",
+        "AAABAIkGJjCn8u1E9cGLJfYPxqd1lL+kWz5UuV5K3nBa3Cq9",
+    ])
+    def test_ciphertext_shapes_pass(self, text):
+        assert stackfile.is_ciphertext(text)
+
+    @pytest.mark.parametrize("text", ["S3CRET-123", "hunter2", "v1:", "v1: x", "QUJD",
+                                      "c2VjcmV0IHdpdGggc3BhY2U=x", ""])
+    def test_plain_values_refused(self, text):
+        assert not stackfile.is_ciphertext(text)
