@@ -202,3 +202,12 @@ def test_initdata_credentials_message_is_about_guests(capsys):
     code, text = _run(capsys, ["initdata", "dev", "--url", "https://u:S3CRET@kbs:8080"], False)
     assert code == 2 and "S3CRET" not in text
     assert "admin" not in text and "annotation" in text
+
+
+def test_diff_non_utf8_render_document_names_the_byte(tmp_path, capsys):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "resources.json").write_bytes(b'{"resources": []}')
+    (tmp_path / "b" / "resources.json").write_bytes(b'{"resources":\n ["\xff"]}')
+    code, text = _run(capsys, ["diff", str(tmp_path / "a"), str(tmp_path / "b")], True)
+    assert code == 2 and "not valid UTF-8" in text and "line 2" in text
