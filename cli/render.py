@@ -4,7 +4,8 @@ registers, for review without the Pulumi CLI, credentials or a cluster.
 The monitor records each RegisterResource request as the engine would receive it: type, name,
 parent, dependencies and the serialized inputs, in which Pulumi secrets still carry their secret
 signature. Secrets are rendered as "[secret]"; Kubernetes Secret data is redacted whatever its
-marking. Output is sorted and key-ordered, so the same stack renders to the same bytes.
+marking, key by key (the keys stay, in resources.json and manifests/, so `coco diff` sees one
+go). Output is sorted and key-ordered, so the same stack renders to the same bytes.
 """
 
 from __future__ import annotations
