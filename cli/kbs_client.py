@@ -145,6 +145,8 @@ class KbsClient:
         try:
             with self._opener.open(request, timeout=self.timeout) as reply:
                 return Response(reply.status, reply.read())
+        except KbsClientError as exc:  # a refused redirect: its Location is the server's text
+            raise type(exc)(self._scrubbed(str(exc), body), exc.hint) from None
         except urllib.error.HTTPError as exc:
             try:
                 raw = exc.read()

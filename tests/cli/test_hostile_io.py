@@ -211,3 +211,29 @@ def test_diff_non_utf8_render_document_names_the_byte(tmp_path, capsys):
     (tmp_path / "b" / "resources.json").write_bytes(b'{"resources":\n ["\xff"]}')
     code, text = _run(capsys, ["diff", str(tmp_path / "a"), str(tmp_path / "b")], True)
     assert code == 2 and "not valid UTF-8" in text and "line 2" in text
+
+
+def test_redirect_location_echoing_the_token_is_scrubbed(capsys, files):
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            auth = self.headers.get("Authorization", "")
+            self.send_response(307)
+            self.send_header("Location", f"http://127.0.0.1:1/{auth[7:]}/x")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        code, text = _run(capsys, ["kbs", "get-reference-value", "x", "--url",
+                                   f"http://127.0.0.1:{httpd.server_address[1]}",
+                                   "--token-file", f"{files['tmp']}/tok", "--insecure-http"],
+                          True)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert code == 2 and "redirect" in text
+    assert "S3CRET" not in text and "payload-PART" not in text
