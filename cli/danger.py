@@ -26,10 +26,13 @@ STATEFUL: dict[str, str] = {
     "matching)",
     "azure-native:containerservice:ManagedCluster": "the cluster and every workload on it",
     "azure-native:containerservice:AgentPool": "the pool's nodes and the pods on them",
-    "aws:eks:Cluster": "the cluster and every workload on it",
-    "aws:eks:NodeGroup": "the pool's nodes and the pods on them",
-    "gcp:container:Cluster": "the cluster and every workload on it",
-    "gcp:container:NodePool": "the pool's nodes and the pods on them",
+    # Pulumi type tokens are `package:module/resource:Type` (the module path names the file
+    # in the provider's schema), as `coco render STACK --out -` shows; tests/cli check every
+    # token here against the real renders of stacks/
+    "aws:eks/cluster:Cluster": "the cluster and every workload on it",
+    "aws:eks/nodeGroup:NodeGroup": "the pool's nodes and the pods on them",
+    "gcp:container/cluster:Cluster": "the cluster and every workload on it",
+    "gcp:container/nodePool:NodePool": "the pool's nodes and the pods on them",
 }
 # input paths whose change replaces the object
 _IDENTITY = re.compile(

@@ -113,9 +113,13 @@ def load(path: Path) -> RenderDir:
     document_path = path / "resources.json"
     if not document_path.is_file():
         raise DiffError(f"{path} holds no resources.json: it is not `coco render` output", hint)
+    from cli.userfiles import read_text
+
     try:
-        document = json.loads(document_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        document = json.loads(read_text(document_path, "render document", DiffError))
+    except DiffError as exc:  # unreadable or not UTF-8: the helper names file and byte
+        raise DiffError(str(exc), hint) from None
+    except json.JSONDecodeError as exc:
         raise DiffError(f"cannot read {document_path}: {exc}", hint) from None
     if not isinstance(document, dict) or not isinstance(document.get("resources"), list):
         raise DiffError(f"{document_path} has no resources list: not `coco render` output", hint)

@@ -54,7 +54,17 @@ def cmd_boot(args: argparse.Namespace) -> int:
             hint=f"build one first: coco image build RECIPE --out {out}",
         )
     check_tools(BOOT_TOOLS)
-    measurements: dict[str, Any] = json.loads((out / "measurements.json").read_text())
+    from cli.userfiles import read_text
+
+    try:
+        measurements: dict[str, Any] = json.loads(
+            read_text(out / "measurements.json", "measurements file", InputError)
+        )
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{out / 'measurements.json'}: not JSON ({exc})",
+            hint=f"build the image again: coco image build RECIPE --out {out}",
+        ) from None
     result = boot.boot(out / "disk.raw", timeout=args.timeout)
     if not result.booted:
         reason = result.failure or "no marker on the serial console"

@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from components import initdata
@@ -23,10 +22,9 @@ if TYPE_CHECKING:
 
 
 def _read(path: str, what: str) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise StackFileError(f"cannot read {what} {path!r}: {exc.strerror}") from None
+    from cli.userfiles import read_text
+
+    return read_text(path, what)
 
 
 def _read_ca(path: str) -> str:
@@ -72,10 +70,9 @@ def cmd_set_resource(args: argparse.Namespace) -> int:
     from cli.kbs_client import check_resource_path
 
     check_resource_path(args.path)  # the spec's own rule, before any file is read or request sent
-    try:
-        value = Path(args.file).read_bytes()
-    except OSError as exc:
-        raise StackFileError(f"cannot read {args.file!r}: {exc.strerror}") from None
+    from cli.userfiles import read_bytes
+
+    value = read_bytes(args.file, "resource file")
     _client(args).set_resource(args.path, value)
     print(f"resource {args.path} set ({len(value)} bytes)")
     return 0
@@ -123,7 +120,7 @@ def cmd_initdata(args: argparse.Namespace) -> int:
 
         # guests may reach a test KBS over plain HTTP (no admin token travels here), but a
         # URL with user:password@ would put the password into every pod's annotation
-        KbsClient.check_url(url, insecure_http=True)
+        KbsClient.check_url(url, insecure_http=True, for_guests=True)
     ca_pem = _read_ca(args.cacert) if args.cacert else None
     if url.startswith("https://") and ca_pem is None:
         raise StackFileError(

@@ -38,12 +38,18 @@ from typing import Any
 from components.kbs.config import ATTESTATION_POLICY_ID
 from components.kbs.token import sign_admin_token
 from spec.errors import CocoError, ExitCode
-from spec.redact import redact_urls
+from spec.redact import REDACTED, redact_urls, scrub_fragments
 
 __all__ = ["KbsClient", "KbsClientError", "KbsUnreachable", "redact_url", "sign_admin_token"]
 
 # one redaction for every message of the project (spec.redact); re-exported under this name
 redact_url = redact_urls
+# `Authorization: Bearer X`, `auth=Basic X`, `"authorization": "X"` as a reflecting server
+# might print them: the value after the scheme word (or after the header name) is redacted
+_AUTH_ECHO = re.compile(
+    r"(?i)((?:bearer|basic|token)\s+|authorization[\"']?\s*[:=]\s*[\"']?(?!bearer|basic))"
+    r"[^\s\"',;]+"
+)
 
 
 def b64url(data: bytes) -> str:
@@ -114,9 +120,20 @@ class KbsClient:
         self._opener = urllib.request.build_opener(*handlers)
 
     @staticmethod
-    def check_url(url: str, insecure_http: bool = False) -> str:
-        """The base URL to call, or KbsClientError (printed redacted) before anything is sent."""
-        return _check_url(url, insecure_http)
+    def check_url(url: str, insecure_http: bool = False, *, for_guests: bool = False) -> str:
+        """The base URL to call, or KbsClientError (printed redacted) before anything is sent.
+        `for_guests`: the URL guests reach the KBS at (coco initdata), not the admin API."""
+        return _check_url(url, insecure_http, for_guests=for_guests)
+
+    def _scrubbed(self, text: str, sent: bytes | None) -> str:
+        """A server's text with the admin token and the request's body taken out (a proxy or
+        WAF error page may reflect the request's headers and body), any part of them."""
+        secrets = [self.token, *self.token.split(".")]
+        if sent:
+            secrets.append(sent.decode("utf-8", "replace"))
+        text = scrub_fragments(text, secrets)
+        # and any credential-looking header value a reflecting server printed
+        return _AUTH_ECHO.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
 
     def _call(self, method: str, path: str, body: bytes | None, content_type: str) -> Response:
         request = urllib.request.Request(
@@ -128,8 +145,17 @@ class KbsClient:
         try:
             with self._opener.open(request, timeout=self.timeout) as reply:
                 return Response(reply.status, reply.read())
+        except KbsClientError as exc:  # a refused redirect: its Location is the server's text
+            raise type(exc)(self._scrubbed(str(exc), body), exc.hint) from None
         except urllib.error.HTTPError as exc:
-            detail = exc.read().decode("utf-8", "replace").strip()[:500]
+            try:
+                raw = exc.read()
+            except (OSError, http.client.HTTPException):
+                raw = b""
+            # the server's own words help (the KBS explains a refusal), but only scrubbed of
+            # the token and the request body, printable, and short
+            detail = self._scrubbed(raw.decode("utf-8", "replace"), body)
+            detail = "".join(c if c.isprintable() else " " for c in detail).strip()[:300]
             failed = KbsUnreachable if exc.code >= 500 else KbsClientError
             raise failed(
                 f"{method} /kbs/v0/{path}: HTTP {exc.code} {detail}",
@@ -175,10 +201,18 @@ class KbsClient:
     def get_reference_value(self, name: str) -> Any:
         check_reference_name(name)
         reply = self._call("GET", f"reference-value/{name}", None, "application/json")
-        return json.loads(reply.body or b"null")
+        try:
+            return json.loads(reply.body.decode("utf-8") or "null")
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+            raise KbsUnreachable(
+                f"GET /kbs/v0/reference-value/{name}: the KBS answered HTTP {reply.status} "
+                f"with a body that is not JSON ({type(exc).__name__} at byte "
+                f"{getattr(exc, 'pos', getattr(exc, 'start', 0))} of {len(reply.body)})",
+                "check that --url is the KBS itself, not a proxy or another service",
+            ) from None
 
 
-def _check_url(url: str, insecure_http: bool) -> str:
+def _check_url(url: str, insecure_http: bool, *, for_guests: bool = False) -> str:
     """The base URL to call, or KbsClientError (printed redacted) before anything is sent."""
     shown = redact_url(url)
     try:
@@ -190,8 +224,11 @@ def _check_url(url: str, insecure_http: bool) -> str:
         raise KbsClientError(f"{shown!r} is not an http(s) URL", "write https://HOST:PORT")
     if parts.username is not None or parts.password is not None:
         raise KbsClientError(
-            f"{shown!r} carries a user or password; the KBS admin API authenticates with the "
-            "admin token only",
+            f"{shown!r} carries a user or password; it would be written into every pod's "
+            "initdata annotation, and guests attest to the KBS without one"
+            if for_guests
+            else f"{shown!r} carries a user or password; the KBS admin API authenticates with "
+            "the admin token only",
             "drop user:password@ from --url",
         )
     if parts.query or parts.fragment or any(c.isspace() for c in url.strip()):

@@ -16,7 +16,6 @@ import argparse
 import json
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from spec.errors import ExitCode
@@ -111,12 +110,19 @@ def markdown(doc: Any, stack: str = "") -> str:
 
 
 def cmd_preview_summary(args: argparse.Namespace) -> int:
+    from cli.userfiles import read_text
+    from spec.errors import StackFileError
+
     try:
-        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text("utf-8")
+        text = read_text(args.file, "`pulumi preview --json` output", stdin=True)
         doc = json.loads(text)
         sys.stdout.write(markdown(doc, args.stack or ""))
-    except (OSError, json.JSONDecodeError, PreviewError) as exc:
-        what = exc.strerror if isinstance(exc, OSError) else exc
+    except StackFileError as exc:  # unreadable, or not UTF-8: its message names the file
+        print(f"error: {exc}", file=sys.stderr)
+        print("  hint: pulumi preview --json -s STACK > preview.json", file=sys.stderr)
+        return EXIT_INVALID
+    except (json.JSONDecodeError, PreviewError) as exc:
+        what = exc
         print(
             f"error: {args.file}: not readable `pulumi preview --json` output: {what}",
             file=sys.stderr,

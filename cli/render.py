@@ -4,7 +4,8 @@ registers, for review without the Pulumi CLI, credentials or a cluster.
 The monitor records each RegisterResource request as the engine would receive it: type, name,
 parent, dependencies and the serialized inputs, in which Pulumi secrets still carry their secret
 signature. Secrets are rendered as "[secret]"; Kubernetes Secret data is redacted whatever its
-marking. Output is sorted and key-ordered, so the same stack renders to the same bytes.
+marking, key by key (the keys stay, in resources.json and manifests/, so `coco diff` sees one
+go). Output is sorted and key-ordered, so the same stack renders to the same bytes.
 """
 
 from __future__ import annotations
@@ -103,7 +104,11 @@ class Render:
                     "type": r.type,
                     "name": r.name,
                     "parent": names.get(r.parent_urn),
-                    "inputs": self._relocated(redact(r.inputs)),
+                    "inputs": self._relocated(
+                        _secret_keys_visible(r.inputs, redact(r.inputs))
+                        if r.type == "kubernetes:core/v1:Secret"
+                        else redact(r.inputs)
+                    ),
                     "dependsOn": sorted(
                         {names.get(d, d.rsplit("::", 1)[-1]) for d in r.dependencies}
                     ),
@@ -141,11 +146,7 @@ class Render:
             inputs = {k: v for k, v in r.inputs.items() if not k.startswith("__")}
             obj = redact(inputs)
             if obj.get("kind") == "Secret":
-                # keys stay visible for review, every value is redacted, marked secret or not
-                for key in ("data", "stringData"):
-                    value = unwrap(inputs.get(key))
-                    if isinstance(value, dict):
-                        obj[key] = dict.fromkeys(sorted(value), SECRET)
+                _secret_keys_visible(inputs, obj)
             objects.append(obj)
         return sorted(objects, key=_object_key)
 
@@ -203,6 +204,18 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)  # the wire format carries every number as a double
     return value
+
+
+def _secret_keys_visible(inputs: dict[str, Any], redacted: dict[str, Any]) -> dict[str, Any]:
+    """A Kubernetes Secret's redacted inputs with its data keys visible and every value
+    "[secret]", marked secret or not (a whole `stringData` marked secret would otherwise be a
+    single "[secret]"): reviews and `coco diff` see a key come or go, never a value. The keys
+    are names the program chose (file names, res-<digest> of a KBS resource path), not secrets."""
+    for key in ("data", "stringData"):
+        value = unwrap(inputs.get(key))
+        if isinstance(value, dict):
+            redacted[key] = dict.fromkeys(sorted(value), SECRET)
+    return redacted
 
 
 def redact(value: Any) -> Any:

@@ -131,7 +131,7 @@ def check_target(
     except OSError as exc:
         raise error(f"{option} {out}: cannot inspect {target}: {exc.strerror}", hint) from None
     if not stat.S_ISDIR(info.st_mode):
-        what = "a file" if stat.S_ISREG(info.st_mode) else "not a directory"
+        what = "a file" if stat.S_ISREG(info.st_mode) else "a device, FIFO or socket"
         raise error(f"{option} {out}: {target} is {what}, not a directory", hint)
     try:
         names = sorted(os.listdir(target))

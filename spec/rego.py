@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 HOW_TO_GET_OPA = (
-    "put the OPA CLI on PATH (https://www.openpolicyagent.org/docs#running-opa, or "
+    "put the OPA CLI on PATH (https://www.openpolicyagent.org/docs, 'Running OPA', or "
     "`python3 tools/build.py opa` in a coco-stack checkout)"
 )
 TIMEOUT = 30.0  # seconds for one opa run; a policy that takes longer is reported

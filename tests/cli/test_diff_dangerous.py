@@ -105,10 +105,10 @@ class TestClassification:
         assert "kbs.key" in found[0].reason
 
     def test_removed_cluster(self, tmp_path: Path) -> None:
-        cluster = {"type": "aws:eks:Cluster", "name": "coco-cluster", "parent": None,
+        cluster = {"type": "aws:eks/cluster:Cluster", "name": "coco-cluster", "parent": None,
                    "inputs": {"name": "coco"}, "dependsOn": []}
         found = danger.dangerous(compare(tmp_path, [cluster, deployment()], [deployment()]))
-        assert [(d.type, d.action) for d in found] == [("aws:eks:Cluster", "delete")]
+        assert [(d.type, d.action) for d in found] == [("aws:eks/cluster:Cluster", "delete")]
 
 
 class TestReport:
@@ -152,3 +152,82 @@ def test_real_render_moved_kbs_pvc(moved_kbs: tuple[Path, Path]) -> None:
         output.document("diff", diff_cli.to_json(result)), output.schema("diff")
     )
     assert diff.markdown(result).split("\n#### ", 1)[0].count("PersistentVolumeClaim") == 1
+
+
+# -- type tokens come from the real renders, so a wrong token cannot pass (review1 #1) --------
+
+_POOLISH = ("Cluster", "NodeGroup", "NodePool", "AgentPool", "ManagedCluster")
+
+
+def _rendered_types(render_stack: Any) -> dict[str, set[str]]:
+    from tests.conftest import STACKS
+
+    types: dict[str, set[str]] = {}
+    for stack in STACKS:
+        for r in render_stack(stack).registrations:
+            if r.custom:
+                types.setdefault(r.type, set()).add(stack)
+    return types
+
+
+def test_every_stateful_token_is_one_a_stack_registers(render_stack: Any) -> None:
+    rendered = _rendered_types(render_stack)
+    # PersistentVolume: none of stacks/ registers one (the KBS uses a claim); keep it listed
+    unused = sorted(set(danger.STATEFUL) - set(rendered) - {"kubernetes:core/v1:PersistentVolume"})
+    assert unused == [], f"STATEFUL lists types no stack renders: {unused}"
+
+
+def test_every_rendered_cluster_and_pool_is_stateful(render_stack: Any) -> None:
+    rendered = _rendered_types(render_stack)
+    clusters = {
+        t for t in rendered
+        if not t.startswith(("coco:", "kubernetes:", "pulumi:")) and t.endswith(_POOLISH)
+    }
+    assert {"aws:eks/cluster:Cluster", "gcp:container/nodePool:NodePool"} <= clusters
+    assert sorted(clusters - set(danger.STATEFUL)) == []
+
+
+@pytest.mark.parametrize("stack", ["aws-snp-nodes", "gcp-sev-nodes", "azure-cvm"])
+def test_real_render_removed_cloud_cluster_and_pool_are_dangerous(
+    stack: str, tmp_path: Path
+) -> None:
+    """The whole cloud part removed (head without a pool and cluster): each cluster and node
+    pool the base render registered is a dangerous delete."""
+    sf = stackfile.load(stack, ROOT)
+    base = render.run(sf.config, stack=stack, secure_paths=sf.secure_paths, project_dir=ROOT)
+    render.write(base, tmp_path / "base")
+    document = json.loads((tmp_path / "base" / "resources.json").read_text())
+    cloud = [r for r in document["resources"]
+             if r["type"].endswith(_POOLISH) and not r["type"].startswith("coco:")]
+    assert len({r["type"] for r in cloud}) >= 2  # a cluster and a pool
+    document["resources"] = [r for r in document["resources"] if r not in cloud]
+    head = tmp_path / "head"
+    head.mkdir()
+    (head / "resources.json").write_text(json.dumps(document))
+    (head / ".coco-render").write_text("")
+    found = danger.dangerous(diff.diff_dirs(tmp_path / "base", head))
+    assert {(d.type, d.name, d.action) for d in found} == {
+        (r["type"], r["name"], "delete") for r in cloud
+    }
+
+
+def test_real_render_secret_losing_a_kbs_resource_is_dangerous(tmp_path: Path) -> None:
+    """The KBS resources Secret's stringData is marked secret as a whole: the render keeps its
+    keys (values "[secret]") so a dropped resource is seen (review1 #2)."""
+    sf = stackfile.load("dev", ROOT)
+    resources = [
+        {"path": "default/dev/a", "value": "value-A-S3CRET"},
+        {"path": "default/dev/b", "value": "value-B-S3CRET"},
+    ]
+    outs = []
+    for name, kept in (("base", resources), ("head", resources[:1])):
+        config = copy.deepcopy(sf.config)
+        config["coco:kbs"] = {**config.get("coco:kbs", {}), "resources": kept}
+        render.write(render.run(config, stack="dev", project_dir=ROOT), tmp_path / name)
+        outs.append(tmp_path / name)
+    blob = b"".join(p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file())
+    assert b"S3CRET" not in blob
+    found = danger.dangerous(diff.diff_dirs(*outs))
+    secrets = [d for d in found if d.type == "kubernetes:core/v1:Secret"]
+    assert len(secrets) == 1 and secrets[0].action == "delete"
+    assert "loses key(s) stringData.res-" in secrets[0].reason

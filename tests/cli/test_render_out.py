@@ -369,3 +369,13 @@ def test_long_folder_names_and_nul_bytes(tmp_path):
     for bad in (tmp_path / ("y" * 300), Path("a\0b")):
         with pytest.raises(RenderError):
             render.check_out(bad)
+
+
+@pytest.mark.parametrize("target", ["/dev/null"])
+def test_device_out_is_named_once(target):
+    """review1 #7: a device was "is not a directory, not a directory"."""
+    with pytest.raises(RenderError) as info:
+        render.check_out(Path(target))
+    message = str(info.value)
+    assert message.count("not a directory") == 1
+    assert "device, FIFO or socket" in message
