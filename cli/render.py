@@ -444,27 +444,16 @@ def write(
     else, or a folder the user cannot mean, like `/` or the project; nothing is written through
     a link; the new output is moved into place at once). Secret values are redacted in both."""
     document = render.document()
-    objects = render.kubernetes_objects()
-    files: dict[str, str] = {}
-    for obj in objects:
-        name = manifest_filename(obj)
-        if name in files:
-            raise RenderError(
-                f"two Kubernetes objects render to manifests/{name}: the stack declares the "
-                "same kind, namespace and name twice",
-                "give the clashing object another name or namespace (see the config keys that "
-                "set them)",
-            )
-        files[name] = dumps_yaml(obj)
+    files = {name: dumps_yaml(obj) for name, obj in manifest_files(render).items()}
     if protected is None and render.project_dir is not None:
         protected = {render.project_dir: "the stack's project"}
     with files_mod.replace_dir(out, RENDER_OUTPUT, _refused, protected=protected) as staging:
         files_mod.write_file(staging, "resources.json", dumps_json(document).encode())
         manifests = staging / "manifests"
         manifests.mkdir()
-        for name, text in sorted(files.items()):
+        for name, text in files.items():
             files_mod.write_file(manifests, name, text.encode())
-    return len(document["resources"]), len(objects)
+    return len(document["resources"]), len(files)
 
 
 def render_ref(stack: str, ref: str, out: Path, project_dir: Path | None = None) -> None:

@@ -35,6 +35,21 @@ ISSUER = "coco-test-issuer"
 TOOLS = {"docker-registry": "docker-registry", "skopeo": "skopeo"}
 
 
+def require_registry_tools() -> None:
+    """Skip with the apt-get line where docker-registry or skopeo is missing (fail instead under
+    COCO_REQUIRE_IMAGE_TESTS=1, as CI runs)."""
+    import os
+
+    import pytest
+
+    missing = [package for tool, package in TOOLS.items() if shutil.which(tool) is None]
+    if missing:
+        message = f"missing host tools; install them with: apt-get install {' '.join(missing)}"
+        if os.environ.get("COCO_REQUIRE_IMAGE_TESTS") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -9,8 +9,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import shutil
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +21,7 @@ from images import build, lock, oci, recipe
 from images.errors import DownloadError, RecipeError
 from spec.validate import validate
 
-from .oci_registry import TOOLS, Registry, running_registry, write_layout
+from .oci_registry import Registry, require_registry_tools, running_registry, write_layout
 
 EPOCH = 1795737600
 LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
@@ -57,12 +55,7 @@ class Site:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    missing = [package for tool, package in TOOLS.items() if shutil.which(tool) is None]
-    if missing:
-        message = f"missing host tools; install them with: apt-get install {' '.join(missing)}"
-        if os.environ.get("COCO_REQUIRE_IMAGE_TESTS") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_registry_tools()
     work = tmp_path_factory.mktemp("lock-registry")
     with running_registry(work) as registry:
         yield Site(registry, work)

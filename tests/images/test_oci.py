@@ -10,7 +10,6 @@ import hashlib
 import io
 import lzma
 import os
-import shutil
 import stat
 import tarfile
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ from images import build, oci, pins, recipe
 from images.errors import DownloadError, ImageError, RecipeError
 from spec.versions import ImageRef
 
-from .oci_registry import TOOLS, Registry, running_registry, write_layout
+from .oci_registry import Registry, require_registry_tools, running_registry, write_layout
 
 EPOCH = 1795737600
 AGENT = b"\x7fELF pretend kata-agent\n" * 64
@@ -75,12 +74,7 @@ class Pushed:
 
 @pytest.fixture(scope="module")
 def pushed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pushed]:
-    missing = [package for tool, package in TOOLS.items() if shutil.which(tool) is None]
-    if missing:
-        message = f"missing host tools; install them with: apt-get install {' '.join(missing)}"
-        if os.environ.get("COCO_REQUIRE_IMAGE_TESTS") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_registry_tools()
     work = tmp_path_factory.mktemp("registry")
     with running_registry(work) as registry:
         agent = write_layout(

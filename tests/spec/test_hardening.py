@@ -58,7 +58,8 @@ class TestStackNames:
 
     @pytest.mark.parametrize("name", ["dev", "prod-eu", "_x", ".hidden", "a.b_c-1", "x" * 100])
     def test_pulumi_names_pass(self, name: str) -> None:
-        validate({}, stack=name)
+        spec, _ = validate({}, stack=name)  # raises SpecError for a refused name
+        assert spec.stack == name
 
     @pytest.mark.parametrize("name", ["..", ".", "a b"])
     def test_resolve_refuses_before_looking(self, name: str, tmp_path: Path) -> None:
