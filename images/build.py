@@ -175,7 +175,7 @@ def check_build_tools(ctx: Context) -> None:
         check_tools(BUILD_TOOLS, files=(pins.EFI_STUB, ctx.recipe.snp_firmware))
         check_oci_pins(ctx.recipe)
         check_payload_sources(ctx.recipe)
-        ctx.facts["mirror"] = rootfs.mirror_state(ctx.recipe)
+        ctx.facts["mirrors"] = rootfs.mirror_states(ctx.recipe)
         ctx.facts["cache_hits"] = {}
 
 
@@ -205,11 +205,10 @@ def check_payload_sources(recipe: Recipe) -> None:
 
 def install_rootfs(ctx: Context) -> None:
     with ctx.progress.step("root file system (mmdebstrap)"):
-        state = ctx.facts["mirror"]
         tarball, hit = rootfs.cached_stage(
             f"rootfs-{ctx.recipe.name}",
-            rootfs.rootfs_argv(ctx.recipe, Path("OUT")),
-            state,
+            rootfs.rootfs_stage(ctx.recipe),
+            ctx.facts["mirrors"],
             ctx.recipe.source_date_epoch,
         )
         ctx.facts["cache_hits"]["rootfs"] = hit
@@ -225,8 +224,8 @@ def install_boot_tree(ctx: Context) -> None:
     with ctx.progress.step("kernel and initramfs (mmdebstrap extract)"):
         tarball, hit = rootfs.cached_stage(
             "boot-tree",
-            rootfs.boot_tree_argv(ctx.recipe, Path("OUT")),
-            ctx.facts["mirror"],
+            rootfs.boot_tree_stage(ctx.recipe),
+            ctx.facts["mirrors"],
             ctx.recipe.source_date_epoch,
         )
         ctx.facts["cache_hits"]["boot-tree"] = hit
@@ -252,9 +251,15 @@ def make_initrd(ctx: Context, tarball: Path, products: Path) -> None:
     if partial.exists():
         shutil.rmtree(partial)
     partial.mkdir()
+    builtin = ctx.boot_tree / "lib/modules" / kver / "modules.builtin"
     (partial / "initrd.img").write_bytes(
         initrd.build(
-            ctx.boot_tree, kver, modules_dep, list(ctx.recipe.modules), ctx.recipe.source_date_epoch
+            ctx.boot_tree,
+            kver,
+            modules_dep,
+            list(ctx.recipe.modules),
+            ctx.recipe.source_date_epoch,
+            builtin.read_text() if builtin.exists() else "",
         )
     )
     shutil.copyfile(ctx.boot_tree / "boot" / f"vmlinuz-{kver}", partial / "vmlinuz")

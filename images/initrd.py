@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import lzma
 import os
 import stat
 import struct
@@ -123,16 +124,23 @@ def with_libraries(entries: dict[str, Entry], tree: Path, binary: str) -> None:
     _add_file(entries, tree, "lib64/ld-linux-x86-64.so.2")
 
 
-def module_closure(modules_dep: str, wanted: list[str]) -> list[str]:
+def _module_name(path: str) -> str:
+    """kernel/fs/erofs/erofs.ko.xz -> erofs; dm-verity -> dm_verity (the kernel's own naming)."""
+    return Path(path).name.split(".ko")[0].replace("-", "_")
+
+
+def module_closure(modules_dep: str, wanted: list[str], builtin: str = "") -> list[str]:
     """Module files (relative to lib/modules/KVER) for `wanted` and their dependencies, in load
-    order (dependencies first). `modules_dep` is the text depmod -b wrote (modules.dep)."""
+    order (dependencies first). `modules_dep` is the text depmod -b wrote (modules.dep);
+    `builtin` is the kernel package's modules.builtin: a wanted module built into the kernel
+    needs no file (virtio_pci is a module in one kernel and built in in the next)."""
     deps: dict[str, list[str]] = {}
     by_name: dict[str, str] = {}
     for line in modules_dep.splitlines():
         module, _, rest = line.partition(":")
         deps[module] = rest.split()
-        name = Path(module).name.split(".ko")[0].replace("-", "_")
-        by_name[name] = module
+        by_name[_module_name(module)] = module
+    built_in = {_module_name(line) for line in builtin.split()}
     order: list[str] = []
 
     def visit(module: str) -> None:
@@ -145,13 +153,34 @@ def module_closure(modules_dep: str, wanted: list[str]) -> list[str]:
 
     for name in wanted:
         key = name.replace("-", "_")
-        if key not in by_name:
+        if key in by_name:
+            visit(by_name[key])
+        elif key not in built_in:
             raise ImageError(
-                f"kernel module {name} is not a module of this kernel (built in or absent)",
+                f"kernel module {name} is neither a module nor built into this kernel",
                 hint="remove it from kernel.modules in the recipe",
             )
-        visit(by_name[key])
     return order
+
+
+def module_bytes(data: bytes, path: str) -> tuple[str, bytes]:
+    """(file name in the initramfs, uncompressed module) for a module file: Debian's 6.12
+    kernels ship them xz-compressed (CONFIG_MODULE_COMPRESS_XZ), and busybox insmod hands the
+    kernel the bytes as they are, so the initramfs holds them uncompressed."""
+    name = Path(path).name
+    try:
+        if name.endswith(".ko.xz"):
+            return name[: -len(".xz")], lzma.decompress(data, format=lzma.FORMAT_XZ)
+        if name.endswith(".ko.gz"):
+            return name[: -len(".gz")], gzip.decompress(data)
+    except (lzma.LZMAError, OSError, EOFError) as exc:
+        raise ImageError(f"kernel module {path} is not a valid compressed file: {exc}") from exc
+    if name.endswith(".ko"):
+        return name, data
+    raise ImageError(
+        f"kernel module {path}: compression not supported (only .ko, .ko.xz and .ko.gz)",
+        hint="choose a kernel package whose modules are xz- or gzip-compressed or plain",
+    )
 
 
 def cpio_newc(entries: list[Entry], mtime: int) -> bytes:
@@ -177,7 +206,12 @@ def cpio_newc(entries: list[Entry], mtime: int) -> bytes:
 
 
 def build(
-    tree: Path, kernel_version: str, modules_dep: str, wanted: list[str], epoch: int
+    tree: Path,
+    kernel_version: str,
+    modules_dep: str,
+    wanted: list[str],
+    epoch: int,
+    builtin: str = "",
 ) -> bytes:
     """The compressed initramfs for a tree holding the extracted kernel and initrd packages."""
     entries: dict[str, Entry] = {}
@@ -190,12 +224,16 @@ def build(
     )
     veritysetup = next(p for p in ("sbin/veritysetup", "usr/sbin/veritysetup") if _exists(tree, p))
     with_libraries(entries, tree, veritysetup)
-    modules = module_closure(modules_dep, wanted)
     base = f"lib/modules/{kernel_version}"
-    for module in modules:
-        _add_file(entries, tree, f"{base}/{module}", f"lib/modules/{module}")
+    names: list[str] = []
+    for module in module_closure(modules_dep, wanted, builtin):
+        name, data = module_bytes(resolve_in_tree(tree, f"{base}/{module}").read_bytes(), module)
+        if f"lib/modules/{name}" in entries:
+            raise ImageError(f"two kernel modules are both named {name}")
+        entries[f"lib/modules/{name}"] = Entry(f"lib/modules/{name}", stat.S_IFREG | 0o644, data)
+        names.append(name)
     entries["etc/coco-modules"] = Entry(
-        "etc/coco-modules", stat.S_IFREG | 0o644, "".join(f"{m}\n" for m in modules).encode()
+        "etc/coco-modules", stat.S_IFREG | 0o644, "".join(f"{m}\n" for m in names).encode()
     )
     archive = cpio_newc(list(entries.values()), epoch)
     return gzip.compress(archive, compresslevel=6, mtime=0)

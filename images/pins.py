@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from spec.versions import (
     DEBIAN_MIRROR,
+    DEBIAN_SECURITY_MIRROR,
     DEBIAN_SUITE,
     EFI_STUB,
     INITRD_PACKAGES,
@@ -51,6 +52,7 @@ RELEASE_PINS: dict[str, GuestImagePin] = {
 
 __all__ = [
     "DEBIAN_MIRROR",
+    "DEBIAN_SECURITY_MIRROR",
     "DEBIAN_SUITE",
     "EFI_STUB",
     "INITRD_PACKAGES",

@@ -89,6 +89,9 @@ class Recipe:
     description: str = ""
     suite: str = pins.DEBIAN_SUITE
     mirror: str = pins.DEBIAN_MIRROR
+    # `<suite>-security` on this mirror is read with the main suite ("" for none): security
+    # updates for the root, and the pinned kernel (spec/versions.py KERNEL_PACKAGE)
+    security_mirror: str = pins.DEBIAN_SECURITY_MIRROR
     variant: str = "essential"
     packages: tuple[str, ...] = ()
     path_exclude: tuple[str, ...] = ()
@@ -115,6 +118,14 @@ class Recipe:
     @property
     def directory(self) -> Path:
         return self.path.parent
+
+    @property
+    def sources(self) -> tuple[tuple[str, str], ...]:
+        """(mirror, suite) of every apt source, main suite first."""
+        main = ((self.mirror, self.suite),)
+        if not self.security_mirror:
+            return main
+        return (*main, (self.security_mirror, f"{self.suite}-security"))
 
     @property
     def lock_path(self) -> Path:
@@ -329,7 +340,11 @@ def parse(data: dict[str, Any], path: Path) -> Recipe:
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", name):
         raise RecipeError(f"name: {name!r} is not a lowercase name", hint="use e.g. podvm-snp")
     dist = _get(data, "distribution", dict, "", {})
-    _check_keys(dist, {"suite", "mirror", "variant", "packages", "path_exclude"}, "distribution.")
+    _check_keys(
+        dist,
+        {"suite", "mirror", "security", "security_mirror", "variant", "packages", "path_exclude"},
+        "distribution.",
+    )
     kernel = _get(data, "kernel", dict, "", {})
     _check_keys(kernel, {"package", "modules", "cmdline"}, "kernel.")
     payload = _get(data, "payload", dict, "", {})
@@ -416,6 +431,21 @@ def parse(data: dict[str, Any], path: Path) -> Recipe:
         raise RecipeError(f"distribution.mirror: {mirror!r} is not a plain http(s) URL",
                           hint="for example 'http://deb.debian.org/debian'; apt options are "
                           "not allowed (signatures are always checked)")
+    security = _get(dist, "security", bool, "distribution.", True)
+    security_mirror = _get(
+        dist, "security_mirror", str, "distribution.", pins.DEBIAN_SECURITY_MIRROR
+    ).rstrip("/")
+    if not _MIRROR.match(security_mirror):
+        raise RecipeError(
+            f"distribution.security_mirror: {security_mirror!r} is not a plain http(s) URL",
+            hint="for example 'http://deb.debian.org/debian-security'; apt options are not "
+            "allowed (signatures are always checked)",
+        )
+    if not security and "security_mirror" in dist:
+        raise RecipeError(
+            "distribution.security_mirror: set, but distribution.security is false",
+            hint="remove one of them: the security suite is read only when security is true",
+        )
     for pattern in _strings(dist, "path_exclude", "distribution.", ()):
         if not _PATH_EXCLUDE.match(pattern):
             raise RecipeError(f"distribution.path_exclude: {pattern!r} is not an absolute path "
@@ -429,6 +459,7 @@ def parse(data: dict[str, Any], path: Path) -> Recipe:
         description=_get(data, "description", str, "", ""),
         suite=suite,
         mirror=mirror,
+        security_mirror=security_mirror if security else "",
         variant=variant,
         packages=tuple(sorted(set(packages))),
         path_exclude=tuple(sorted(set(_strings(dist, "path_exclude", "distribution.", ())))),

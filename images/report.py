@@ -58,7 +58,7 @@ def measurements(
     for fmt, name in OUTPUT_FILES.items():
         if fmt == "raw" or fmt in recipe.formats:
             artifacts[name] = artifact(out / name)
-    mirror: rootfs.MirrorState = facts["mirror"]
+    mirrors: tuple[rootfs.MirrorState, ...] = facts["mirrors"]
     data: dict[str, Any] = {
         "schema": SCHEMA,
         "recipe": {
@@ -67,11 +67,10 @@ def measurements(
             "source_date_epoch": recipe.source_date_epoch,
         },
         "inputs": {
-            "mirror": {
-                "url": mirror.url,
-                "suite": mirror.suite,
-                "inrelease_sha256": mirror.inrelease_sha256,
-            },
+            "mirrors": [
+                {"url": m.url, "suite": m.suite, "inrelease_sha256": m.inrelease_sha256}
+                for m in mirrors
+            ],
             "rootfs_tar_sha256": facts["rootfs_tar_sha256"],
             "packages": facts["packages"],
             "kernel_package": recipe.kernel_package,

@@ -2,7 +2,8 @@
 made by mmdebstrap from the recipe's mirror and kept in a content-addressed cache.
 
 Cache key = sha256 of every input that changes the bytes: the mmdebstrap arguments, the
-SOURCE_DATE_EPOCH, the mmdebstrap version and the mirror state (sha256 of the suite's InRelease).
+SOURCE_DATE_EPOCH, the mmdebstrap version and the mirror state (sha256 of each suite's InRelease:
+the main suite and its security suite).
 mmdebstrap writes reproducible tarballs when SOURCE_DATE_EPOCH is set (mmdebstrap(1), section
 "REPRODUCIBILITY"), so a cache hit and a fresh run give the same bytes.
 """
@@ -33,51 +34,74 @@ class MirrorState:
     inrelease_sha256: str
 
 
-def mirror_state(recipe: Recipe) -> MirrorState:
-    """Fetch the suite's InRelease (a few hundred KiB): its hash pins the mirror's state."""
-    url = f"{recipe.mirror}/dists/{recipe.suite}/InRelease"
+def _inrelease(mirror: str, suite: str) -> MirrorState:
+    url = f"{mirror}/dists/{suite}/InRelease"
     try:
         with urllib.request.urlopen(url, timeout=60) as response:
             body = response.read()
     except (urllib.error.URLError, OSError) as exc:
         raise DownloadError(
             f"cannot read the Debian mirror: {url}: {exc}",
-            hint="check distribution.mirror in the recipe and the network path to the mirror",
+            hint="check distribution.mirror and distribution.security_mirror in the recipe and "
+            "the network path to the mirror",
         ) from exc
-    return MirrorState(recipe.mirror, recipe.suite, hashlib.sha256(body).hexdigest())
+    return MirrorState(mirror, suite, hashlib.sha256(body).hexdigest())
 
 
-def rootfs_argv(recipe: Recipe, out: Path) -> list[str]:
+def mirror_states(recipe: Recipe) -> tuple[MirrorState, ...]:
+    """Fetch each apt source's InRelease (a few hundred KiB): their hashes pin the mirrors'
+    state, main suite first."""
+    return tuple(_inrelease(mirror, suite) for mirror, suite in recipe.sources)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One mmdebstrap run: its options, the suite, and its apt source lines. The output path is
+    not part of it, so the cache key is the same wherever the tarball is written."""
+
+    options: tuple[str, ...]
+    suite: str
+    sources: tuple[str, ...]
+
+    def argv(self, out: Path) -> list[str]:
+        return [*self.options, self.suite, str(out), *self.sources]
+
+
+def _source_lines(recipe: Recipe) -> tuple[str, ...]:
+    return tuple(f"deb {mirror} {suite} main" for mirror, suite in recipe.sources)
+
+
+def rootfs_stage(recipe: Recipe) -> Stage:
     """mmdebstrap for the root file system: the recipe's variant and packages."""
-    argv = ["mmdebstrap", "--quiet", "--mode=auto", f"--variant={recipe.variant}"]
+    options = ["mmdebstrap", "--quiet", "--mode=auto", f"--variant={recipe.variant}"]
     if recipe.packages:
-        argv.append(f"--include={','.join(recipe.packages)}")
-    argv += [f"--dpkgopt=path-exclude={p}" for p in recipe.path_exclude]
-    return [*argv, recipe.suite, str(out), f"deb {recipe.mirror} {recipe.suite} main"]
+        options.append(f"--include={','.join(recipe.packages)}")
+    options += [f"--dpkgopt=path-exclude={p}" for p in recipe.path_exclude]
+    return Stage(tuple(options), recipe.suite, _source_lines(recipe))
 
 
-def boot_tree_argv(recipe: Recipe, out: Path) -> list[str]:
+def boot_tree_stage(recipe: Recipe) -> Stage:
     """mmdebstrap --variant=extract: the kernel and initramfs packages unpacked, not installed
     (no maintainer scripts, so no initramfs-tools run)."""
     include = ",".join(sorted({recipe.kernel_package, *pins.INITRD_PACKAGES}))
-    return [
-        "mmdebstrap",
-        "--quiet",
-        "--mode=auto",
-        "--variant=extract",
-        f"--include={include}",
-        recipe.suite,
-        str(out),
-        f"deb {recipe.mirror} {recipe.suite} main",
-    ]
+    options = ("mmdebstrap", "--quiet", "--mode=auto", "--variant=extract", f"--include={include}")
+    return Stage(options, recipe.suite, _source_lines(recipe))
 
 
-def stage_key(argv: list[str], state: MirrorState, epoch: int) -> str:
+def rootfs_argv(recipe: Recipe, out: Path) -> list[str]:
+    return rootfs_stage(recipe).argv(out)
+
+
+def boot_tree_argv(recipe: Recipe, out: Path) -> list[str]:
+    return boot_tree_stage(recipe).argv(out)
+
+
+def stage_key(stage: Stage, states: tuple[MirrorState, ...], epoch: int) -> str:
     version = run(["mmdebstrap", "--version"]).strip()
     material = {
-        "argv": argv[:-2],  # without the output path
-        "source": argv[-1],
-        "mirror": [state.url, state.suite, state.inrelease_sha256],
+        "argv": [*stage.options, stage.suite],
+        "sources": list(stage.sources),
+        "mirrors": [[s.url, s.suite, s.inrelease_sha256] for s in states],
         "epoch": epoch,
         "mmdebstrap": version,
     }
@@ -85,19 +109,18 @@ def stage_key(argv: list[str], state: MirrorState, epoch: int) -> str:
 
 
 def cached_stage(
-    name: str, argv_for: list[str], state: MirrorState, epoch: int
+    name: str, stage: Stage, states: tuple[MirrorState, ...], epoch: int
 ) -> tuple[Path, bool]:
     """The stage tarball from the cache, building it on a miss. Returns (path, was_cached)."""
-    key = stage_key(argv_for, state, epoch)
+    key = stage_key(stage, states, epoch)
     directory = cache_dir()
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"{name}-{key}.tar"
     if final.exists():
         return final, True
     partial = directory / f".{name}-{key}.{os.getpid()}.tar"
-    argv = [*argv_for[:-2], str(partial), argv_for[-1]]
     try:
-        run(argv)
+        run(stage.argv(partial))
         partial.replace(final)  # atomic: a crash never leaves a truncated cache entry
     finally:
         partial.unlink(missing_ok=True)
@@ -202,7 +225,8 @@ def kernel_version(tree: Path) -> str:
 
 def kernel_release(vmlinuz: Path) -> str:
     """The version string a bzImage carries (x86 boot protocol: kernel_version at 0x20E points
-    to a NUL-terminated string at 0x200 + offset), e.g. "6.1.0-50-cloud-amd64 (...) Debian ..."."""
+    to a NUL-terminated string at 0x200 + offset), e.g.
+    "6.12.118+deb12-cloud-amd64 (...) Debian ..."."""
     data = vmlinuz.read_bytes()
     (offset,) = struct.unpack_from("<H", data, 0x20E)
     start = 0x200 + offset

@@ -137,33 +137,66 @@ PEERPODS_NAMESPACE = "confidential-containers-system"
 # Everything here changes image bytes and measurements, so it is pinned exactly and recorded in
 # measurements.json.
 #
-# - Debian: the suite and the package of one kernel ABI. No snapshot.debian.org mirror is reachable
-#   from the build machines, so the mirror is the configured deb.debian.org and the exact mirror
-#   state is pinned per build instead: the sha256 of the suite's InRelease file is part of the
-#   rootfs cache key and recorded in measurements.json (rootfs.mirror_state). A mirror update
-#   gives a new key and a fresh rootfs; it never silently reuses a stale one.
-# - linux-image-6.1.0-50-cloud-amd64 is what bookworm main (12.x point release) resolves
-#   linux-image-cloud-amd64 to on the mirror as of 2026-11-27 (`mmdebstrap --variant=extract
-#   --include=linux-image-cloud-amd64 bookworm`); naming the ABI package keeps the kernel fixed even
-#   when the metapackage moves.
+# - Debian: the suite, its security suite and the package of one kernel ABI. No
+#   snapshot.debian.org mirror is reachable from the build machines, so the mirrors are the
+#   configured deb.debian.org ones and the exact mirror state is pinned per build instead: the
+#   sha256 of each suite's InRelease file is part of the rootfs cache key and recorded in
+#   measurements.json (rootfs.mirror_states). A mirror update gives a new key and a fresh rootfs;
+#   it never silently reuses a stale one.
+# - The security suite (`<suite>-security` on DEBIAN_SECURITY_MIRROR) is read next to the main
+#   suite, for the root's security updates and for the kernel: Debian ships its 6.12 kernels for
+#   bookworm there (source linux-6.12, "~deb12u1" versions; `apt-cache policy
+#   linux-image-6.12.118+deb12-cloud-amd64` on 2026-12-07 lists only bookworm-security/main).
+# - linux-image-6.12.118+deb12-cloud-amd64 (6.12.118-1~deb12u1) is the newest 6.12 cloud ABI
+#   package there on 2026-12-07; naming the ABI package keeps the kernel fixed when the
+#   metapackage moves. Read from the package's own /boot/config-6.12.118+deb12-cloud-amd64
+#   (`apt-get download` + `dpkg-deb -x`): CONFIG_INTEL_TDX_GUEST=y (runs as a TDX trust domain),
+#   CONFIG_AMD_MEM_ENCRYPT=y, CONFIG_SEV_GUEST=m and CONFIG_TDX_GUEST_DRIVER=m (/dev/sev-guest,
+#   /dev/tdx_guest: the reports the attestation agent asks for), CONFIG_TSM_REPORTS=m
+#   (configfs-tsm, which both drivers use), CONFIG_CONFIGFS_FS=m, CONFIG_TCG_TPM=y; virtio_pci
+#   and NVMe built in; modules xz-compressed (CONFIG_MODULE_COMPRESS_XZ, the initramfs builder
+#   unpacks them).
 DEBIAN_SUITE = "bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
-KERNEL_PACKAGE = "linux-image-6.1.0-50-cloud-amd64"
-# What that kernel lacks to run as a TEE guest that attests, read from the package's own
-# /boot/config-6.1.0-50-cloud-amd64 (6.1.176-1): "# CONFIG_INTEL_TDX_GUEST is not set" (the VM
-# cannot run as a TDX trust domain) and "# CONFIG_VIRT_DRIVERS is not set" (no sev-guest driver,
-# so no /dev/sev-guest and no SNP report from inside the guest); CONFIG_AMD_MEM_ENCRYPT=y (memory
-# encryption works). cloud-api-adaptor v0.22.0's pod VM uses Ubuntu's linux-image-generic
-# (podvm/mkosi.images/system/mkosi.conf.d/ubuntu.conf). Keyed by evidence (spec.catalogue).
-KERNEL_TEE_GUEST_GAPS: dict[str, str] = {
-    "snp": "no SEV guest driver (CONFIG_VIRT_DRIVERS is not set: no /dev/sev-guest)",
-    "tdx": "no TDX guest support (CONFIG_INTEL_TDX_GUEST is not set)",
+DEBIAN_SECURITY_MIRROR = "http://deb.debian.org/debian-security"
+KERNEL_PACKAGE = "linux-image-6.12.118+deb12-cloud-amd64"
+# The kernel module each kind of evidence needs in the guest (KERNEL_PACKAGE has them as
+# modules: the initramfs loads what the recipe's kernel.modules lists, tsm and configfs come in
+# through modules.dep; each fails harmlessly with ENODEV outside its TEE). Sources: linux
+# drivers/virt/coco/sev-guest (/dev/sev-guest) and drivers/virt/coco/tdx-guest (/dev/tdx_guest).
+TEE_GUEST_MODULES: dict[str, str] = {"snp": "sev-guest", "tdx": "tdx-guest"}
+# Kernels known NOT to run as a TEE guest that attests, by package, with what they lack (read
+# from each package's /boot/config-*). bookworm main's cloud kernel (the pin before 2026-12-07)
+# has "# CONFIG_INTEL_TDX_GUEST is not set" and "# CONFIG_VIRT_DRIVERS is not set" (no sev-guest
+# driver). cloud-api-adaptor v0.22.0's own pod VM uses Ubuntu's linux-image-generic
+# (podvm/mkosi.images/system/mkosi.conf.d/ubuntu.conf). Inner keys are evidence kinds
+# (spec.catalogue).
+KERNEL_TEE_GUEST_GAPS: dict[str, dict[str, str]] = {
+    "linux-image-6.1.0-50-cloud-amd64": {
+        "snp": "no SEV guest driver (CONFIG_VIRT_DRIVERS is not set: no /dev/sev-guest)",
+        "tdx": "no TDX guest support (CONFIG_INTEL_TDX_GUEST is not set)",
+    },
 }
 # kata-static 4.0.0's attestation-agent is built with ATTESTER="snp-attester,tdx-attester" on
 # x86_64 (tools/packaging/static-build/coco-guest-components/build.sh@4.0.0): no Azure vTPM
 # attesters (guest-components adds az-snp-vtpm and az-tdx-vtpm only for
 # TEE_PLATFORM=az-cvm-vtpm, its Makefile), so it cannot present Azure confidential-VM evidence.
 KATA_STATIC_ATTESTERS = ("snp", "tdx")
+# The pod-VM image the CoCo project publishes for Azure per cloud-api-adaptor release, built with
+# the Azure vTPM attesters (TEE_PLATFORM=az-cvm-vtpm), and where its PCR reference values are
+# published (an OCI artifact with a GitHub build attestation). Source:
+# confidential-containers/confidentialcontainers.org content/en/docs/examples/azure-simple.md
+# ("Export PodVM image version", Last Release: .../Versions/${CAA_VERSION}, CAA_VERSION without
+# the "v"; "PodVM reference values"). Whether the gallery holds this exact version was not
+# checked here (no Azure access).
+AZURE_COMMUNITY_PODVM_IMAGE = (
+    "/CommunityGalleries/cococommunity-42d8482d-92cd-415b-b332-7648bd978eff/Images/"
+    f"peerpod-podvm-fedora/Versions/{CLOUD_API_ADAPTOR_VERSION.removeprefix('v')}"
+)
+AZURE_COMMUNITY_PODVM_MEASUREMENTS = (
+    "ghcr.io/confidential-containers/cloud-api-adaptor/measurements/azure/podvm:"
+    f"{CLOUD_API_ADAPTOR_VERSION.removeprefix('v')}"
+)
 # 2026-11-27T00:00:00Z: the default SOURCE_DATE_EPOCH of every recipe (clamps every timestamp).
 SOURCE_DATE_EPOCH = 1795737600
 # systemd-boot-efi 252 (bookworm): the stub the UKI is built on.
@@ -173,8 +206,8 @@ OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"
 OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
 OVMF_SNP = "/usr/share/ovmf/OVMF.fd"
 # Packages the initramfs is assembled from (extracted, never installed): busybox for the shell,
-# veritysetup for dm-verity (the kernel's dm-mod.create= needs dm built in; bookworm's cloud
-# kernel has it as a module, see ../shared/facts/images.md).
+# veritysetup for dm-verity (the kernel's dm-mod.create= needs dm built in; the pinned cloud
+# kernel has it as a module, CONFIG_BLK_DEV_DM=m, see ../shared/facts/images.md).
 INITRD_PACKAGES = ("busybox-static", "cryptsetup-bin")
 
 

@@ -28,7 +28,9 @@ GCP_TAR = "disk.raw.tar.gz"
 # Guest OS features of every pod-VM image: it boots a UKI through UEFI (images/), gVNIC is the
 # only NIC of C3 machines (TDX) and VIRTIO_SCSI_MULTIQUEUE is the default disk queueing.
 # Names: pulumi_gcp 10.2.0 ImageGuestOsFeatureArgs.type. The image's kernel must have the gve
-# and nvme drivers for C3 (Debian's cloud kernel builds both, unverified).
+# and nvme drivers for C3: the pinned kernel (spec/versions.py KERNEL_PACKAGE) builds NVMe in
+# (CONFIG_BLK_DEV_NVME=y) and gve as a module the podvm recipe loads (read from its
+# /boot/config and module tree).
 BASE_FEATURES = ("GVNIC", "UEFI_COMPATIBLE", "VIRTIO_SCSI_MULTIQUEUE")
 # The capability a confidential VM of each type requires of its boot image
 # (cloud.google.com/confidential-computing/confidential-vm/docs/create-custom-confidential-vm-

@@ -96,10 +96,11 @@ def recipe_payload_pinned(out: Collector, recipe: str) -> None:
 
 
 def podvm_attestation(out: Collector, image: Image, pools: list[NodePool]) -> None:
-    """Pod VMs built from a recipe with the pinned kernel and kata-static's attestation agent
-    cannot present the evidence their pool's offering promises (spec.versions
-    KERNEL_TEE_GUEST_GAPS, KATA_STATIC_ATTESTERS): say so per pool, as a warning, until the
-    recipe carries a TEE-capable kernel and the right attesters. Only for recipes that install
+    """Pod VMs built from a recipe that installs kata-static's attestation agent cannot present
+    the evidence their pool's offering promises when the recipe's kernel lacks the TEE guest
+    support (spec.versions KERNEL_TEE_GUEST_GAPS), when the recipe does not load the guest driver
+    for that evidence (TEE_GUEST_MODULES), or when the agent has no attester for it
+    (KATA_STATIC_ATTESTERS): say so per pool, as a warning. Only for recipes that install
     kata-static's attestation agent (the podvm recipe); silent for a podvmImage the user brings
     (we cannot know what it holds)."""
     if image.recipe is None or image.podvm_image is not None:
@@ -113,7 +114,9 @@ def podvm_attestation(out: Collector, image: Image, pools: list[NodePool]) -> No
         loaded = recipes.load(image.recipe)
     except RecipeError:
         return  # reported with the recipe's own error
+    kernel_gaps = versions.KERNEL_TEE_GUEST_GAPS.get(loaded.kernel_package, {})
     pinned_kernel = loaded.kernel_package == pins.KERNEL_PACKAGE
+    loads = {m.replace("-", "_") for m in loaded.modules}
     kata_agent = any(
         r.pin == "KATA_CONFIDENTIAL_IMAGE"
         and any(dest.endswith("/attestation-agent") for _, dest in r.files)
@@ -128,24 +131,40 @@ def podvm_attestation(out: Collector, image: Image, pools: list[NodePool]) -> No
         evidence = offering.evidence if offering is not None else None
         if evidence is None:
             continue
-        gaps = []
-        if pinned_kernel and evidence in versions.KERNEL_TEE_GUEST_GAPS:
+        gaps: list[str] = []
+        fixes: list[str] = []
+        module = versions.TEE_GUEST_MODULES.get(evidence)
+        if evidence in kernel_gaps:
+            gaps.append(f"its kernel {loaded.kernel_package} has {kernel_gaps[evidence]}")
+            fixes.append(f"use kernel.package = {pins.KERNEL_PACKAGE!r} in the recipe")
+        elif pinned_kernel and module and module.replace("-", "_") not in loads:
             gaps.append(
-                f"its kernel {loaded.kernel_package} has "
-                f"{versions.KERNEL_TEE_GUEST_GAPS[evidence]}"
+                f"the recipe does not load the {module} kernel module, so the guest has no "
+                f"{evidence} report device"
             )
+            fixes.append(f"add {module!r} to kernel.modules in the recipe")
         if evidence not in versions.KATA_STATIC_ATTESTERS:
             attesters = ", ".join(versions.KATA_STATIC_ATTESTERS)
             gaps.append(
                 f"kata-static's attestation-agent has no {evidence} attester (only {attesters})"
             )
+            fix = (
+                "a gap of coco-stack's podvm recipe, not of your stack (docs/images.md, \"What "
+                "the podvm image cannot do yet\"); until it closes, name an image with an "
+                "attestation agent built for it in coco:image.podvmImage"
+            )
+            if pool.provider == "azure":
+                fix += (
+                    f", for example the CoCo project's {versions.AZURE_COMMUNITY_PODVM_IMAGE} "
+                    f"(PCR reference values: {versions.AZURE_COMMUNITY_PODVM_MEASUREMENTS}; "
+                    "docs/azure.md)"
+                )
+            fixes.append(fix)
         if gaps:
             out.warn(
                 f"coco:nodePools[{i}]",
                 f"pool {pool.name!r}: pod VMs built from recipe {loaded.name!r} cannot produce "
                 f"attestation evidence yet: {'; '.join(gaps)}; the KBS will release nothing to "
                 "them",
-                "a gap of coco-stack's podvm recipe, not of your stack (docs/images.md, \"What "
-                "the podvm image cannot do yet\"); until it closes, name an image with TEE guest "
-                "support in coco:image.podvmImage",
+                "; ".join(fixes),
             )

@@ -162,8 +162,38 @@ class TestInitrdPieces:
             "kernel/drivers/md/dm-verity.ko",
             "kernel/fs/erofs/erofs.ko",
         ]
-        with pytest.raises(Exception, match="not a module"):
+        with pytest.raises(Exception, match="neither a module nor built into this kernel"):
             initrd.module_closure(dep, ["virtio_blk"])
+
+    def test_module_closure_skips_built_in_modules(self):
+        dep = (
+            "kernel/drivers/virt/coco/sev-guest/sev-guest.ko.xz: kernel/drivers/virt/coco/tsm.ko.xz"
+            " kernel/fs/configfs/configfs.ko.xz\n"
+            "kernel/drivers/virt/coco/tsm.ko.xz: kernel/fs/configfs/configfs.ko.xz\n"
+            "kernel/fs/configfs/configfs.ko.xz:\n"
+        )
+        builtin = "kernel/drivers/virtio/virtio_pci.ko\nkernel/drivers/nvme/host/nvme.ko\n"
+        order = initrd.module_closure(dep, ["virtio_pci", "sev-guest"], builtin)
+        assert order == [
+            "kernel/fs/configfs/configfs.ko.xz",
+            "kernel/drivers/virt/coco/tsm.ko.xz",
+            "kernel/drivers/virt/coco/sev-guest/sev-guest.ko.xz",
+        ]
+        with pytest.raises(Exception, match="neither a module nor built into"):
+            initrd.module_closure(dep, ["virtio_pci"])  # not built in without modules.builtin
+
+    def test_compressed_modules_are_stored_uncompressed(self):
+        import gzip
+        import lzma
+
+        module = b"\x7fELF" + bytes(range(256)) * 8
+        assert initrd.module_bytes(lzma.compress(module), "k/erofs.ko.xz") == ("erofs.ko", module)
+        assert initrd.module_bytes(gzip.compress(module), "k/erofs.ko.gz") == ("erofs.ko", module)
+        assert initrd.module_bytes(module, "k/erofs.ko") == ("erofs.ko", module)
+        with pytest.raises(Exception, match="not a valid compressed file"):
+            initrd.module_bytes(module, "k/erofs.ko.xz")
+        with pytest.raises(Exception, match="compression not supported"):
+            initrd.module_bytes(module, "k/erofs.ko.zst")
 
     def test_cpio_lists_with_gnu_cpio(self, tmp_path: Path):
         entries = [
@@ -307,6 +337,8 @@ class TestBuildHostSafety:
     @pytest.mark.parametrize("key,value", [
         ("mirror", "[trusted=yes] http://deb.debian.org/debian"),
         ("mirror", "http://deb.debian.org/debian main\ndeb http://evil/ x"),
+        ("security_mirror", "[trusted=yes] http://deb.debian.org/debian-security"),
+        ("security_mirror", "http://x/ bookworm-security main\ndeb http://evil/ x"),
         ("suite", "bookworm main"),
         ("path_exclude", "/usr/share/doc/*\nforce-unsafe-io"),
     ])
@@ -320,6 +352,82 @@ class TestBuildHostSafety:
         data.setdefault("distribution", {})[key] = [value] if key == "path_exclude" else value
         with pytest.raises(RecipeError, match=f"distribution.{key}"):
             recipe.parse(data, recipe.RECIPES_DIR / "minimal.toml")
+
+    def test_the_security_suite_is_read_with_the_main_suite(self):
+        from images import pins, recipe, rootfs
+
+        loaded = recipe.load("minimal")
+        assert loaded.sources == (
+            (pins.DEBIAN_MIRROR, pins.DEBIAN_SUITE),
+            (pins.DEBIAN_SECURITY_MIRROR, f"{pins.DEBIAN_SUITE}-security"),
+        )
+        for stage in (rootfs.rootfs_stage(loaded), rootfs.boot_tree_stage(loaded)):
+            assert stage.sources == (
+                f"deb {pins.DEBIAN_MIRROR} bookworm main",
+                f"deb {pins.DEBIAN_SECURITY_MIRROR} bookworm-security main",
+            )
+            argv = stage.argv(Path("/tmp/out.tar"))
+            assert argv[-3:] == ["/tmp/out.tar", *stage.sources]
+            assert argv[-4] == "bookworm"
+
+    def test_security_false_reads_the_main_suite_only(self):
+        import tomllib
+
+        from images import recipe, rootfs
+        from images.errors import RecipeError
+
+        path = recipe.RECIPES_DIR / "minimal.toml"
+        data = tomllib.loads(path.read_text())
+        data["distribution"]["security"] = False
+        loaded = recipe.parse(data, path)
+        assert loaded.sources == ((loaded.mirror, loaded.suite),)
+        assert len(rootfs.rootfs_stage(loaded).sources) == 1
+        assert loaded.canonical() != recipe.load("minimal").canonical()  # a new content hash
+        data["distribution"]["security_mirror"] = "http://mirror.example/debian-security"
+        with pytest.raises(RecipeError, match=r"distribution\.security_mirror: set, but"):
+            recipe.parse(data, path)
+        data["distribution"]["security"] = "no"
+        with pytest.raises(RecipeError, match=r"distribution\.security: expected bool"):
+            recipe.parse(data, path)
+
+    def test_every_mirror_state_is_in_the_stage_key(self, monkeypatch):
+        from images import recipe, rootfs
+
+        monkeypatch.setattr(rootfs, "run", lambda argv: "mmdebstrap 1.3.5")
+        stage = rootfs.rootfs_stage(recipe.load("minimal"))
+        main = rootfs.MirrorState("http://m", "bookworm", "a" * 64)
+        security = rootfs.MirrorState("http://s", "bookworm-security", "b" * 64)
+        key = rootfs.stage_key(stage, (main, security), 1)
+        moved = rootfs.MirrorState("http://s", "bookworm-security", "c" * 64)
+        assert rootfs.stage_key(stage, (main, moved), 1) != key  # a security update: new root
+        assert rootfs.stage_key(stage, (main, security), 1) == key
+
+    def test_mirror_states_read_each_suites_inrelease(self, server):
+        import dataclasses
+        import hashlib
+
+        from images import recipe, rootfs
+        from images.errors import DownloadError
+
+        for suite, body in (("bookworm", b"main"), ("bookworm-security", b"security")):
+            (server.root / "debian" / "dists" / suite).mkdir(parents=True)
+            (server.root / "debian" / "dists" / suite / "InRelease").write_bytes(body)
+        mirror = server.url("debian")
+        loaded = dataclasses.replace(
+            recipe.load("minimal"), mirror=mirror, security_mirror=mirror
+        )
+        states = rootfs.mirror_states(loaded)
+        assert [(s.suite, s.inrelease_sha256) for s in states] == [
+            ("bookworm", hashlib.sha256(b"main").hexdigest()),
+            ("bookworm-security", hashlib.sha256(b"security").hexdigest()),
+        ]
+        assert server.requests == [
+            "/debian/dists/bookworm/InRelease",
+            "/debian/dists/bookworm-security/InRelease",
+        ]
+        gone = dataclasses.replace(loaded, security_mirror=server.url("nowhere"))
+        with pytest.raises(DownloadError, match="nowhere/dists/bookworm-security/InRelease"):
+            rootfs.mirror_states(gone)
 
     def test_host_files_normalized(self, tmp_path):
         from images.rootfs import HOST_FILES, normalize_host_files

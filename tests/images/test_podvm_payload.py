@@ -426,14 +426,14 @@ class TestCloudStacksCheckClean:
             "'caa'" in err
 
 
+# What each cloud stack's pod VMs lack to attest with the podvm recipe: only the Azure attesters
+# (the kernel is TEE-capable and the recipe loads sev-guest and tdx-guest).
 ATTESTATION_GAPS = {
-    "aws-snp": ("snp", "no SEV guest driver"),
-    "gcp-snp": ("snp", "no SEV guest driver"),
-    "gcp-tdx": ("tdx", "no TDX guest support"),
     "azure-snp": ("snp", "no az-snp-vtpm attester"),
     "azure-tdx": ("tdx", "no az-tdx-vtpm attester"),
     "azure-cvm": ("pods", "no az-snp-vtpm attester"),
 }
+ATTESTING_STACKS = sorted(set(CLOUD_STACKS) - set(ATTESTATION_GAPS))
 
 
 class TestPodvmAttestationGaps:
@@ -453,26 +453,71 @@ class TestPodvmAttestationGaps:
 
         return dict(stackfile.load(stack, ROOT).config)
 
-    @pytest.mark.parametrize("stack", CLOUD_STACKS)
-    def test_each_cloud_stack_is_told_why(self, stack):
+    @staticmethod
+    def _recipe_with(monkeypatch, **changes) -> None:
+        real_load = recipe.load
+
+        def changed(name: str) -> recipe.Recipe:
+            return dataclasses.replace(real_load(name), **changes)
+
+        monkeypatch.setattr(recipe, "load", changed)
+
+    @pytest.mark.parametrize("stack", sorted(ATTESTATION_GAPS))
+    def test_each_azure_stack_is_told_why(self, stack):
         (found,) = self._warnings(self._config(stack))
         pool, gap = ATTESTATION_GAPS[stack]
         assert f"pool '{pool}'" in found.message and gap in found.message
         assert found.path.startswith("coco:nodePools[")
         assert "coco:image.podvmImage" in found.hint
+        assert versions.AZURE_COMMUNITY_PODVM_IMAGE in found.hint  # a way that works today
 
-    def test_silent_for_an_image_the_user_brings(self):
-        config = self._config("aws-snp")
-        config["coco:image"] = {"podvmImage": "ami-0123456789abcdef0"}
-        assert self._warnings(config) == []
+    @pytest.mark.parametrize("stack", ATTESTING_STACKS)
+    def test_the_pinned_kernel_and_modules_attest_on_aws_and_gcp(self, stack):
+        assert self._warnings(self._config(stack)) == []
+
+    def test_the_podvm_recipe_loads_the_guest_drivers_of_the_pinned_kernel(self):
+        loaded = recipe.load("podvm")
+        assert loaded.kernel_package == pins.KERNEL_PACKAGE
+        assert loaded.kernel_package not in versions.KERNEL_TEE_GUEST_GAPS
+        assert set(versions.TEE_GUEST_MODULES.values()) <= set(loaded.modules)
+
+    @pytest.mark.parametrize(
+        ("stack", "gap"),
+        [("gcp-snp", "no SEV guest driver"), ("gcp-tdx", "no TDX guest support")],
+    )
+    def test_a_kernel_without_tee_guest_support_is_named(self, monkeypatch, stack, gap):
+        old = "linux-image-6.1.0-50-cloud-amd64"
+        self._recipe_with(monkeypatch, kernel_package=old)
+        (found,) = self._warnings(self._config(stack))
+        assert f"its kernel {old} has" in found.message and gap in found.message
+        assert f"kernel.package = {pins.KERNEL_PACKAGE!r}" in found.hint
+
+    @pytest.mark.parametrize(
+        ("stack", "module"), [("aws-snp", "sev-guest"), ("gcp-tdx", "tdx-guest")]
+    )
+    def test_a_recipe_that_does_not_load_the_guest_driver_is_named(
+        self, monkeypatch, stack, module
+    ):
+        modules = tuple(m for m in recipe.load("podvm").modules if m != module)
+        self._recipe_with(monkeypatch, modules=modules)
+        (found,) = self._warnings(self._config(stack))
+        assert f"does not load the {module} kernel module" in found.message
+        assert f"add {module!r} to kernel.modules" in found.hint
+
+    def test_the_community_image_the_hint_names_is_accepted_and_silences_it(self):
+        from spec.validate import validate
+
+        config = self._config("azure-snp")
+        config["coco:image"] = {"podvmImage": versions.AZURE_COMMUNITY_PODVM_IMAGE}
+        spec, warnings = validate(config, stack="t", base_dir=str(ROOT))
+        assert spec.image.podvm_image == versions.AZURE_COMMUNITY_PODVM_IMAGE
+        assert not [w for w in warnings if "cannot produce attestation evidence" in w.message]
+        assert versions.AZURE_COMMUNITY_PODVM_IMAGE.endswith(
+            "/Versions/" + versions.CLOUD_API_ADAPTOR_VERSION.removeprefix("v")
+        )
 
     def test_silent_when_the_recipe_has_another_kernel(self, monkeypatch):
-        real_load = recipe.load
-
-        def other_kernel(name: str) -> recipe.Recipe:
-            return dataclasses.replace(real_load(name), kernel_package="linux-image-6.12-amd64")
-
-        monkeypatch.setattr(recipe, "load", other_kernel)
+        self._recipe_with(monkeypatch, kernel_package="linux-image-6.12-amd64")
         assert self._warnings(self._config("gcp-snp")) == []
         # the Azure gap is the attestation agent's, not the kernel's: still reported
         assert len(self._warnings(self._config("azure-snp"))) == 1
