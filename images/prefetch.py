@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from . import release
-from .errors import CommandFailed, DownloadError
+from .errors import CommandFailed, DownloadError, RecipeError
 from .recipe import GoPayload, OciPayload, PayloadFile, Recipe, ReleasePayload
 
 # (line) -> None: progress for stderr
@@ -58,7 +58,9 @@ def recipe_sources(recipe: Recipe, say: Say) -> list[Fetched]:
     order. Raises DownloadError (unreachable, or other bytes than pinned), ToolMissing (no `go`)
     or RecipeError (a tag without a lock entry) naming the item."""
     from . import lock
+    from .build import check_oci_pins
 
+    check_oci_pins(recipe)  # a pin without its digest stops here, as the build would
     recipe = lock.locked(recipe)  # tags build what the lock says, as in build_image
     if recipe.go:
         from .payload import check_go, go_group_dir
@@ -97,16 +99,25 @@ class _Percent:
 
 
 def fetch_release(item: ReleasePayload, key: str, say: Say) -> Fetched:
+    """The pinned archive in the release cache. A build that finds the member it reads already
+    extracted (and checked against the index) downloads nothing: neither does this."""
     artifact = item.image.artifact
+    what = f"{item.pin} {artifact.filename}"
+    path = release.cached_path(artifact)
     try:
         release.fetch(artifact, offline=True)
-        cached = True
+        return Fetched(key, what, path.stat().st_size, True)
     except release.NotFetched:
-        cached = False
-        say(f"{key}: downloading {artifact.url} (sha256 {artifact.sha256})")
-        release.fetch(artifact, progress=_Percent(say))
-    path = release.cached_path(artifact)
-    return Fetched(key, f"{item.pin} {artifact.filename}", path.stat().st_size, cached)
+        pass
+    try:  # no archive: offline, members() reads only what was extracted earlier
+        extracted = release.members(artifact, [item.image.member], offline=True)
+        member = extracted[item.image.member]
+        return Fetched(key, f"{what} (member extracted earlier)", member.stat().st_size, True)
+    except release.NotFetched:
+        pass
+    say(f"{key}: downloading {artifact.url} (sha256 {artifact.sha256})")
+    release.fetch(artifact, progress=_Percent(say))
+    return Fetched(key, what, path.stat().st_size, False)
 
 
 def fetch_url(item: PayloadFile, key: str, say: Say) -> Fetched:
@@ -136,8 +147,8 @@ def fetch_oci(item: OciPayload, key: str, say: Say, client: Any) -> Fetched:
     from .oci import Reference, pull_layer
 
     ref = Reference.parse(item.image)
-    if not ref.digest:
-        raise DownloadError(f"{key}.image: {item.image!r} is not pinned by digest")
+    if not ref.digest:  # lock.locked and check_oci_pins leave none: a bug if so
+        raise RecipeError(f"{key}.image: {item.image!r} is not pinned by digest")
     directory = cache_dir() / "oci" / "sha256"
     before = set(os.listdir(directory)) if directory.is_dir() else set()
     say(f"{key}: {item.image}")

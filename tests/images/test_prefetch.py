@@ -113,6 +113,20 @@ class TestReleasePrefetch:
         assert capsys.readouterr().out.rstrip().endswith(f", {size}, cached")
         assert server.requests == ["/kata-static.tar.zst"]
 
+    def test_member_extracted_earlier_needs_no_archive(
+        self, served_release, server, tmp_path, capsys
+    ):
+        """A build reads the member from the cache's index without the archive: fetch too."""
+        stack = _stack(tmp_path, RELEASE_RECIPE)
+        assert cli.main(["fetch", str(stack)]) == 0
+        release.members(served_release, [versions.PODVM_GUEST_IMAGE_MEMBER])  # as a build does
+        release.cached_path(served_release).unlink()  # e.g. removed to save 2 GB
+        capsys.readouterr()
+        assert cli.main(["fetch", str(stack)]) == 0
+        out = capsys.readouterr().out
+        assert "(member extracted earlier)" in out and out.rstrip().endswith(", cached")
+        assert server.requests == ["/kata-static.tar.zst"]  # the first fetch only
+
     def test_unreachable_exits_3(self, served_release, tmp_path, capsys, monkeypatch):
         gone = dataclasses.replace(served_release, url=served_release.url + ".gone")
         monkeypatch.setitem(
@@ -129,6 +143,15 @@ class TestReleasePrefetch:
         assert cli.main(["fetch", str(_stack(tmp_path, RELEASE_RECIPE))]) == ExitCode.UNREACHABLE
         assert "the pin is" in capsys.readouterr().err
         assert not release.cached_path(served_release).exists()
+
+
+class TestOciPinWithoutDigest:
+    def test_exits_2_naming_the_key(self, tmp_path, capsys, monkeypatch):
+        monkeypatch.setenv("COCO_IMAGE_CACHE", str(tmp_path / "cache"))
+        monkeypatch.setitem(pins.OCI_PINS, "TEST_PIN", versions.ImageRef("ghcr.io/a/b", "v1"))
+        body = '[[payload.oci]]\npin = "TEST_PIN"\nfiles = { "x" = "/x" }'
+        assert cli.main(["fetch", str(_stack(tmp_path, body))]) == ExitCode.INVALID
+        assert "payload.oci[0].pin: TEST_PIN" in capsys.readouterr().err
 
 
 class TestNothingToFetch:
