@@ -218,12 +218,14 @@ def check(
     workdir: Path | None = None,
     progress: Callable[[str], None] | None = None,
     tls: userdata.TlsMaterial | None = None,
+    also: Callable[[str], bool] | None = None,
 ) -> BootResult:
     """Boot `disk` and wait until it is booted as `spec` says (timeout: `spec.timeout` unless
     given). `booted` in the result: that condition was met (with peer-pod user data: the port
     served the certificate of the user data's key). `progress` gets a line about every
     PROGRESS_EVERY seconds while waiting. `tls`: the key the peer-pod user data gives the
-    forwarder (default: a fresh one)."""
+    forwarder (default: a fresh one). `also` (tests): a console condition that must hold too
+    before a tcp check probes the port."""
     timeout = spec.timeout if timeout is None else timeout
     own = workdir is None
     work = Path(tempfile.mkdtemp(prefix="coco-boot-")) if workdir is None else workdir
@@ -270,7 +272,7 @@ def check(
 
         def ready(console: str) -> bool:
             report(console)
-            if ROOT_MARKER not in console:
+            if ROOT_MARKER not in console or (also is not None and not also(console)):
                 return False
             if not spec.tls:
                 return tcp_answers(port)

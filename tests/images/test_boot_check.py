@@ -261,6 +261,16 @@ class TestCheckWaits:
         assert not result.booted
         assert "another TLS certificate" in result.failure
 
+    def test_an_extra_console_condition_must_hold_too(self, tmp_path, monkeypatch, tls_server):
+        material = userdata.self_signed()
+        monkeypatch.setattr(
+            boot,
+            "boot",
+            _fake_boot([ROOT_LINE], lambda p, w: tls_server(p, material, tmp_path), {}),
+        )
+        disk = tmp_path / "disk.raw"
+        assert not boot.check(disk, PEER_POD, tls=material, also=lambda c: "READY" in c).booted
+
     def test_nothing_listening_is_not_booted(self, tmp_path, monkeypatch):
         monkeypatch.setattr(
             boot, "boot", _fake_boot(["x\n", ROOT_LINE, ROOT_LINE], lambda *a: None, {})

@@ -93,8 +93,15 @@ def booted(podvm: PodVm, tmp_path_factory: pytest.TempPathFactory) -> Booted:
     tls = userdata.self_signed()
     check = recipe.load("podvm").boot
     assert (check.ready, check.port, check.tls, check.user_data) == ("tcp", 15150, True, "peer-pod")
+    # the stand-in attestation agent's report reaches the serial console through the journal
+    # and may come after the forwarder listens: wait for it as well
     result = boot.check(
-        podvm.out / "disk.raw", check, workdir=work / "run", tls=tls, progress=print
+        podvm.out / "disk.raw",
+        check,
+        workdir=work / "run",
+        tls=tls,
+        progress=print,
+        also=lambda console: "COCO-STANDIN attestation-agent aa.toml-sha256=" in console,
     )
     print(f"podvm boot: {result.seconds:.1f} s to a forwarder serving TLS")
     return Booted(result, result.served_cert, tls.cert_der)
