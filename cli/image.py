@@ -14,10 +14,13 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from images.errors import ImageError, InputError
 from spec.errors import ExitCode, report_unexpected
+
+if TYPE_CHECKING:
+    from images.recipe import BootCheck
 
 EXIT_INVALID = ExitCode.INVALID
 
@@ -65,12 +68,31 @@ def cmd_boot(args: argparse.Namespace) -> int:
             f"{out / 'measurements.json'}: not JSON ({exc})",
             hint=f"build the image again: coco image build RECIPE --out {out}",
         ) from None
-    result = boot.boot(out / "disk.raw", timeout=args.timeout)
+    if args.timeout is not None and not 0 < args.timeout <= 86400:
+        raise InputError(f"--timeout {args.timeout:g}: not a number of seconds in (0, 86400]")
+    spec = boot_check(measurements, args.recipe, out)
+    waited = spec.timeout if args.timeout is None else args.timeout
+    print(
+        f"booting {out / 'disk.raw'} under QEMU (TCG): waiting up to {waited:.0f} s for "
+        f"{spec.describe()}",
+        file=sys.stderr,
+        flush=True,
+    )
+    result = boot.check(
+        out / "disk.raw",
+        spec,
+        timeout=args.timeout,
+        progress=lambda line: print(f"coco image boot: {line}", file=sys.stderr, flush=True),
+    )
     if not result.booted:
-        reason = result.failure or "no marker on the serial console"
+        reason = result.failure or (
+            "no marker on the serial console"
+            if spec.ready == "marker"
+            else f"not {spec.describe()} within {waited:.0f} s"
+        )
         raise BootFailed(
             f"{out / 'disk.raw'} did not boot: {reason}",
-            hint="rerun with --debug; the console log ends with:\n"
+            hint="rerun with --debug (or a longer --timeout); the console log ends with:\n"
             + "\n".join(result.console.splitlines()[-10:]),
         )
     print(f"booted {out / 'disk.raw'} in {result.seconds:.1f}s")
@@ -83,6 +105,37 @@ def cmd_boot(args: argparse.Namespace) -> int:
     if mismatches:
         raise MeasurementMismatch(f"PCR {', '.join(mismatches)} differ from the prediction")
     return 0
+
+
+def boot_check(measurements: dict[str, Any], recipe_arg: str | None, out: Path) -> BootCheck:
+    """The [boot] check of the recipe that built `out`: the recipe `--recipe` names (which must
+    be the one measurements.json names), else the recipe of that name in images/recipes/, else
+    the default (the image marker), said on stderr."""
+    import re
+
+    from images import recipe
+
+    info = measurements.get("recipe")
+    built = info.get("name") if isinstance(info, dict) else None
+    # a recipe name (images.recipe.parse) and nothing else reaches a path
+    built = built if isinstance(built, str) and re.fullmatch(r"[a-z0-9][a-z0-9-]*", built) else ""
+    if recipe_arg is not None:
+        spec = recipe.load(recipe_arg)
+        if built and spec.name != built:
+            raise InputError(
+                f"--recipe {recipe_arg}: recipe {spec.name!r}, but {out} was built from "
+                f"recipe {built!r}",
+                hint="name the recipe the image was built from, or leave --recipe out",
+            )
+        return spec.boot
+    if built and (recipe.RECIPES_DIR / f"{built}.toml").is_file():
+        return recipe.load(built).boot
+    print(
+        f"coco image boot: recipe {built or '(unnamed)'} is not in {recipe.RECIPES_DIR}: "
+        "checking for the image marker (--recipe PATH uses its [boot] section)",
+        file=sys.stderr,
+    )
+    return recipe.BootCheck()
 
 
 def cmd_resolve(args: argparse.Namespace) -> int:
@@ -195,11 +248,26 @@ def add_parsers(subparsers: Any) -> None:
     boot = options.command(
         sub,
         "image boot",
-        help="boot a built image in QEMU and check PCR 4 and 11",
-        examples="  coco image boot out/podvm --timeout 600",
+        help="boot a built image in QEMU until it is booted as its recipe's [boot] says, and "
+        "check PCR 4 and 11",
+        examples="""
+  coco image boot out/minimal
+  coco image boot out/podvm                     the forwarder answers TLS on 15150 (about 3 min)
+  coco image boot out/custom --recipe my.toml --timeout 1200
+""",
     )
     boot.add_argument("dir", help="a directory `coco image build` wrote")
-    boot.add_argument("--timeout", type=float, default=300.0, help="seconds (default 300)")
+    boot.add_argument(
+        "--recipe",
+        help="the recipe the image was built from (a name or .toml path), for its [boot] section "
+        "(default: the recipe of the name measurements.json gives, in images/recipes/)",
+    )
+    boot.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds to wait (default: the recipe's [boot] timeout, 300 unless it says)",
+    )
     boot.set_defaults(func=cmd_boot, image_main=True)
     resolve = options.command(
         sub,

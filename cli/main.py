@@ -11,11 +11,15 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from spec import versions
 from spec.errors import ExitCode, report_unexpected
+
+if TYPE_CHECKING:
+    from spec.model import KataGuest
 
 # `coco --help` imports only argparse, spec.versions and spec.errors: the spec model (pydantic),
 # the KBS client (pyjwt, cryptography), Pulumi and argcomplete load inside the command that
@@ -31,11 +35,13 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    """Download what `pulumi up` would fetch for the stack (the pinned kata release a
-    `kataGuest` without firmware and kernel is measured from) into the image cache, check its
-    sha256, and print the measurement `pulumi up` will give the KBS. The only command besides
-    `pulumi up` that touches the network for this."""
-    from images import kata as kata_measure
+    """Download what `pulumi up` would fetch for the stack into the image cache (and the Go
+    module cache): the pinned kata release a `kataGuest` without firmware and kernel is measured
+    from, and every payload source the build of coco:image.recipe downloads (release archives,
+    the Go modules of each Go group, URL files, OCI layers), each checked against its pin. A line
+    per item on stdout (what, size, cached or downloaded), progress on stderr; the measurement
+    `pulumi up` will give the KBS. The only command besides `pulumi up` that touches the network
+    for this."""
     from spec import stackfile
     from spec.validate import validate
 
@@ -44,15 +50,50 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         sf.config, stack=sf.name, secure_paths=sf.secure_paths, base_dir=str(sf.project_dir)
     )
     guest = spec.kbs.kata_guest if spec.kbs.enabled else None
-    if guest is None:
-        print(f"stack {sf.name}: nothing to fetch (no coco:kbs.kataGuest)")
+    if guest is None and spec.image.recipe is None:
+        print(f"stack {sf.name}: nothing to fetch (no coco:kbs.kataGuest, no coco:image.recipe)")
         return 0
-    measured = kata_measure.measure(guest, sf.project_dir)
+
+    def say(line: str) -> None:
+        print(f"coco fetch: {line}", file=sys.stderr, flush=True)
+
+    if guest is not None:
+        _fetch_kata_guest(guest, sf.project_dir, say)
+    if spec.image.recipe is not None:
+        from images import prefetch
+        from images import recipe as recipes
+
+        recipe = recipes.load(spec.image.recipe)  # as the GuestImage component loads it
+        say(f"coco:image.recipe: {recipe.name} ({recipe.path})")
+        fetched = prefetch.recipe_sources(recipe, say)
+        if not fetched:
+            print(f"recipe {recipe.name}: nothing to download besides Debian packages")
+        for item in fetched:
+            print(f"recipe {recipe.name} {item.summary()}")
+    return 0
+
+
+def _fetch_kata_guest(guest: KataGuest, project_dir: Path, say: Callable[[str], None]) -> None:
+    """coco:kbs.kataGuest: the pinned kata release (when the guest takes firmware or kernel from
+    it), downloaded and measured as `pulumi up` does."""
+    from images import kata as kata_measure
+    from images import release
+    from images.prefetch import human_size, identity
+
+    path = release.cached_path(versions.KATA_STATIC)
+    before = identity(path)
+    say("coco:kbs.kataGuest: measuring (downloads the pinned kata release when it needs it)")
+    measured = kata_measure.measure(guest, project_dir)
     if measured.release:
-        print(f"kata release {measured.release['url']} sha256 {measured.release['sha256']}: cached")
+        after = identity(path)
+        size = human_size(path.stat().st_size) if after else "its members, extracted earlier"
+        state = "downloaded" if after is not None and after != before else "cached"
+        print(
+            f"kata release {measured.release['url']} sha256 {measured.release['sha256']}, "
+            f"{size}, {state}"
+        )
     for vcpus, digest in measured.measurements:
         print(f"snp_launch_measurement ({vcpus} vCPUs): {digest}")
-    return 0
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -203,11 +244,13 @@ def build_parser() -> argparse.ArgumentParser:
     fetch = options.command(
         sub,
         "fetch",
-        help="download what `pulumi up` would fetch for a stack (the kata release of kataGuest) "
-        "into the cache and print the measurement it pins; check and render never download",
+        help="download what `pulumi up` would fetch for a stack into the caches: the kata release "
+        "of kataGuest (and the measurement it pins) and every payload source the build of "
+        "coco:image.recipe downloads; check and render never download",
         stack="required",
         examples="""
   coco fetch dev
+  coco fetch gcp-snp        kata-static 4.0.0 and the Go modules of tools/go/caa for podvm
 """,
     )
     fetch.set_defaults(func=cmd_fetch)

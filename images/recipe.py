@@ -82,6 +82,31 @@ class GoPayload:
     files: tuple[tuple[str, str], ...]
 
 
+BOOT_READY = ("marker", "tcp")
+USER_DATA = ("", "peer-pod")
+
+
+@dataclass(frozen=True)
+class BootCheck:
+    """What "booted" means for `coco image boot` ([boot], images/boot.py check): `marker`, the
+    root's init printed the image marker (and powered off); `tcp`, the dm-verity root mounted
+    and guest TCP `port` answers through a QEMU user-net forward (a TLS handshake when `tls`).
+    `user_data` "peer-pod" attaches a config disk with the user data cloud-api-adaptor would
+    send (images/userdata.py). Not a build input: the image's bytes do not depend on it."""
+
+    ready: str = "marker"
+    port: int = 0
+    tls: bool = False
+    user_data: str = ""
+    timeout: float = 300.0
+
+    def describe(self) -> str:
+        if self.ready == "marker":
+            return "the image marker on the serial console"
+        answer = "a TLS handshake" if self.tls else "a TCP connection"
+        return f"the verity root mounted and {answer} on guest port {self.port}"
+
+
 @dataclass(frozen=True)
 class Recipe:
     name: str
@@ -113,6 +138,7 @@ class Recipe:
     snp_guest_features: str = "0x1"
     tdx_firmware: str = ""
     tdx_page_order: str = "single-pass"  # images.tdx.PAGE_ORDERS
+    boot: BootCheck = BootCheck()
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -138,6 +164,7 @@ class Recipe:
         data = asdict(self)
         data.pop("path")
         data.pop("extra")
+        data.pop("boot")  # how `coco image boot` checks the image, not what is built
         data["payload"] = [asdict(p) for p in self.payload]
         data["oci"] = [asdict(o) for o in self.oci]
         data["release"] = [asdict(r) for r in self.release]
@@ -334,7 +361,9 @@ def local_source(directory: Path, source: str, where: str) -> Path:
 
 def parse(data: dict[str, Any], path: Path) -> Recipe:
     _check_keys(
-        data, {"name", "description", "distribution", "kernel", "payload", "outputs", "measure"}, ""
+        data,
+        {"name", "description", "distribution", "kernel", "payload", "outputs", "measure", "boot"},
+        "",
     )
     name = _get(data, "name", str, "", path.stem)
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", name):
@@ -483,7 +512,45 @@ def parse(data: dict[str, Any], path: Path) -> Recipe:
         snp_guest_features=_get(measure, "snp_guest_features", str, "measure.", "0x1"),
         tdx_firmware=_get(measure, "tdx_firmware", str, "measure.", ""),
         tdx_page_order=tdx_page_order,
+        boot=_boot(_get(data, "boot", dict, "", {})),
     )
+
+
+def _boot(table: dict[str, Any]) -> BootCheck:
+    """[boot]: ready = "marker" | { tcp = PORT, tls = BOOL }; user_data; timeout (seconds)."""
+    _check_keys(table, {"ready", "user_data", "timeout"}, "boot.")
+    hint = 'ready = "marker", or ready = { tcp = 15150, tls = true } for a guest port'
+    ready = table.get("ready", "marker")
+    port: Any = 0
+    tls = False
+    if isinstance(ready, dict):
+        _check_keys(ready, {"tcp", "tls"}, "boot.ready.")
+        port = ready.get("tcp")
+        if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+            raise RecipeError(f"boot.ready.tcp: {port!r} is not a TCP port (1..65535)", hint=hint)
+        tls = _get(ready, "tls", bool, "boot.ready.", False)
+        ready = "tcp"
+    elif ready != "marker":
+        raise RecipeError(f"boot.ready: {ready!r} is not a readiness check", hint=hint)
+    user_data = _get(table, "user_data", str, "boot.", "")
+    if user_data not in USER_DATA:
+        raise RecipeError(
+            f"boot.user_data: {user_data!r} is not a kind of user data",
+            hint='"peer-pod" (the user data cloud-api-adaptor sends a pod VM), or leave it out',
+        )
+    if user_data and ready != "tcp":
+        raise RecipeError(
+            "boot.user_data: only a tcp readiness check waits for what the user data starts",
+            hint=hint,
+        )
+    timeout = table.get("timeout", 300)
+    number = isinstance(timeout, int | float) and not isinstance(timeout, bool)
+    if not number or not 10 <= timeout <= 7200:
+        raise RecipeError(
+            f"boot.timeout: {timeout!r} is not a number of seconds in 10..7200",
+            hint="under TCG the podvm needs about 170 s to a listening forwarder: 900 is generous",
+        )
+    return BootCheck(ready, port, tls, user_data, float(timeout))
 
 
 def _oci(item: Any, i: int) -> OciPayload:

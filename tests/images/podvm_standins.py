@@ -127,17 +127,3 @@ def build_podvm_with_standins(out: Path, work: Path) -> dict[str, object]:
         pins.RELEASE_PINS.clear()
         pins.RELEASE_PINS.update(saved)
     return result.measurements
-
-
-def cidata_iso(out: Path, user_data: bytes) -> Path:
-    """A NoCloud-style config disk: ISO 9660 labelled "cidata" holding `user-data` (Rock Ridge
-    name), the stand-in for a cloud's user data that process-user-data reads from
-    /media/cidata/user-data without any cloud (made with pycdlib, no root)."""
-    import pycdlib
-
-    iso = pycdlib.PyCdlib()
-    iso.new(interchange_level=3, vol_ident="cidata", rock_ridge="1.09")
-    iso.add_fp(io.BytesIO(user_data), len(user_data), "/USERDATA.;1", rr_name="user-data")
-    iso.write(str(out))
-    iso.close()
-    return out

@@ -131,7 +131,7 @@ class TestFetch:
                                             pinned.sha256, pinned.size))
         assert cli.main(["fetch", str(_stack_file(tmp_path))]) == 0
         out = capsys.readouterr().out
-        assert "cached" in out and "snp_launch_measurement (1 vCPUs): " in out
+        assert ", downloaded" in out and "snp_launch_measurement (1 vCPUs): " in out
         assert server.requests == ["/kata.tar.zst"]
         # now `coco check` finds it in the cache: no notice
         assert cli.main(["check", str(_stack_file(tmp_path))]) == 0

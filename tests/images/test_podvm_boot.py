@@ -14,6 +14,10 @@ What is real and what is a stand-in:
   `user-data`, the source process-user-data v0.21.0/v0.22.0 reads without any cloud
   (/media/cidata/user-data, pkg/userdata FileUserDataProvider).
 
+The boot and its wait are `coco image boot`'s own (images.boot.check with the recipe's [boot]
+section: the verity root mounted, then agent-protocol-forwarder's TLS on 15150 through a QEMU
+user-net forward, with the peer-pod user data of images/userdata.py).
+
 The boot shows: process-user-data wrote the forwarder's config (apf.json: the forwarder then
 serves TLS with the key from it, seen from the host through a forwarded port) and the initdata
 (aa.toml unpacked from it, its digest written and extended into PCR 8); agent-protocol-forwarder
@@ -23,38 +27,21 @@ values); one flipped byte in the root stops the boot in the initramfs.
 
 from __future__ import annotations
 
-import base64
-import datetime
-import gzip
 import hashlib
-import json
 import os
 import shutil
-import socket
-import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from images import boot
+from images import boot, recipe, userdata
+from images.userdata import AA_TOML, INITDATA_TOML
 from tests.images.conftest import _require_tools
-from tests.images.podvm_standins import build_podvm_with_standins, cidata_iso
+from tests.images.podvm_standins import build_podvm_with_standins
 
 pytestmark = pytest.mark.image
-
-INITDATA_TOML = """algorithm = "sha256"
-version = "0.1.0"
-
-[data]
-"aa.toml" = '''
-[token_configs.kbs]
-url = "http://kbs.coco-stack.invalid:8080"
-'''
-"""
-AA_TOML = '[token_configs.kbs]\nurl = "http://kbs.coco-stack.invalid:8080"\n'
 
 
 @dataclass(frozen=True)
@@ -72,8 +59,11 @@ class Booted:
 
 def _require_go_and_e2fsprogs() -> None:
     missing = [t for t in ("go",) if shutil.which(t) is None]
-    missing += [t for t in ("debugfs", "mkfs.ext4")
-                if shutil.which(t, path="/usr/sbin:/sbin:" + os.environ.get("PATH", "")) is None]
+    missing += [
+        t
+        for t in ("debugfs", "mkfs.ext4")
+        if shutil.which(t, path="/usr/sbin:/sbin:" + os.environ.get("PATH", "")) is None
+    ]
     if missing:
         message = f"needs {', '.join(missing)} (Go 1.25+ from go.dev, e2fsprogs)"
         if os.environ.get("COCO_REQUIRE_IMAGE_TESTS") == "1":
@@ -97,124 +87,24 @@ def podvm(tmp_path_factory: pytest.TempPathFactory) -> PodVm:
     return PodVm(base / "out", measurements)
 
 
-def _self_signed() -> tuple[str, str, bytes]:
-    """(key PEM, cert PEM, cert DER) for the forwarder's TLS server."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "podvm")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("podvm")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    return key_pem, cert.public_bytes(serialization.Encoding.PEM).decode(), cert.public_bytes(
-        serialization.Encoding.DER
-    )
-
-
-def user_data(key_pem: str, cert_pem: str) -> bytes:
-    """The cloud-config CAA sends a pod VM (write_files, parsed strictly by process-user-data):
-    the forwarder's config with its TLS material and a pod network (VXLAN to the worker node),
-    and the initdata (gzip + base64 of the TOML, pkg/initdata@v0.21.0)."""
-    apf = {
-        "pod-network": {
-            "podip": "10.244.1.5/32",
-            "pod-hw-addr": "0a:58:0a:f4:01:05",
-            "interface": "eth0",
-            "worker-node-ip": "10.0.2.2/24",
-            "tunnel-type": "vxlan",
-            "routes": [],
-            "neighbors": [],
-            "mtu": 1450,
-            "index": 0,
-            "vxlan-port": 4789,
-            "vxlan-id": 555000,
-            "dedicated": False,
-            "external-net-via-pod-vm": False,
-        },
-        "pod-namespace": "/run/netns/podns",
-        "pod-name": "stand-in",
-        "tls-server-key": key_pem,
-        "tls-server-cert": cert_pem,
-    }
-    initdata = base64.b64encode(gzip.compress(INITDATA_TOML.encode(), mtime=0)).decode()
-    config = {
-        "write_files": [
-            {"path": "/run/peerpod/apf.json", "content": json.dumps(apf)},
-            {"path": "/run/peerpod/initdata", "content": initdata},
-        ]
-    }
-    return ("#cloud-config\n" + yaml.safe_dump(config, sort_keys=True)).encode()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _tls_peer(port: int) -> bytes:
-    """The certificate whatever listens behind the forwarded port presents, b"" if nothing
-    completes a TLS handshake there yet."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2) as raw, \
-                context.wrap_socket(raw, server_hostname="podvm") as tls:
-            return tls.getpeercert(binary_form=True) or b""
-    except (OSError, ssl.SSLError):
-        return b""
-
-
 @pytest.fixture(scope="session")
 def booted(podvm: PodVm, tmp_path_factory: pytest.TempPathFactory) -> Booted:
     work = tmp_path_factory.mktemp("podvm-boot")
-    key_pem, cert_pem, cert_der = _self_signed()
-    iso = cidata_iso(work / "cidata.iso", user_data(key_pem, cert_pem))
-    port = _free_port()
-    served: list[bytes] = []
-
-    def ready(console: str) -> bool:
-        if "COCO-STANDIN attestation-agent aa.toml-sha256=" not in console:
-            return False
-        peer = _tls_peer(port)
-        if peer:
-            served.append(peer)
-        return bool(peer)
-
-    result = boot.boot(
+    tls = userdata.self_signed()
+    check = recipe.load("podvm").boot
+    assert (check.ready, check.port, check.tls, check.user_data) == ("tcp", 15150, True, "peer-pod")
+    # the stand-in attestation agent's report reaches the serial console through the journal
+    # and may come after the forwarder listens: wait for it as well
+    result = boot.check(
         podvm.out / "disk.raw",
+        check,
         workdir=work / "run",
-        timeout=900,
-        extra=[
-            "-drive", f"if=none,id=cidata,format=raw,readonly=on,file={iso}",
-            # PCI slots after the boot disk's, so the firmware still boots it first and PCR 4
-            # stays the predicted one (no other boot option is tried)
-            "-device", "virtio-blk-pci,drive=cidata,addr=0x10",
-            "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:15150",
-            "-device", "virtio-net-pci,netdev=net0,romfile=,addr=0x11",
-        ],
-        until=ready,
+        tls=tls,
+        progress=print,
+        also=lambda console: "COCO-STANDIN attestation-agent aa.toml-sha256=" in console,
     )
     print(f"podvm boot: {result.seconds:.1f} s to a forwarder serving TLS")
-    return Booted(result, served[-1] if served else b"", cert_der)
+    return Booted(result, result.served_cert, tls.cert_der)
 
 
 def _standin_reports(console: str, role: str) -> list[dict[str, str]]:
@@ -237,7 +127,7 @@ class TestPodVmBoots:
 
     def test_forwarder_serves_tls_with_the_key_from_apf_json(self, booted: Booted):
         console = booted.result.console
-        assert booted.result.stopped, console[-4000:]
+        assert booted.result.stopped and booted.result.booted, console[-4000:]
         assert booted.served_cert == booted.cert
 
     def test_initdata_unpacked_digest_written_and_extended_into_pcr8(self, booted: Booted):
