@@ -18,7 +18,10 @@ The boot shows: process-user-data wrote the forwarder's config (apf.json: the fo
 serves TLS with the key from it, seen from the host through a forwarded port) and the initdata
 (aa.toml unpacked from it, its digest written and extended into PCR 8); agent-protocol-forwarder
 listens on 15150; the PCRs the build predicted are what the guest measured (the KBS reference
-values); one flipped byte in the root stops the boot in the initramfs.
+values); one flipped byte in the root stops the boot in the initramfs. A second boot, on a copy
+of the disk grown by 1 GiB with the scratch marker in the user data, shows the encrypted scratch
+space mounted where image-rs keeps layers before the data hub and the agent start (or, while the
+recipe does not load dm-crypt and dm-integrity, the failure naming the missing modules).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import os
 import shutil
 import socket
 import ssl
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +59,10 @@ url = "http://kbs.coco-stack.invalid:8080"
 '''
 """
 AA_TOML = '[token_configs.kbs]\nurl = "http://kbs.coco-stack.invalid:8080"\n'
+SCRATCH_MARKER = "/run/peerpod/scratch-space.marker"
+SCRATCH_MODULES = ("dm_crypt", "dm_integrity", "authenc", "xts", "algif_skcipher")
+SCRATCH_MOUNTED = "coco-podvm: scratch: mounted /run/kata-containers/image"
+SCRATCH_FAILED = "coco-podvm: scratch: FAILED"
 
 
 @dataclass(frozen=True)
@@ -128,10 +136,12 @@ def _self_signed() -> tuple[str, str, bytes]:
     )
 
 
-def user_data(key_pem: str, cert_pem: str) -> bytes:
+def user_data(key_pem: str, cert_pem: str, *, scratch: bool = False) -> bytes:
     """The cloud-config CAA sends a pod VM (write_files, parsed strictly by process-user-data):
     the forwarder's config with its TLS material and a pod network (VXLAN to the worker node),
-    and the initdata (gzip + base64 of the TOML, pkg/initdata@v0.21.0)."""
+    and the initdata (gzip + base64 of the TOML, pkg/initdata@v0.21.0); with `scratch`, the empty
+    marker the v0.22.0 daemon adds when it runs with ENABLE_SCRATCH_SPACE=true
+    (pkg/adaptor/cloud/cloud.go, pkg/paths ScratchSpacePath@v0.22.0)."""
     apf = {
         "pod-network": {
             "podip": "10.244.1.5/32",
@@ -160,6 +170,8 @@ def user_data(key_pem: str, cert_pem: str) -> bytes:
             {"path": "/run/peerpod/initdata", "content": initdata},
         ]
     }
+    if scratch:
+        config["write_files"].append({"path": SCRATCH_MARKER, "content": ""})
     return ("#cloud-config\n" + yaml.safe_dump(config, sort_keys=True)).encode()
 
 
@@ -269,3 +281,101 @@ class TestPodVmTamperedRoot:
         result = boot.boot(work / "tampered.raw", workdir=work / "run")
         assert not result.root_mounted, result.console[-3000:]
         assert "dm-verity" in result.failure
+
+
+@dataclass(frozen=True)
+class ScratchBoot:
+    result: boot.BootResult
+    disk: Path  # the grown copy of disk.raw the VM booted (and partitioned)
+    modules: bool  # the recipe loads every kernel module the scratch space needs
+
+
+@pytest.fixture(scope="session")
+def booted_scratch(podvm: PodVm, tmp_path_factory: pytest.TempPathFactory) -> ScratchBoot:
+    """The pod VM on a disk 1 GiB larger than the image, its user data asking for scratch space:
+    a sparse copy of disk.raw (the build output stays as built), grown at the end the way a
+    cloud disk larger than the image is."""
+    from images import recipe
+
+    work = tmp_path_factory.mktemp("podvm-scratch")
+    key_pem, cert_pem, _ = _self_signed()
+    iso = cidata_iso(work / "cidata.iso", user_data(key_pem, cert_pem, scratch=True))
+    disk = work / "grown.raw"
+    shutil.copyfile(podvm.out / "disk.raw", disk)
+    with disk.open("r+b") as grown:
+        grown.truncate(disk.stat().st_size + 1024 * 1024 * 1024)
+
+    def ready(console: str) -> bool:
+        return ("COCO-STANDIN kata-agent listening" in console
+                and (SCRATCH_MOUNTED in console or SCRATCH_FAILED in console))
+
+    result = boot.boot(
+        disk,
+        workdir=work / "run",
+        timeout=900,
+        extra=[
+            "-drive", f"if=none,id=cidata,format=raw,readonly=on,file={iso}",
+            "-device", "virtio-blk-pci,drive=cidata,addr=0x10",
+            "-netdev", "user,id=net0",
+            "-device", "virtio-net-pci,netdev=net0,romfile=,addr=0x11",
+        ],
+        until=ready,
+    )
+    print(f"podvm scratch boot: {result.seconds:.1f} s to the kata agent")
+    modules = set(recipe.load("podvm").modules)
+    return ScratchBoot(result, disk, set(SCRATCH_MODULES) <= modules)
+
+
+def _gpt_partition(disk: Path, name: str) -> tuple[int, int]:
+    """(start, size) in bytes of the GPT partition called `name`, read with sfdisk --json."""
+    out = subprocess.run(["sfdisk", "--json", str(disk)], check=True, capture_output=True,
+                         text=True).stdout
+    table = json.loads(out)["partitiontable"]
+    sector = int(table.get("sectorsize", 512))
+    for part in table["partitions"]:
+        if part.get("name") == name:
+            return int(part["start"]) * sector, int(part["size"]) * sector
+    raise AssertionError(f"no partition {name!r} in {[p.get('name') for p in table['partitions']]}")
+
+
+class TestPodVmScratch:
+    """With the scratch marker in the user data and free space on the boot disk, the pod VM
+    mounts an encrypted, integrity-protected ext4 where image-rs keeps image layers, before the
+    data hub and the kata agent start; without the kernel modules for it the failure says which
+    are missing and the pod still starts (images in memory)."""
+
+    def test_mounted_before_the_hub_and_the_agent(self, booted_scratch: ScratchBoot):
+        console = booted_scratch.result.console
+        assert booted_scratch.result.stopped, console[-4000:]
+        if not booted_scratch.modules:
+            failed = console[console.index(SCRATCH_FAILED):].splitlines()[0]
+            assert "kernel module(s) not loaded" in failed and "dm_crypt" in failed, failed
+            assert SCRATCH_MOUNTED not in console
+            return
+        assert SCRATCH_FAILED not in console, console[-4000:]
+        line = console[console.index(SCRATCH_MOUNTED):].splitlines()[0]
+        assert "ext4 on /dev/mapper/coco-scratch" in line
+        assert "LUKS2 aes-xts-plain64 + hmac(sha256)" in line
+        mounted = console.index(SCRATCH_MOUNTED)
+        assert mounted < console.index("COCO-STANDIN confidential-data-hub listening")
+        assert mounted < console.index("COCO-STANDIN kata-agent listening")
+
+    def test_host_sees_luks2_with_integrity_on_the_new_partition(
+        self, booted_scratch: ScratchBoot, podvm: PodVm
+    ):
+        """What the host can read of the scratch partition: a LUKS2 header whose segment is
+        aes-xts-plain64 with hmac(sha256) integrity, in space the image did not use."""
+        if not booted_scratch.modules:
+            pytest.skip("the podvm recipe does not load " + ", ".join(SCRATCH_MODULES))
+        start, size = _gpt_partition(booted_scratch.disk, "coco-scratch")
+        image_end = max(p["start"] + p["size"] for p in podvm.measurements["disk"]["partitions"])
+        assert start >= image_end
+        assert size >= 512 * 1024 * 1024
+        with booted_scratch.disk.open("rb") as raw:
+            raw.seek(start)
+            header = raw.read(16 * 1024)
+        assert header[:6] == b"LUKS\xba\xbe" and int.from_bytes(header[6:8], "big") == 2
+        metadata = json.loads(header[4096:].split(b"\0", 1)[0])
+        (segment,) = metadata["segments"].values()
+        assert segment["encryption"] == "aes-xts-plain64"
+        assert segment["integrity"]["type"] == "hmac(sha256)"
