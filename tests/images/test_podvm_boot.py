@@ -60,7 +60,7 @@ url = "http://kbs.coco-stack.invalid:8080"
 """
 AA_TOML = '[token_configs.kbs]\nurl = "http://kbs.coco-stack.invalid:8080"\n'
 SCRATCH_MARKER = "/run/peerpod/scratch-space.marker"
-SCRATCH_MODULES = ("dm_crypt", "dm_integrity", "authenc", "xts", "algif_skcipher")
+SCRATCH_MODULES = ("dm_crypt", "dm_integrity", "authenc", "xts", "ecb", "algif_skcipher")
 SCRATCH_MOUNTED = "coco-podvm: scratch: mounted /run/kata-containers/image"
 SCRATCH_FAILED = "coco-podvm: scratch: FAILED"
 

@@ -171,7 +171,7 @@ class TestScratchScript:
     def test_names_the_kernel_modules_it_needs(self):
         """The root holds no modules: the hint must name each one the recipe has to list."""
         assert set(_script_value("MODULES").split()) == {
-            "dm_crypt", "dm_integrity", "authenc", "xts", "algif_skcipher"
+            "dm_crypt", "dm_integrity", "authenc", "xts", "ecb", "algif_skcipher"
         }
 
     @pytest.mark.skipif(not Path("/bin/sh").exists(), reason="needs a POSIX shell")
