@@ -78,9 +78,15 @@ def self_signed() -> TlsMaterial:
     )
 
 
-def peer_pod_user_data(tls: TlsMaterial) -> bytes:
+# The empty file the cloud-api-adaptor v0.22.0 daemon adds to the user data when it runs with
+# ENABLE_SCRATCH_SPACE=true (pkg/adaptor/cloud/cloud.go, pkg/paths ScratchSpacePath@v0.22.0).
+SCRATCH_MARKER = "/run/peerpod/scratch-space.marker"
+
+
+def peer_pod_user_data(tls: TlsMaterial, *, scratch: bool = False) -> bytes:
     """The cloud-config CAA sends a pod VM: apf.json (TLS material, a VXLAN pod network to the
-    worker node at QEMU user-net's host address) and the initdata."""
+    worker node at QEMU user-net's host address) and the initdata; with `scratch`, the marker
+    that asks the pod VM for scratch space."""
     apf = {
         "pod-network": {
             "podip": "10.244.1.5/32",
@@ -109,6 +115,8 @@ def peer_pod_user_data(tls: TlsMaterial) -> bytes:
             {"path": "/run/peerpod/initdata", "content": initdata},
         ]
     }
+    if scratch:
+        config["write_files"].append({"path": SCRATCH_MARKER, "content": ""})
     return ("#cloud-config\n" + yaml.safe_dump(config, sort_keys=True)).encode()
 
 

@@ -22,14 +22,19 @@ The boot shows: process-user-data wrote the forwarder's config (apf.json: the fo
 serves TLS with the key from it, seen from the host through a forwarded port) and the initdata
 (aa.toml unpacked from it, its digest written and extended into PCR 8); agent-protocol-forwarder
 listens on 15150; the PCRs the build predicted are what the guest measured (the KBS reference
-values); one flipped byte in the root stops the boot in the initramfs.
+values); one flipped byte in the root stops the boot in the initramfs. A second boot, on a copy
+of the disk grown by 1 GiB with the scratch marker in the user data, shows the encrypted scratch
+space mounted where image-rs keeps layers before the data hub and the agent start (or, while the
+recipe does not load dm-crypt and dm-integrity, the failure naming the missing modules).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +48,8 @@ from tests.images.podvm_standins import build_podvm_with_standins
 
 pytestmark = pytest.mark.image
 
+SCRATCH_MOUNTED = "coco-podvm: scratch: mounted /run/kata-containers/image"
+SCRATCH_FAILED = "coco-podvm: scratch: FAILED"
 
 @dataclass(frozen=True)
 class PodVm:
@@ -194,3 +201,90 @@ class TestPodVmTamperedRoot:
         result = boot.boot(work / "tampered.raw", workdir=work / "run")
         assert not result.root_mounted, result.console[-3000:]
         assert "dm-verity" in result.failure
+
+
+@dataclass(frozen=True)
+class ScratchBoot:
+    result: boot.BootResult
+    disk: Path  # the grown copy of disk.raw the VM booted (and partitioned)
+
+
+@pytest.fixture(scope="session")
+def booted_scratch(podvm: PodVm, tmp_path_factory: pytest.TempPathFactory) -> ScratchBoot:
+    """The pod VM on a disk 1 GiB larger than the image, its user data asking for scratch space:
+    a sparse copy of disk.raw (the build output stays as built), grown at the end the way a
+    cloud disk larger than the image is."""
+    work = tmp_path_factory.mktemp("podvm-scratch")
+    data = userdata.peer_pod_user_data(userdata.self_signed(), scratch=True)
+    iso = userdata.cidata_iso(work / "cidata.iso", data)
+    disk = work / "grown.raw"
+    shutil.copyfile(podvm.out / "disk.raw", disk)
+    with disk.open("r+b") as grown:
+        grown.truncate(disk.stat().st_size + 1024 * 1024 * 1024)
+
+    def ready(console: str) -> bool:
+        return ("COCO-STANDIN kata-agent listening" in console
+                and (SCRATCH_MOUNTED in console or SCRATCH_FAILED in console))
+
+    result = boot.boot(
+        disk,
+        workdir=work / "run",
+        timeout=900,
+        extra=[
+            "-drive", f"if=none,id=cidata,format=raw,readonly=on,file={iso}",
+            "-device", "virtio-blk-pci,drive=cidata,addr=0x10",
+            "-netdev", "user,id=net0",
+            "-device", "virtio-net-pci,netdev=net0,romfile=,addr=0x11",
+        ],
+        until=ready,
+    )
+    print(f"podvm scratch boot: {result.seconds:.1f} s to the kata agent")
+    return ScratchBoot(result, disk)
+
+
+def _gpt_partition(disk: Path, name: str) -> tuple[int, int]:
+    """(start, size) in bytes of the GPT partition called `name`, read with sfdisk --json."""
+    out = subprocess.run(["sfdisk", "--json", str(disk)], check=True, capture_output=True,
+                         text=True).stdout
+    table = json.loads(out)["partitiontable"]
+    sector = int(table.get("sectorsize", 512))
+    for part in table["partitions"]:
+        if part.get("name") == name:
+            return int(part["start"]) * sector, int(part["size"]) * sector
+    raise AssertionError(f"no partition {name!r} in {[p.get('name') for p in table['partitions']]}")
+
+
+class TestPodVmScratch:
+    """With the scratch marker in the user data and free space on the boot disk, the pod VM
+    mounts an encrypted, integrity-protected ext4 where image-rs keeps image layers, before the
+    data hub and the kata agent start; without the kernel modules for it the failure says which
+    are missing and the pod still starts (images in memory)."""
+
+    def test_mounted_before_the_hub_and_the_agent(self, booted_scratch: ScratchBoot):
+        console = booted_scratch.result.console
+        assert booted_scratch.result.stopped, console[-4000:]
+        assert SCRATCH_FAILED not in console, console[console.index(SCRATCH_FAILED):][:2000]
+        line = console[console.index(SCRATCH_MOUNTED):].splitlines()[0]
+        assert "ext4 on /dev/mapper/coco-scratch" in line
+        assert "LUKS2 aes-xts-plain64 + hmac(sha256)" in line
+        mounted = console.index(SCRATCH_MOUNTED)
+        assert mounted < console.index("COCO-STANDIN confidential-data-hub listening")
+        assert mounted < console.index("COCO-STANDIN kata-agent listening")
+
+    def test_host_sees_luks2_with_integrity_on_the_new_partition(
+        self, booted_scratch: ScratchBoot, podvm: PodVm
+    ):
+        """What the host can read of the scratch partition: a LUKS2 header whose segment is
+        aes-xts-plain64 with hmac(sha256) integrity, in space the image did not use."""
+        start, size = _gpt_partition(booted_scratch.disk, "coco-scratch")
+        image_end = max(p["start"] + p["size"] for p in podvm.measurements["disk"]["partitions"])
+        assert start >= image_end
+        assert size >= 512 * 1024 * 1024
+        with booted_scratch.disk.open("rb") as raw:
+            raw.seek(start)
+            header = raw.read(16 * 1024)
+        assert header[:6] == b"LUKS\xba\xbe" and int.from_bytes(header[6:8], "big") == 2
+        metadata = json.loads(header[4096:].split(b"\0", 1)[0])
+        (segment,) = metadata["segments"].values()
+        assert segment["encryption"] == "aes-xts-plain64"
+        assert segment["integrity"]["type"] == "hmac(sha256)"
