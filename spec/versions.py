@@ -323,8 +323,15 @@ PODVM_GUEST_IMAGE_EXT4_OFFSET = 3 * 1024 * 1024
 # every dependency by hash). v0.21.0, not the release set's v0.22.0: the Go module proxy answered
 # `go mod download -json MODULE@v0.22.0` (MODULE: github.com/confidential-containers/
 # cloud-api-adaptor/src/cloud-api-adaptor) with 403 "This module version is not available." on
-# 2026-12-01 and again on 2026-12-07. Between the two tags the pod-VM side differs only in the
-# forwarder's interceptor (git diff src/cloud-api-adaptor/v0.21.0..v0.22.0: pkg/userdata,
-# pkg/initdata, pkg/paths and the podvm units' facts used here are identical).
+# 2026-12-01 and again on 2026-12-07. What differs on the pod-VM side between the two tags
+# (git diff src/cloud-api-adaptor/v0.21.0..v0.22.0): the forwarder's interceptor (cloud-native
+# CSI volume passthrough, which coco-stack does not deploy) and its server-side TLS profile
+# (forwarder.go, tlsutil: apf.json tls-min-version/tls-cipher-suites, written only when the
+# daemon sets TLS_MIN_VERSION/TLS_CIPHER_SUITES, which the stack does not; v0.21.0 ignores
+# unknown apf.json keys and the daemon still enforces its profile as the TLS client).
+# cmd/process-user-data, pkg/userdata, pkg/paths, pkg/initdata and cmd/agent-protocol-forwarder
+# are identical, TLS is mutual and on by default on port 15150 at both, and the agent protocol
+# is unchanged between the kata commits both build against (docs/images.md, "Forwarder and
+# daemon versions").
 PODVM_CAA_VERSION = "v0.21.0"
 PODVM_CAA_GO_GROUP = "caa"

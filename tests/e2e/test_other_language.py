@@ -21,79 +21,28 @@ COCO_REQUIRE_E2E_TESTS=1, which fails it.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-TOOLS = ROOT / "tools"
-if str(TOOLS) not in sys.path:
-    sys.path.insert(0, str(TOOLS))
+from tests.e2e.pulumi_cli import ROOT, Cli, bin_dirs, cli_env, harness
 
-import build  # noqa: E402
-import cluster as harness  # noqa: E402
-
-GROUPS = ("pulumi", "pulumi-providers")
 PROGRAM = Path(__file__).resolve().parent / "go_program"
 PLUGIN = ROOT / "components" / "plugin"
 STAND_IN_CHART = ROOT / "tests" / "charts" / "confidential-containers"
-PASSPHRASE = "e2e passphrase, not a secret"
 STACK = "e2e-go"
 KBS_VALUE = "hello from the Go program"  # set as a secret; must never appear in plain text
 # go build of the program and the plugin's virtualenv (pip) are slow on a cold machine
 TIMEOUT = 1800
 
 
-def _bin_dirs() -> list[Path]:
-    required = os.environ.get("COCO_REQUIRE_E2E_TESTS") == "1"
-    if shutil.which("go") is None:
-        message = "e2e: go not on PATH (the Go program and its language host need it)"
-        if required:
-            pytest.fail(message)
-        pytest.skip(message)
-    if required:
-        try:
-            build.ensure(list(GROUPS))
-        except build.BuildError as e:
-            pytest.fail(f"e2e: {e}")
-        return build.bin_dirs(GROUPS)
-    found = build.bin_dirs(GROUPS)
-    if len(found) < len(GROUPS):
-        pytest.skip(
-            "e2e: the Pulumi CLI and plugins are not built (python3 tools/build.py "
-            "pulumi pulumi-providers)"
-        )
-    return found
-
-
-@dataclass
-class GoProject:
-    dir: Path
-    env: dict[str, str]
-
-    def run(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            ["pulumi", *args, "--non-interactive"],
-            cwd=self.dir,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-        )
-        if ok and done.returncode != 0:
-            pytest.fail(
-                f"pulumi {' '.join(args)} exited {done.returncode}\n"
-                f"stdout:\n{done.stdout[-6000:]}\nstderr:\n{done.stderr[-6000:]}"
-            )
-        return done
+class GoProject(Cli):
+    """The Go program's copy; `--stack` only where a command takes it."""
 
     def preview(
         self, *, ok: bool = True
@@ -106,23 +55,11 @@ class GoProject:
 def project(
     tmp_path_factory: pytest.TempPathFactory, cluster: harness.Cluster
 ) -> Iterator[GoProject]:
-    bins = _bin_dirs()
+    bins = bin_dirs(need_go=True)
     tmp = tmp_path_factory.mktemp("go")
     work = tmp / "program"
     shutil.copytree(PROGRAM, work)
-    state = tmp / "state"
-    state.mkdir()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_", "KUBE"))},
-        "PATH": os.pathsep.join([*map(str, bins), os.environ.get("PATH", "")]),
-        "PULUMI_HOME": str(tmp / "pulumi-home"),
-        "PULUMI_BACKEND_URL": f"file://{state}",
-        "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
-        "PULUMI_SKIP_UPDATE_CHECK": "1",
-        "PULUMI_DIY_BACKEND_NO_LEGACY_WARNING": "1",
-        "KUBECONFIG": str(cluster.kubeconfig),
-    }
-    result = GoProject(work, env)
+    result = GoProject(work, cli_env(tmp, bins, cluster), timeout=TIMEOUT)
     result.run("stack", "init", STACK, "--secrets-provider", "passphrase")
     yield result
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.e2e.test_stack import ROOT, harness, make_project
+from tests.e2e.pulumi_cli import ROOT, harness
+from tests.e2e.test_stack import make_project
 
 KBS_CONFIG_HTTP = """[http_server]
 sockets = ["0.0.0.0:8080"]
@@ -75,6 +76,6 @@ def test_production_insecure_kbs_is_stopped(
 
 @pytest.fixture(scope="module")
 def bins() -> list[Path]:
-    from tests.e2e.test_stack import _pulumi_bin_dirs
+    from tests.e2e.pulumi_cli import bin_dirs
 
-    return _pulumi_bin_dirs()
+    return bin_dirs()

@@ -14,9 +14,7 @@ Each stack runs in a copy of the project (Pulumi.yaml, __main__.py, its stack fi
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -30,62 +28,15 @@ import yaml
 from cli import preview
 from spec.runtime_plan import KATA_RUNTIME_READY
 from tests.e2e.conftest import eventually, pod_ready
+from tests.e2e.pulumi_cli import ROOT, Cli, bin_dirs, cli_env, harness
 
-ROOT = Path(__file__).resolve().parents[2]
-TOOLS = ROOT / "tools"
-if str(TOOLS) not in sys.path:
-    sys.path.insert(0, str(TOOLS))
-
-import build  # noqa: E402
-import cluster as harness  # noqa: E402
-
-GROUPS = ("pulumi", "pulumi-providers")
 STAND_IN_CHART = ROOT / "tests" / "charts" / "confidential-containers"
-PASSPHRASE = "e2e passphrase, not a secret"
 KBS_NAMESPACE = "coco-kbs"
 
 
-def _pulumi_bin_dirs() -> list[Path]:
-    if os.environ.get("COCO_REQUIRE_E2E_TESTS") == "1":
-        try:
-            build.ensure(list(GROUPS))  # {binary name: path}; the CLI needs the bin dirs
-        except build.BuildError as e:
-            pytest.fail(f"e2e: {e}")
-        return build.bin_dirs(GROUPS)
-    found = build.bin_dirs(GROUPS)
-    if len(found) < len(GROUPS):
-        pytest.skip(
-            "e2e: the Pulumi CLI and plugins are not built (python3 tools/build.py "
-            "pulumi pulumi-providers)"
-        )
-    return found
-
-
 @dataclass
-class Project:
+class Project(Cli):
     """A copy of the project with one stack, and the environment the CLI runs in."""
-
-    dir: Path
-    stack: str
-    env: dict[str, str]
-
-    def run(
-        self, *args: str, ok: bool = True, timeout: float = 600
-    ) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            ["pulumi", *args, "--stack", self.stack, "--non-interactive"],
-            cwd=self.dir,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if ok and done.returncode != 0:
-            pytest.fail(
-                f"pulumi {' '.join(args)} exited {done.returncode}\n"
-                f"stdout:\n{done.stdout[-6000:]}\nstderr:\n{done.stderr[-6000:]}"
-            )
-        return done
 
     def config_set(self, path: str, value: str, *, secret: bool = False) -> None:
         # exactly as README tells users: pulumi config set [--secret] --path 'coco:...' VALUE
@@ -111,21 +62,14 @@ def make_project(
     (project / "stacks" / f"Pulumi.{stack}.yaml").write_text(
         yaml.safe_dump({"config": config}, sort_keys=False)
     )
-    state = tmp / "state"
-    state.mkdir()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_", "KUBE"))},
-        "PATH": os.pathsep.join([*map(str, bins), os.environ.get("PATH", "")]),
-        "PULUMI_HOME": str(tmp / "pulumi-home"),
-        "PULUMI_BACKEND_URL": f"file://{state}",
-        "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
-        "PULUMI_SKIP_UPDATE_CHECK": "1",
-        "PULUMI_DIY_BACKEND_NO_LEGACY_WARNING": "1",
-        "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "1",
-        "KUBECONFIG": str(cluster.kubeconfig),
-        "PYTHONPATH": str(ROOT),
-    }
-    result = Project(project, stack, env)
+    env = cli_env(
+        tmp,
+        bins,
+        cluster,
+        PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK="1",
+        PYTHONPATH=str(ROOT),
+    )
+    result = Project(project, env, stack)
     result.run("stack", "init", "--secrets-provider", "passphrase")
     return result
 
@@ -210,7 +154,7 @@ def ours(api: harness.Api) -> dict[str, list[str]]:
 
 @pytest.fixture(scope="module")
 def bins() -> list[Path]:
-    return _pulumi_bin_dirs()
+    return bin_dirs()
 
 
 @pytest.fixture(scope="module")
