@@ -87,6 +87,46 @@ CONFIG_CHECKSUM_LABEL = f"{PREFIX}/config-checksum"
 CHECKSUM_LENGTH = 16  # hex digits of sha256 kept: 64 bits, within a label value's 63 characters
 # GCP confidential types CAA accepts (GCP_CONFIDENTIAL_TYPE: SEV, SEV_SNP, TDX).
 GCP_CONFIDENTIAL_TYPE = {"sev": "SEV", "snp": "SEV_SNP", "tdx": "TDX"}
+# Encrypted scratch space (docs/images.md "Scratch space"), cloud-api-adaptor v0.22.0:
+# - ENABLE_SCRATCH_SPACE: the daemon's -enable-scratch-space flag, read from the environment
+#   (peer-pods-cm is envFrom) by FlagRegistrar.BoolWithEnv, default false, "1" or "true" turn it
+#   on (cmd/cloud-api-adaptor/main.go, src/cloud-providers/util.go); with it CreateVM writes the
+#   empty /run/peerpod/scratch-space.marker into the pod VM's user data
+#   (pkg/adaptor/cloud/cloud.go), the marker our image's scratch-storage.path waits for.
+# - ROOT_VOLUME_SIZE: the pod VM's boot disk in GiB, read by the azure, aws and gcp providers
+#   (src/cloud-providers/<p>/manager.go IntWithEnv): azure default 0 = the image's own size, so
+#   no free space (azure/provider.go sets OSDisk.DiskSizeGB only when > 0); aws default 30,
+#   raised to the AMI's root device size when smaller (aws/provider.go NewProvider,
+#   BlockDeviceMappings VolumeSize); gcp default 10, the larger of it and the image's size
+#   (gcp/provider.go CreateInstance: the image's DiskSizeGb). A disk larger than its image keeps
+#   the image's bytes at its start, so the free space follows the image's partitions, where the
+#   image's systemd-repart adds the scratch partition (and moves the backup GPT to the end).
+SCRATCH_PROVIDERS = frozenset({"azure", "aws", "gcp"})
+GIB = 1 << 30
+
+
+def root_volume_gib(image_bytes: int | None, scratch_gib: int) -> int:
+    """The pod VM's boot disk in whole GiB: the image rounded up to whole GiB (what GCP imports
+    and EBS snapshots hold; Azure's VHD is no larger) plus the scratch space. An unknown image
+    size (a podvmImage the user brings, or `coco render`, where nothing is built) counts 0."""
+    if scratch_gib < 1:
+        raise ValueError(f"scratch space must be at least 1 GiB, not {scratch_gib}")
+    return -(-(image_bytes or 0) // GIB) + scratch_gib
+
+
+@dataclass(frozen=True)
+class Scratch:
+    """The pod VMs' encrypted scratch space: its GiB, and the size of the image they boot (a
+    resource output; None when unknown)."""
+
+    gib: int
+    image_bytes: pulumi.Input[int | None] = None
+
+    def keys(self) -> dict[str, pulumi.Input[str]]:
+        size = pulumi.Output.from_input(self.image_bytes).apply(
+            lambda b: str(root_volume_gib(b, self.gib))
+        )
+        return {"ENABLE_SCRATCH_SPACE": "true", "ROOT_VOLUME_SIZE": size}
 
 
 @dataclass(frozen=True)
@@ -113,11 +153,15 @@ class CloudPeerPods:
 
 
 def provider_config(
-    cloud: CloudPeerPods, pools: list[PeerPodPool], initdata: pulumi.Input[str] | None = None
+    cloud: CloudPeerPods,
+    pools: list[PeerPodPool],
+    initdata: pulumi.Input[str] | None = None,
+    scratch: Scratch | None = None,
 ) -> dict[str, pulumi.Input[str]]:
     """peer-pods-cm for one provider: the cloud's resource ids plus what the spec decides
-    (region, zone, instance sizes per TEE, confidential type). Raises ValueError, naming the
-    keys, when something required is missing or a credential is about to become a ConfigMap key.
+    (region, zone, instance sizes per TEE, confidential type, the scratch space). Raises
+    ValueError, naming the keys, when something required is missing, a credential is about to
+    become a ConfigMap key, or scratch space is asked of a provider that cannot size the disk.
     """
     if not pools:
         raise ValueError("peer pods need at least one pool")
@@ -168,6 +212,13 @@ def provider_config(
     config: dict[str, pulumi.Input[str]] = {**cloud.ids, **spec_keys}
     if initdata is not None:
         config["INITDATA"] = initdata  # base64(gzip(initdata TOML)), parsed by CAA at start
+    if scratch is not None:
+        if cloud.provider not in SCRATCH_PROVIDERS:
+            raise ValueError(
+                f"no scratch space for {cloud.provider} peer pods: only "
+                f"{', '.join(sorted(SCRATCH_PROVIDERS))} pod VMs boot coco-stack's podvm image"
+            )
+        config.update(scratch.keys())
     leaked = sorted(CREDENTIAL_KEYS[cloud.provider] & set(config))
     if leaked:
         raise ValueError(f"credentials must go to the Secret, not peer-pods-cm: {leaked}")

@@ -13,15 +13,16 @@ import pulumi
 
 from components import clouds, ibmcloud, initdata
 from components.kbs.broker import KeyBroker
-from images.build import stack_out_dir
+from images.build import OUTPUT_FILES, stack_out_dir
 from spec import rego, runtime_plan
 from spec.model import NodePool as PoolSpec
 from spec.model import Spec
+from spec.rules.image import scratch_space_gib
 
 from . import cluster as cluster_mod
 from .hosts import PoolHosts
 from .image import GuestImage, GuestImageArgs
-from .peerpods import PeerPodPool, PeerPods, provider_config
+from .peerpods import PeerPodPool, PeerPods, Scratch, provider_config
 from .pools import NodePool
 from .runtime import CocoRuntime
 
@@ -181,6 +182,7 @@ class CocoStack(pulumi.ComponentResource):
                 for p in pools
             ],
             initdata=init,
+            scratch=self._scratch(spec, pools),
         )
         depends = [self.runtime] if self.runtime is not None else []
         return PeerPods(
@@ -190,6 +192,21 @@ class CocoStack(pulumi.ComponentResource):
             pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(depends_on=depends)),
             charts=spec.charts,
         )
+
+    def _scratch(self, spec: Spec, pools: list[PoolSpec]) -> Scratch | None:
+        """The pod VMs' scratch space (spec.rules.image decides whether it is on); the disk
+        adds the size of the recipe's raw disk, known once the build ran (unknown for a
+        podvmImage, and under `coco render`, where nothing is built)."""
+        gib = scratch_space_gib(spec.image, pools)
+        if gib is None:
+            return None
+        if spec.image.podvm_image is not None or self.image is None:
+            return Scratch(gib)
+        raw = OUTPUT_FILES["raw"]
+        size = self.image.measurements.apply(
+            lambda m: m.get("artifacts", {}).get(raw, {}).get("size")
+        )
+        return Scratch(gib, size)
 
     @property
     def kbs_url(self) -> str:

@@ -377,7 +377,7 @@ class NodePool(Model):
         min_length=1,
         description="Reuse existing nodes with these labels instead of creating nodes; peer-pods "
         "pools on an existing or attached cluster: the workers you labelled "
-        "node.kubernetes.io/worker=\"\" for cloud-api-adaptor.",
+        'node.kubernetes.io/worker="" for cloud-api-adaptor.',
     )
     ibmcloud: IbmCloud | None = Field(
         None, description="ibmcloud peer pods: existing VPC ids and the API key."
@@ -532,6 +532,26 @@ class Runtime(Model):
     debug: bool = Field(False, description="kata-deploy debug logging.")
 
 
+class ScratchSpace(Model):
+    """The pod VMs' encrypted scratch space for container image layers (peer pods)."""
+
+    enabled: bool | None = Field(
+        None,
+        description="Turn on the pod VMs' encrypted scratch space for image layers "
+        "(cloud-api-adaptor ENABLE_SCRATCH_SPACE; without it images are pulled into the pod "
+        "VM's memory). Default: on when the pod VMs boot the recipe's image and the recipe "
+        "ships the scratch units; off with podvmImage, whose image may lack them (set true "
+        "only if it has them). azure, aws and gcp peer pods only.",
+    )
+    size_gib: int = Field(
+        20,
+        ge=1,
+        description="GiB of scratch space: the pod VM's boot disk (ROOT_VOLUME_SIZE) is the "
+        "image's size in whole GiB plus this. With podvmImage coco-stack does not know the "
+        "image's size: the disk is this alone, so include the image in it.",
+    )
+
+
 class Image(Model):
     recipe: str | None = Field(
         None,
@@ -544,6 +564,11 @@ class Image(Model):
         min_length=1,
         description="Peer pods: an existing pod-VM image to use instead of publishing the "
         "recipe's image (Azure gallery image version id, AWS AMI id, GCP image name).",
+    )
+    scratch_space: ScratchSpace | None = Field(
+        None,
+        description="Peer pods: the pod VMs' encrypted scratch space (docs/images.md, "
+        '"Scratch space"); default: on, 20 GiB, for the recipe\'s image.',
     )
 
 

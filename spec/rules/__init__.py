@@ -33,6 +33,7 @@ from .image import (
     podvm_image,
     recipe_lock,
     recipe_payload_pinned,
+    scratch_space,
 )
 from .kbs import check_kbs, reference_value_coverage, se_verifier_and_kata_guest
 from .pools import check_pool, nfd_with_peer_pods
@@ -140,6 +141,7 @@ def apply(
         gcp_image_format(out, image, pools)
         recipe_lock(out, image)
         podvm_attestation(out, image, pools)
+        scratch_space(out, image, pools)
     kbs: Kbs | None = values["kbs"]
     if kbs is not None:
         items = values.get("kbs.resources", list(kbs.resources))

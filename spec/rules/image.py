@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from spec.model import Image, NodePool
+from spec.model import Image, NodePool, ScratchSpace
 
 from .base import Collector
 
@@ -150,7 +150,7 @@ def podvm_attestation(out: Collector, image: Image, pools: list[NodePool]) -> No
             )
             fix = (
                 "a gap of coco-stack's podvm recipe, not of your stack (docs/images.md, \"What "
-                "the podvm image cannot do yet\"); until it closes, name an image with an "
+                'the podvm image cannot do yet"); until it closes, name an image with an '
                 "attestation agent built for it in coco:image.podvmImage"
             )
             if pool.provider == "azure":
@@ -168,3 +168,71 @@ def podvm_attestation(out: Collector, image: Image, pools: list[NodePool]) -> No
                 "them",
                 "; ".join(fixes),
             )
+
+
+# The unit our podvm recipe ships for the scratch space (images/recipes/podvm.toml,
+# podvm-payload/etc/systemd/system/scratch-storage.service): a recipe without it ignores the
+# daemon's marker, so turning the scratch space on would only grow the disk.
+SCRATCH_UNIT = "/etc/systemd/system/scratch-storage.service"
+SCRATCH_CLOUDS = ("aws", "azure", "gcp")
+
+
+def _cloud_peer_pods(pools: list[NodePool]) -> list[str]:
+    return sorted({p.provider or "" for p in pools if p.mode == "peer-pods"} & set(SCRATCH_CLOUDS))
+
+
+def _recipe_has_scratch(recipe: str) -> bool | None:
+    """Whether the recipe ships the scratch units; None when it cannot be read (reported with
+    the recipe's own error)."""
+    from images import recipe as recipes
+    from images.errors import RecipeError
+
+    try:
+        loaded = recipes.load(recipe)
+    except RecipeError:
+        return None
+    return any(f.dest == SCRATCH_UNIT for f in loaded.payload)
+
+
+def scratch_space_gib(image: Image, pools: list[NodePool]) -> int | None:
+    """GiB of encrypted scratch space the pod VMs get, None when it is off: on by default only
+    when azure, aws or gcp pod VMs boot the recipe's image and the recipe ships the scratch
+    units; explicit `enabled` wins (spec.rules refuses it where it cannot work)."""
+    if not _cloud_peer_pods(pools):
+        return None
+    scratch = image.scratch_space or ScratchSpace()
+    enabled = scratch.enabled
+    if enabled is None:
+        enabled = (
+            image.podvm_image is None
+            and image.recipe is not None
+            and bool(_recipe_has_scratch(image.recipe))
+        )
+    return scratch.size_gib if enabled else None
+
+
+def scratch_space(out: Collector, image: Image, pools: list[NodePool]) -> None:
+    """coco:image.scratchSpace applies to azure, aws and gcp peer pods (cloud-api-adaptor
+    v0.22.0 sizes their pod VMs' boot disks with ROOT_VOLUME_SIZE), and `enabled: true` needs an
+    image that acts on the daemon's marker: the recipe's must ship the scratch units."""
+    scratch = image.scratch_space
+    if scratch is None:
+        return
+    if not _cloud_peer_pods(pools):
+        out.error(
+            "coco:image.scratchSpace",
+            "scratchSpace applies only to azure, aws or gcp peer-pods pools, whose pod VMs boot "
+            "coco-stack's podvm image or one named in podvmImage",
+            "remove it",
+        )
+        return
+    if not scratch.enabled or image.podvm_image is not None or image.recipe is None:
+        return
+    if _recipe_has_scratch(image.recipe) is False:
+        out.error(
+            "coco:image.scratchSpace.enabled",
+            f"recipe {image.recipe!r} does not ship the scratch-space units ({SCRATCH_UNIT}), "
+            "so its pod VMs would ignore the daemon's scratch marker",
+            "use the podvm recipe, add the scratch-storage units to this recipe, or set "
+            "enabled: false",
+        )

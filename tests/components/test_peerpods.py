@@ -222,3 +222,51 @@ class TestRollout:
             labels = values[chart]["podLabels"]
             assert set(labels) == {peerpods.CONFIG_CHECKSUM_LABEL, "azure.workload.identity/use"}
             assert labels["azure.workload.identity/use"] == "true"
+
+
+class TestScratchSpace:
+    """The pod VMs' encrypted scratch space reaches peer-pods-cm as the two keys
+    cloud-api-adaptor v0.22.0 reads (ENABLE_SCRATCH_SPACE, ROOT_VOLUME_SIZE), the disk being the
+    image's whole GiB plus the scratch GiB; nothing is added when it is off."""
+
+    GIB = 1 << 30
+
+    @pytest.mark.parametrize(("image_bytes", "disk"), [
+        (None, 20),  # unknown image (podvmImage, or nothing built): the scratch alone
+        (GIB, 21),  # exactly 1 GiB
+        (GIB + 1, 22),  # one byte more rounds up: GCP and EBS hold whole GiB
+        (int(1.5 * GIB), 22),
+    ])
+    def test_root_volume_gib(self, image_bytes, disk):
+        assert peerpods.root_volume_gib(image_bytes, 20) == disk
+
+    def test_root_volume_refuses_no_scratch(self):
+        with pytest.raises(ValueError, match="at least 1 GiB"):
+            peerpods.root_volume_gib(self.GIB, 0)
+
+    def _values(self, provider, scratch):
+        def program():
+            cloud = _cloud(provider)
+            config = peerpods.provider_config(cloud, POOLS[provider], scratch=scratch)
+            peerpods.PeerPods("pp", cloud, config)
+
+        chart = one(render_program(program), RELEASE, "pp-chart")
+        return render.unwrap(chart.inputs["values"])["providerConfigs"][provider]
+
+    @pytest.mark.parametrize("provider", ["aws", "azure", "gcp"])
+    def test_keys_rendered(self, provider):
+        # the image size is a resource output (the build's), resolved through the render
+        size = pulumi.Output.from_input(int(1.5 * self.GIB))
+        config = self._values(provider, peerpods.Scratch(30, size))
+        assert config["ENABLE_SCRATCH_SPACE"] == "true"
+        assert config["ROOT_VOLUME_SIZE"] == "32"
+
+    @pytest.mark.parametrize("provider", ["aws", "azure", "gcp", "ibmcloud"])
+    def test_off_adds_nothing(self, provider):
+        config = self._values(provider, None)
+        assert "ENABLE_SCRATCH_SPACE" not in config and "ROOT_VOLUME_SIZE" not in config
+
+    def test_ibmcloud_refused(self):
+        with pytest.raises(ValueError, match="no scratch space for ibmcloud"):
+            peerpods.provider_config(_cloud("ibmcloud"), POOLS["ibmcloud"],
+                                     scratch=peerpods.Scratch(20))

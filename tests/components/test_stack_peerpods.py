@@ -161,3 +161,77 @@ def test_new_kbs_ca_rolls_caa() -> None:
     cas = [tomllib.loads(_initdata(i)["data"]["cdh.toml"])["kbc"]["kbs_cert"] for i in init]
     assert cas[0] != cas[1] and cas[0].startswith("-----BEGIN CERTIFICATE-----")
     assert _label(one_ca) != _label(other_ca)
+
+
+# --- the pod VMs' encrypted scratch space (coco:image.scratchSpace) ---------------------------
+
+SCRATCH_KEYS = ("ENABLE_SCRATCH_SPACE", "ROOT_VOLUME_SIZE")
+
+
+@pytest.mark.parametrize("stack", sorted(STACKS))
+def test_scratch_space_on_for_the_recipes_image(
+    rendered: dict[str, render.Render], stack: str
+) -> None:
+    """The sample stacks whose pod VMs boot the podvm recipe's image turn the scratch space on
+    by default: 20 GiB, plus the image's size, which is unknown under render (nothing is built);
+    IBM Cloud's pod VMs boot the user's SE image, so nothing is added there."""
+    provider = STACKS[stack]
+    chart = one(rendered[stack], RELEASE, "coco-peer-pods-chart")
+    config = render.unwrap(chart.inputs["values"])["providerConfigs"][provider]
+    if provider == "ibmcloud":
+        assert not set(SCRATCH_KEYS) & set(config)
+    else:
+        assert rendered[stack].spec is not None and rendered[stack].spec.image.recipe == "podvm"
+        assert (config["ENABLE_SCRATCH_SPACE"], config["ROOT_VOLUME_SIZE"]) == ("true", "20")
+
+
+def test_scratch_disk_adds_the_built_image(monkeypatch: pytest.MonkeyPatch) -> None:
+    """During `pulumi up` the disk is the built raw disk's whole GiB plus the scratch: the size
+    comes from the image build's output (here a provider-computed stdout of the build)."""
+    import json
+
+    from tests.conftest import ROOT, patch_provider_outputs
+
+    size = 1_500_000_000  # 1.4 GiB: 2 whole GiB
+
+    def outputs(typ: str, inputs: dict[str, Any]) -> Any:
+        if typ == "command:local:Command" and "image build" in str(inputs.get("create", "")):
+            built = {"artifacts": {"disk.raw": {"sha256": "0" * 64, "size": size}}}
+            return {**inputs, "stdout": json.dumps(built)}
+        return None
+
+    patch_provider_outputs(monkeypatch, outputs)
+    config = stackfile.load("gcp-snp", ROOT).config
+    config = {**config, "coco:image": {**config["coco:image"], "scratchSpace": {"sizeGib": 8}}}
+    result = render.run(config, stack="gcp-snp", project_dir=ROOT)
+    values = render.unwrap(one(result, RELEASE, "coco-peer-pods-chart").inputs["values"])
+    assert values["providerConfigs"]["gcp"]["ROOT_VOLUME_SIZE"] == "10"
+
+
+@pytest.mark.parametrize(("scratch", "expected"), [
+    (None, None),  # a user's image may lack the scratch units: off unless asked
+    ({"enabled": True}, "20"),  # asked: the disk is sizeGib alone (the image's size unknown)
+    ({"enabled": True, "sizeGib": 40}, "40"),
+])
+def test_scratch_space_with_a_users_image(scratch: Any, expected: str | None) -> None:
+    from tests.conftest import ROOT
+
+    config = stackfile.load("gcp-snp", ROOT).config
+    image: dict[str, Any] = {**config["coco:image"], "podvmImage": "my-podvm"}
+    if scratch is not None:
+        image["scratchSpace"] = scratch
+    found = _peer_pods_values("gcp-snp", {**config, "coco:image": image}, real_tls=False)
+    gcp = found["providerConfigs"]["gcp"]
+    if expected is None:
+        assert not set(SCRATCH_KEYS) & set(gcp)
+    else:
+        assert (gcp["ENABLE_SCRATCH_SPACE"], gcp["ROOT_VOLUME_SIZE"]) == ("true", expected)
+
+
+def test_scratch_space_turned_off() -> None:
+    from tests.conftest import ROOT
+
+    config = stackfile.load("gcp-snp", ROOT).config
+    image = {**config["coco:image"], "scratchSpace": {"enabled": False}}
+    found = _peer_pods_values("gcp-snp", {**config, "coco:image": image}, real_tls=False)
+    assert not set(SCRATCH_KEYS) & set(found["providerConfigs"]["gcp"])

@@ -268,6 +268,12 @@ CASES: list[tuple[str, Text, str, str, bool]] = [
     ("k8s-version", c("  coco:cluster: {kubernetesVersion: '2.0'}"), "coco:cluster.kubernetesVersion", "is not a Kubernetes version", True),
     ("runtime-debug-string", c("  coco:runtime: {debug: 'yes'}"), "coco:runtime.debug", "expected true or false", True),
     ("pools-mapping", c("  coco:nodePools: {name: p}"), "coco:nodePools", "expected a list", True),
+    ("scratch-size-zero", c("  coco:environment: dev", "  coco:cluster: {provider: eks, name: c, region: eu-west-1}", "  coco:nodePools:", "    - {name: snp, tee: snp, mode: peer-pods, instanceType: m6a.large, zone: eu-west-1a}", "  coco:image: {recipe: podvm, scratchSpace: {sizeGib: 0}}"), "coco:image.scratchSpace.sizeGib", "greater than or equal to 1", True),
+    ("scratch-size-quoted", c("  coco:environment: dev", "  coco:cluster: {provider: eks, name: c, region: eu-west-1}", "  coco:nodePools:", "    - {name: snp, tee: snp, mode: peer-pods, instanceType: m6a.large, zone: eu-west-1a}", "  coco:image: {recipe: podvm, scratchSpace: {sizeGib: '20'}}"), "coco:image.scratchSpace.sizeGib", "integer", True),
+    ("scratch-size-units", c("  coco:environment: dev", "  coco:cluster: {provider: eks, name: c, region: eu-west-1}", "  coco:nodePools:", "    - {name: snp, tee: snp, mode: peer-pods, instanceType: m6a.large, zone: eu-west-1a}", "  coco:image: {recipe: podvm, scratchSpace: {sizeGib: 20Gi}}"), "coco:image.scratchSpace.sizeGib", "integer", True),
+    ("scratch-enabled-yes-string", c("  coco:environment: dev", "  coco:cluster: {provider: eks, name: c, region: eu-west-1}", "  coco:nodePools:", "    - {name: snp, tee: snp, mode: peer-pods, instanceType: m6a.large, zone: eu-west-1a}", "  coco:image: {recipe: podvm, scratchSpace: {enabled: 'yes'}}"), "coco:image.scratchSpace.enabled", "boolean", True),
+    ("scratch-without-cloud-peer-pods", c("  coco:environment: dev", "  coco:cluster: {provider: existing}", "  coco:nodePools:", "    - {name: m, tee: none, nodeSelector: {a: b}}", "  coco:image: {recipe: podvm, scratchSpace: {enabled: true}}"), "coco:image.scratchSpace", "only to azure, aws or gcp peer-pods pools", True),
+    ("scratch-recipe-without-units", c("  coco:environment: dev", "  coco:cluster: {provider: eks, name: c, region: eu-west-1}", "  coco:nodePools:", "    - {name: snp, tee: snp, mode: peer-pods, instanceType: m6a.large, zone: eu-west-1a}", "  coco:image: {recipe: minimal, scratchSpace: {enabled: true}}"), "coco:image.scratchSpace.enabled", "does not ship the scratch-space units", True),
 ]
 
 

@@ -175,3 +175,58 @@ class TestPeerPodsReachKbs:
                 "coco:kbs": kbs,
             }, stack="t")
             assert "coco:kbs.hostname" not in [w.path for w in warnings]
+
+
+AWS_PEER = {
+    "coco:cluster": {"provider": "eks", "region": "eu-west-1"},
+    "coco:nodePools": [{"name": "snp", "tee": "snp"}],
+}
+
+
+class TestScratchSpace:
+    """coco:image.scratchSpace: on by default only where the pod VMs boot the recipe's image and
+    the recipe acts on the daemon's marker; refused where it cannot work, at its key path."""
+
+    @pytest.mark.parametrize(("image", "gib"), [
+        ({"recipe": "podvm"}, 20),
+        ({"recipe": "podvm", "scratchSpace": {"sizeGib": 64}}, 64),
+        ({"recipe": "podvm", "scratchSpace": {"enabled": False}}, None),
+        # a user's image may lack the scratch units: off unless asked
+        ({"podvmImage": "ami-0123456789abcdef0"}, None),
+        ({"podvmImage": "ami-0123456789abcdef0", "scratchSpace": {"enabled": True}}, 20),
+        # the minimal recipe ships no scratch units
+        ({"recipe": "minimal"}, None),
+    ])
+    def test_resolved(self, image, gib):
+        from spec.rules.image import scratch_space_gib
+
+        spec, _ = validate({**AWS_PEER, "coco:image": image}, stack="t")
+        assert scratch_space_gib(spec.image, list(spec.node_pools)) == gib
+
+    def test_no_cloud_peer_pods(self):
+        errors = _errors({
+            "coco:cluster": EXISTING,
+            "coco:nodePools": [{"name": "snp", "tee": "snp", "nodeSelector": {"a": "b"}}],
+            "coco:image": {"recipe": "podvm", "scratchSpace": {"enabled": True}},
+        })
+        issue = errors["coco:image.scratchSpace"]
+        assert "only to azure, aws or gcp peer-pods pools" in issue.message
+        assert issue.hint == "remove it"
+
+    def test_recipe_without_the_units(self):
+        errors = _errors({**AWS_PEER,
+                          "coco:image": {"recipe": "minimal", "scratchSpace": {"enabled": True}}})
+        issue = errors["coco:image.scratchSpace.enabled"]
+        assert "does not ship the scratch-space units" in issue.message
+        assert "enabled: false" in issue.hint
+
+    @pytest.mark.parametrize("size", [0, -1, "20", 2.5])
+    def test_size_below_one_gib_or_not_an_integer(self, size):
+        errors = _errors({**AWS_PEER,
+                          "coco:image": {"recipe": "podvm", "scratchSpace": {"sizeGib": size}}})
+        assert "coco:image.scratchSpace.sizeGib" in errors
+
+    def test_unknown_key(self):
+        errors = _errors({**AWS_PEER,
+                          "coco:image": {"recipe": "podvm", "scratchSpace": {"size": 20}}})
+        assert "coco:image.scratchSpace.size" in errors
