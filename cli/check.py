@@ -52,6 +52,19 @@ def _summary(spec: Spec, path: Path) -> list[str]:
             f"  - {pool.name}: {pool.tee} {pool.mode} on {pool.provider}, {where}, "
             f"runtimeClass {rc or '(none: pods use the node runtime)'}"
         )
+    image = _image(spec)
+    if image is not None:
+        parts = []
+        if image["recipe"] is not None:
+            parts.append(f"recipe {image['recipe']}, built during `pulumi up`")
+        if image["podVms"] is not None:
+            boot = image["podvmImage"] or "the recipe's image"
+            scratch = image["scratchSpaceGib"]
+            parts.append(
+                f"pod VMs boot {boot}, "
+                + (f"encrypted scratch space {scratch} GiB" if scratch else "no scratch space")
+            )
+        lines.append("image: " + "; ".join(parts))
     k = spec.kbs
     if k.enabled:
         lines.append(
@@ -61,6 +74,26 @@ def _summary(spec: Spec, path: Path) -> list[str]:
     else:
         lines.append("kbs: disabled")
     return lines
+
+
+def _image(spec: Spec) -> dict[str, Any] | None:
+    """The guest image the stack builds and what cloud pod VMs boot (None when neither): the
+    same decisions components.stack makes (podvmImage wins over the recipe's image; the scratch
+    space of spec.rules.image)."""
+    from spec.rules.image import SCRATCH_CLOUDS, scratch_space_gib
+
+    image = spec.image
+    clouds = sorted(
+        {p.provider or "" for p in spec.node_pools if p.mode == "peer-pods"} & set(SCRATCH_CLOUDS)
+    )
+    if image.recipe is None and not clouds:
+        return None
+    return {
+        "recipe": image.recipe,
+        "podVms": clouds or None,
+        "podvmImage": image.podvm_image,
+        "scratchSpaceGib": scratch_space_gib(image, list(spec.node_pools)) if clouds else None,
+    }
 
 
 def _check_document(spec: Spec, path: Path, warnings: list[ConfigIssue]) -> dict[str, Any]:
@@ -111,6 +144,7 @@ def _check_document(spec: Spec, path: Path, warnings: list[ConfigIssue]) -> dict
             "kubernetesVersion": c.kubernetes_version,
         },
         "nodePools": pools,
+        "image": _image(spec),
         "kbs": {
             "enabled": k.enabled,
             "namespace": k.namespace if k.enabled else None,

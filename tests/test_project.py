@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 
@@ -133,26 +132,6 @@ class TestImports:
             [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
         ).stdout.strip()
         assert out == "False"
-
-
-@pytest.mark.integration
-@pytest.mark.skipif(shutil.which("pulumi") is None, reason="needs the Pulumi CLI")
-class TestPulumiCli:
-    """With the Pulumi CLI installed: a local-backend preview of the dev stack starts and
-    validates (it needs a reachable cluster to go further)."""
-
-    def test_preview_validates(self, tmp_path):
-        env = {"PULUMI_BACKEND_URL": f"file://{tmp_path}", "PULUMI_CONFIG_PASSPHRASE": "test"}
-        result = subprocess.run(
-            ["pulumi", "preview", "-s", "dev", "--non-interactive"],
-            cwd=ROOT,
-            env={**__import__("os").environ, **env},
-            capture_output=True,
-            text=True,
-        )
-        output = result.stdout + result.stderr
-        assert "the stack configuration has" not in output
-        assert "coco:index:CocoStack" in output
 
 
 class TestBenchmarkInputs:

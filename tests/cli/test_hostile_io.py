@@ -70,9 +70,19 @@ def files(tmp_path: Path) -> dict[str, str]:
     return {"tmp": str(tmp_path)}
 
 
+def _json_output(argv: list[str]) -> bool:
+    """Whether the command of ARGV has JSON output (of the kbs commands only the read has)."""
+    return argv[0] != "kbs" or argv[1] == "get-reference-value"
+
+
+def _modes(argvs: dict[str, list[str]]) -> list[tuple[str, bool]]:
+    """Every case in text mode, and in JSON mode where its command has JSON output."""
+    return [(case, json_mode) for case in sorted(argvs) for json_mode in (False, True)
+            if not json_mode or _json_output(argvs[case])]
+
+
 def _run(capsys: pytest.CaptureFixture[str], argv: list[str], json_mode: bool) -> tuple[int, str]:
-    if json_mode and argv[0] == "kbs" and argv[1] != "get-reference-value":
-        pytest.skip("only kbs get-reference-value has JSON output")
+    assert not json_mode or _json_output(argv), "a case without JSON output run in JSON mode"
     code = main.main([*argv, "-o", "json"] if json_mode else argv)
     out, err = capsys.readouterr()
     if json_mode and code:
@@ -84,9 +94,9 @@ def _run(capsys: pytest.CaptureFixture[str], argv: list[str], json_mode: bool) -
 
 # -- #3: nothing of the token (or the resource value) comes back, text or JSON ---------------
 
-@pytest.mark.parametrize("json_mode", [False, True])
 @pytest.mark.parametrize("status", [401, 403, 404, 500])
-@pytest.mark.parametrize("call", ["get", "set-resource"])
+@pytest.mark.parametrize(("call", "json_mode"),
+                         [("get", False), ("get", True), ("set-resource", False)])
 def test_echoed_token_and_value_never_printed(echo, files, capsys, status, call, json_mode):
     url = f"{echo}/{status}"
     argv = (["kbs", "get-reference-value", "x"] if call == "get"
@@ -108,6 +118,22 @@ def test_scrub_fragments_hides_any_part_of_a_secret() -> None:
     assert scrub_fragments("nothing here", [secret]) == "nothing here"
 
 
+@pytest.mark.parametrize("command", ["set-resource", "set-resource-policy",
+                                     "set-attestation-policy"])
+def test_json_output_refused_where_there_is_none(files, capsys, command):
+    """`-o json` on a kbs write is a usage error before anything is sent, not ignored."""
+    argv = ["kbs", command, *(["a/b/c"] if command == "set-resource" else []),
+            f"{files['tmp']}/value",
+            "--url", "http://127.0.0.1:1", "--insecure-http", "--token-file",
+            f"{files['tmp']}/tok", "-o", "json"]
+    with pytest.raises(SystemExit) as exit_:
+        main.main(argv)
+    out, err = capsys.readouterr()
+    assert exit_.value.code == 2 and out == ""
+    assert f"coco kbs {command} has no JSON output" in err
+    assert "kbs get-reference-value" in err.splitlines()[-1]
+
+
 # -- #4: files that are not UTF-8 are bad input, exit 2, naming file and byte -----------------
 
 BAD_FILE_ARGV = {
@@ -126,8 +152,7 @@ BAD_FILE_ARGV = {
 }
 
 
-@pytest.mark.parametrize("json_mode", [False, True])
-@pytest.mark.parametrize("case", sorted(BAD_FILE_ARGV))
+@pytest.mark.parametrize(("case", "json_mode"), _modes(BAD_FILE_ARGV))
 def test_non_utf8_file_exit_2(files, capsys, case, json_mode):
     argv = [a.format(**files) for a in BAD_FILE_ARGV[case]]
     code, text = _run(capsys, argv, json_mode)

@@ -211,3 +211,55 @@ class TestKbsCaCert:
 
         _, outputs = render.record(program, stack="t")
         assert outputs == {"known": "value", "computed": render.UNKNOWN}
+
+
+class TestImage:
+    """`coco check` says which image the stack builds, what cloud pod VMs boot and how much
+    encrypted scratch space they get, in text and JSON alike (the decisions of spec.rules)."""
+
+    def _stack(self, tmp_path: Path, image: dict[str, Any]) -> str:
+        doc = yaml.safe_load((ROOT / "stacks" / "Pulumi.aws-snp.yaml").read_text())
+        doc["config"]["coco:image"] = image
+        path = tmp_path / "Pulumi.img.yaml"
+        path.write_text(yaml.safe_dump(doc))
+        return str(path)
+
+    @pytest.mark.parametrize(
+        ("image", "expected", "line"),
+        [
+            ({"recipe": "podvm"},
+             {"recipe": "podvm", "podVms": ["aws"], "podvmImage": None, "scratchSpaceGib": 20},
+             "image: recipe podvm, built during `pulumi up`; pod VMs boot the recipe's image, "
+             "encrypted scratch space 20 GiB"),
+            ({"recipe": "podvm", "scratchSpace": {"sizeGib": 35}},
+             {"recipe": "podvm", "podVms": ["aws"], "podvmImage": None, "scratchSpaceGib": 35},
+             "pod VMs boot the recipe's image, encrypted scratch space 35 GiB"),
+            ({"recipe": "podvm", "scratchSpace": {"enabled": False}},
+             {"recipe": "podvm", "podVms": ["aws"], "podvmImage": None, "scratchSpaceGib": None},
+             "pod VMs boot the recipe's image, no scratch space"),
+            ({"podvmImage": "ami-0123456789abcdef0"},
+             {"recipe": None, "podVms": ["aws"], "podvmImage": "ami-0123456789abcdef0",
+              "scratchSpaceGib": None},
+             "image: pod VMs boot ami-0123456789abcdef0, no scratch space"),
+            ({"podvmImage": "ami-0123456789abcdef0", "scratchSpace": {"enabled": True}},
+             {"recipe": None, "podVms": ["aws"], "podvmImage": "ami-0123456789abcdef0",
+              "scratchSpaceGib": 20},
+             "image: pod VMs boot ami-0123456789abcdef0, encrypted scratch space 20 GiB"),
+        ],
+    )
+    def test_pod_vm_image_and_scratch(self, tmp_path: Path, capsys, image, expected, line):
+        stack = self._stack(tmp_path, image)
+        document = run_json(capsys, "check", stack)
+        valid(document, "check")
+        assert document["image"] == expected
+        assert main.main(["check", stack]) == 0
+        text = capsys.readouterr().out
+        (shown,) = [t for t in text.splitlines() if t.startswith("image: ")]
+        assert shown.endswith(line), shown
+
+    def test_no_image_no_line(self, capsys) -> None:
+        document = run_json(capsys, "check", "dev")
+        valid(document, "check")
+        assert document["image"] is None
+        assert main.main(["check", "dev"]) == 0
+        assert "image:" not in capsys.readouterr().out
