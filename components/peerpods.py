@@ -103,6 +103,8 @@ GCP_CONFIDENTIAL_TYPE = {"sev": "SEV", "snp": "SEV_SNP", "tdx": "TDX"}
 #   image's systemd-repart adds the scratch partition (and moves the backup GPT to the end).
 SCRATCH_PROVIDERS = frozenset({"azure", "aws", "gcp"})
 GIB = 1 << 30
+# ROOT_VOLUME_SIZE where the image is not built (coco render): its GiB are added at `pulumi up`.
+UNBUILT_ROOT_VOLUME = "[unknown until built: the image's GiB]"
 
 
 def root_volume_gib(image_bytes: int | None, scratch_gib: int) -> int:
@@ -116,17 +118,28 @@ def root_volume_gib(image_bytes: int | None, scratch_gib: int) -> int:
 
 @dataclass(frozen=True)
 class Scratch:
-    """The pod VMs' encrypted scratch space: its GiB, and the size of the image they boot (a
-    resource output; None when unknown)."""
+    """The pod VMs' encrypted scratch space: its GiB, and the size of the image they boot: the
+    recipe build's output, or None for a podvmImage, whose size coco-stack does not know (the
+    disk is then the scratch GiB alone, as coco:image.scratchSpace.sizeGib documents)."""
 
     gib: int
-    image_bytes: pulumi.Input[int | None] = None
+    image_bytes: pulumi.Input[int | None] | None = None
 
     def keys(self) -> dict[str, pulumi.Input[str]]:
-        size = pulumi.Output.from_input(self.image_bytes).apply(
-            lambda b: str(root_volume_gib(b, self.gib))
-        )
+        size: pulumi.Input[str]
+        if self.image_bytes is None:
+            size = str(root_volume_gib(None, self.gib))
+        else:
+            size = pulumi.Output.from_input(self.image_bytes).apply(self._with_image)
         return {"ENABLE_SCRATCH_SPACE": "true", "ROOT_VOLUME_SIZE": size}
+
+    def _with_image(self, image_bytes: int | None) -> str:
+        # A build's size is known during `pulumi up` (and unknown, shown as such, in `pulumi
+        # preview`); it resolves to None only under `coco render`'s mocks, where nothing is
+        # built: say so there instead of a disk too small by the image's GiB.
+        if image_bytes is None:
+            return f"{UNBUILT_ROOT_VOLUME} + {self.gib}"
+        return str(root_volume_gib(image_bytes, self.gib))
 
 
 @dataclass(frozen=True)

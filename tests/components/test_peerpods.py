@@ -261,6 +261,17 @@ class TestScratchSpace:
         assert config["ENABLE_SCRATCH_SPACE"] == "true"
         assert config["ROOT_VOLUME_SIZE"] == "32"
 
+    def test_users_image_is_the_scratch_alone(self):
+        config = self._values("aws", peerpods.Scratch(25))
+        assert config["ROOT_VOLUME_SIZE"] == "25"
+
+    def test_unbuilt_image_says_so(self):
+        """Under `coco render` the build's size resolves to None: the value says the image's
+        GiB are still to come instead of a disk too small for the image plus the scratch."""
+        config = self._values("gcp", peerpods.Scratch(20, pulumi.Output.from_input(None)))
+        assert config["ROOT_VOLUME_SIZE"] == f"{peerpods.UNBUILT_ROOT_VOLUME} + 20"
+        assert not config["ROOT_VOLUME_SIZE"].isdigit()
+
     @pytest.mark.parametrize("provider", ["aws", "azure", "gcp", "ibmcloud"])
     def test_off_adds_nothing(self, provider):
         config = self._values(provider, None)

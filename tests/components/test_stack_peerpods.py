@@ -173,8 +173,9 @@ def test_scratch_space_on_for_the_recipes_image(
     rendered: dict[str, render.Render], stack: str
 ) -> None:
     """The sample stacks whose pod VMs boot the podvm recipe's image turn the scratch space on
-    by default: 20 GiB, plus the image's size, which is unknown under render (nothing is built);
-    IBM Cloud's pod VMs boot the user's SE image, so nothing is added there."""
+    by default: 20 GiB, plus the image's size, which render says is unknown (nothing is built)
+    rather than writing a disk too small by the image; IBM Cloud's pod VMs boot the user's SE
+    image, so nothing is added there."""
     provider = STACKS[stack]
     chart = one(rendered[stack], RELEASE, "coco-peer-pods-chart")
     config = render.unwrap(chart.inputs["values"])["providerConfigs"][provider]
@@ -182,7 +183,9 @@ def test_scratch_space_on_for_the_recipes_image(
         assert not set(SCRATCH_KEYS) & set(config)
     else:
         assert rendered[stack].spec is not None and rendered[stack].spec.image.recipe == "podvm"
-        assert (config["ENABLE_SCRATCH_SPACE"], config["ROOT_VOLUME_SIZE"]) == ("true", "20")
+        assert (config["ENABLE_SCRATCH_SPACE"], config["ROOT_VOLUME_SIZE"]) == (
+            "true", f"{peerpods.UNBUILT_ROOT_VOLUME} + 20"
+        )
 
 
 def test_scratch_disk_adds_the_built_image(monkeypatch: pytest.MonkeyPatch) -> None:
