@@ -130,7 +130,8 @@ class Scratch:
         if self.image_bytes is None:
             size = str(root_volume_gib(None, self.gib))
         else:
-            size = pulumi.Output.from_input(self.image_bytes).apply(self._with_image)
+            image: pulumi.Output[int | None] = pulumi.Output.from_input(self.image_bytes)
+            size = image.apply(self._with_image)
         return {"ENABLE_SCRATCH_SPACE": "true", "ROOT_VOLUME_SIZE": size}
 
     def _with_image(self, image_bytes: int | None) -> str:
