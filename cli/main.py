@@ -250,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
         stack="required",
         examples="""
   coco fetch dev
-  coco fetch gcp-snp        kata-static 4.0.0 and the Go modules of tools/go/caa for podvm
+  coco fetch gcp-tdx        kata-static 4.0.0 and the Go modules of tools/go/caa for podvm
 """,
     )
     fetch.set_defaults(func=cmd_fetch)

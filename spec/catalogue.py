@@ -248,7 +248,8 @@ OFFERINGS: tuple[Offering, ...] = (
     # gcp/manager.go@v0.22.0; its GCP_MACHINE_TYPE default e2-medium is not confidential, so the
     # catalogue sets its own defaults). Evidence: snp / tdx; legacy SEV has no attester
     # (guest-components attestation-agent detect_tee_type). initdata is not bound on GCP (the
-    # PCR 8 extend is not covered by snp/tdx evidence).
+    # PCR 8 extend is not covered by snp/tdx evidence). SEV-SNP peer pods are refused (REFUSED
+    # below): cloud-api-adaptor v0.22.0 cannot set the minimum CPU platform SEV_SNP needs.
     Offering(
         "gcp",
         "sev",
@@ -263,24 +264,6 @@ OFFERINGS: tuple[Offering, ...] = (
         initdata_binding=None,
         platform=_p(confidentialInstanceType="SEV", onHostMaintenance="TERMINATE"),
         note="legacy SEV has no attestation report the KBS can verify: confidentiality only",
-    ),
-    Offering(
-        "gcp",
-        "snp",
-        "peer-pods",
-        families=("n2d",),
-        default_size="n2d-standard-2",
-        arch="amd64",
-        shim=_SHIMS["remote"][0],
-        runtime_class=_SHIMS["remote"][1],
-        evidence="snp",
-        reference_values=_RV_SNP,
-        initdata_binding=None,
-        platform=_p(
-            confidentialInstanceType="SEV_SNP",
-            minCpuPlatform="AMD Milan",
-            onHostMaintenance="TERMINATE",
-        ),
     ),
     Offering(
         "gcp",
@@ -427,16 +410,17 @@ OFFERINGS: tuple[Offering, ...] = (
     ),
 )
 
-# Offerings a cloud documents but refuses today, each with the open upstream issue: refused by
-# the spec with the issue and the working alternative (check_pool), absent from OFFERINGS (so from
+# Offerings a cloud documents but that fail today (the cloud refuses them, or cloud-api-adaptor
+# cannot create them), each with the open upstream issue or the source showing the gap: refused by
+# the spec with the reason and the working alternative (check_pool), absent from OFFERINGS (so from
 # the support matrix and every "available on" hint). Move one back into OFFERINGS when its issue
-# closes.
+# closes or the upstream gap is fixed.
 @dataclass(frozen=True)
 class Refusal:
     offering: Offering
     reason: str
     hint: str
-    issue: str  # the upstream issue to watch
+    issue: str  # the upstream issue to watch, or the source showing the gap
 
 
 REFUSED: Mapping[tuple[str, str, str], Refusal] = MappingProxyType(
@@ -469,6 +453,43 @@ REFUSED: Mapping[tuple[str, str, str], Refusal] = MappingProxyType(
                 "VM, RuntimeClass kata-remote), or snp nodes; tdx nodes return once Azure/AKS#5618 "
                 "is fixed",
                 issue="https://github.com/Azure/AKS/issues/5618",
+            ),
+            # SEV-SNP peer pods on GCP: Compute Engine creates SEV_SNP instances only with
+            # minCpuPlatform "AMD Milan" (pulumi_gcp InstanceConfidentialInstanceConfig docs:
+            # "If SEV_SNP, currently min_cpu_platform has to be set to "AMD Milan" or this will
+            # fail to create the VM"; ../shared/facts/clouds-tee.md, GCP SEV-SNP), and
+            # cloud-api-adaptor v0.22.0 never sets it: CreateInstance in
+            # src/cloud-providers/gcp/provider.go@src/cloud-api-adaptor/v0.22.0 sets only
+            # ConfidentialInstanceConfig and Scheduling.OnHostMaintenance TERMINATE, and no
+            # GCP_* setting of manager.go reaches MinCpuPlatform. Every pod VM would fail to start.
+            # Confidential GKE Nodes (snp nodes) set min_cpu_platform on the node pool and work.
+            Refusal(
+                Offering(
+                    "gcp",
+                    "snp",
+                    "peer-pods",
+                    families=("n2d",),
+                    default_size="n2d-standard-2",
+                    arch="amd64",
+                    shim=_SHIMS["remote"][0],
+                    runtime_class=_SHIMS["remote"][1],
+                    evidence="snp",
+                    reference_values=_RV_SNP,
+                    initdata_binding=None,
+                    platform=_p(
+                        confidentialInstanceType="SEV_SNP",
+                        minCpuPlatform="AMD Milan",
+                        onHostMaintenance="TERMINATE",
+                    ),
+                ),
+                reason="GCP creates SEV-SNP VMs only with the minimum CPU platform \"AMD Milan\", "
+                "which cloud-api-adaptor v0.22.0 never sets on the pod VMs it creates, so every "
+                "pod VM would fail to start",
+                hint="use mode: nodes for SEV-SNP on GCP (Confidential GKE Nodes on N2D, which "
+                "set the minimum CPU platform), or tee: tdx peer pods (C3); snp peer pods return "
+                "once cloud-api-adaptor sets the minimum CPU platform",
+                issue="https://github.com/confidential-containers/cloud-api-adaptor/blob/"
+                "src/cloud-api-adaptor/v0.22.0/src/cloud-providers/gcp/provider.go",
             ),
         )
     }

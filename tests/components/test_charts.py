@@ -90,13 +90,13 @@ class TestPeerPodsCharts:
         monkeypatch.chdir(tmp_path)
         result = _render(
             _peer_pods_config(
-                "gcp-snp",
+                "gcp-tdx",
                 {
                     "peerPods": {"path": "tests/charts/peerpods"},
                     "certManager": {"repository": "oci://mirror.example/charts"},
                 },
             ),
-            "gcp-snp",
+            "gcp-tdx",
         )
         chart = one(result, RELEASE, "coco-peer-pods-chart")
         assert chart.inputs["chart"] == str(CHARTS / "peerpods")
@@ -151,7 +151,7 @@ def test_sample_stack_peer_pods_values_fit_the_chart(
 def test_a_misspelt_peer_pods_key_in_real_values_is_refused(
     peer_pods_values: dict[str, dict[str, Any]],
 ) -> None:
-    values = json.loads(json.dumps(peer_pods_values["gcp-snp"]))
+    values = json.loads(json.dumps(peer_pods_values["gcp-tdx"]))
     values["resourceCtrl"]["serviceAcount"] = values["resourceCtrl"].pop("serviceAccount")
     errors = list(_validator().iter_errors(values))
     assert [e.message for e in errors] == [

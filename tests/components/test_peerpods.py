@@ -26,14 +26,14 @@ POOLS = {
     "azure": [peerpods.PeerPodPool("snp", "Standard_DC2as_v5", "westeurope"),
               peerpods.PeerPodPool("tdx", "Standard_DC2es_v5", "westeurope")],
     "aws": [peerpods.PeerPodPool("snp", "m6a.large", "eu-west-1")],
-    "gcp": [peerpods.PeerPodPool("snp", "n2d-standard-2", "europe-west4", "europe-west4-a")],
+    "gcp": [peerpods.PeerPodPool("sev", "n2d-standard-2", "europe-west4", "europe-west4-a")],
     "ibmcloud": [peerpods.PeerPodPool("se", "bz2e-2x8", "eu-de", "eu-de-1")],
 }
 SPEC_VALUES = {
     "AZURE_REGION": "westeurope", "AZURE_INSTANCE_SIZE": "Standard_DC2as_v5",
     "AWS_REGION": "eu-west-1", "PODVM_INSTANCE_TYPE": "m6a.large",
     "GCP_ZONE": "europe-west4-a", "GCP_MACHINE_TYPE": "n2d-standard-2",
-    "GCP_CONFIDENTIAL_TYPE": "SEV_SNP", "GCP_DISK_TYPE": "pd-balanced",
+    "GCP_CONFIDENTIAL_TYPE": "SEV", "GCP_DISK_TYPE": "pd-balanced",
     "IBMCLOUD_ZONE": "eu-de-1", "IBMCLOUD_PODVM_INSTANCE_PROFILE_NAME": "bz2e-2x8",
 }
 
@@ -85,7 +85,7 @@ class TestGcpDiskType:
     @pytest.mark.parametrize(
         ("tee", "machine", "disk"),
         [
-            ("snp", "n2d-standard-2", "pd-balanced"),
+            ("sev", "n2d-standard-2", "pd-balanced"),
             ("tdx", "c3-standard-4", "pd-balanced"),
             ("sev", "c3d-standard-4", "pd-balanced"),
             ("sev", "c4d-standard-4", "hyperdisk-balanced"),
@@ -98,7 +98,7 @@ class TestGcpDiskType:
         assert config["GCP_DISK_TYPE"] != "pd-standard"
 
     def test_users_disk_type_wins(self):
-        pools = [peerpods.PeerPodPool("snp", "n2d-standard-2", "europe-west4", "europe-west4-a",
+        pools = [peerpods.PeerPodPool("sev", "n2d-standard-2", "europe-west4", "europe-west4-a",
                                       "pd-ssd")]
         assert peerpods.provider_config(_cloud("gcp"), pools)["GCP_DISK_TYPE"] == "pd-ssd"
 

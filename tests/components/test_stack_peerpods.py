@@ -25,7 +25,6 @@ STACKS = {
     "azure-snp": "azure",
     "azure-tdx": "azure",
     "aws-snp": "aws",
-    "gcp-snp": "gcp",
     "gcp-tdx": "gcp",
     "ibm-se": "ibmcloud",
 }
@@ -132,7 +131,7 @@ def _label(values: dict[str, Any]) -> str:
 
 # one cloud is enough for the wiring (chart_values derives the label the same way for all);
 # azure and aws stacks render 3-4x slower
-@pytest.mark.parametrize("stack", ["gcp-snp"])
+@pytest.mark.parametrize("stack", ["gcp-tdx"])
 def test_new_podvm_image_rolls_caa(stack: str) -> None:
     """A new pod-VM image (here PODVM_IMAGE_NAME) changes the label through the whole stack;
     the same stack renders the same label."""
@@ -155,8 +154,8 @@ def test_new_kbs_ca_rolls_caa() -> None:
     """A new KBS CA changes INITDATA, and with it the label."""
     from tests.conftest import ROOT
 
-    config = stackfile.load("gcp-snp", ROOT).config
-    one_ca, other_ca = (_peer_pods_values("gcp-snp", config, real_tls=True) for _ in range(2))
+    config = stackfile.load("gcp-tdx", ROOT).config
+    one_ca, other_ca = (_peer_pods_values("gcp-tdx", config, real_tls=True) for _ in range(2))
     init = [v["providerConfigs"]["gcp"]["INITDATA"] for v in (one_ca, other_ca)]
     cas = [tomllib.loads(_initdata(i)["data"]["cdh.toml"])["kbc"]["kbs_cert"] for i in init]
     assert cas[0] != cas[1] and cas[0].startswith("-----BEGIN CERTIFICATE-----")
@@ -204,9 +203,9 @@ def test_scratch_disk_adds_the_built_image(monkeypatch: pytest.MonkeyPatch) -> N
         return None
 
     patch_provider_outputs(monkeypatch, outputs)
-    config = stackfile.load("gcp-snp", ROOT).config
+    config = stackfile.load("gcp-tdx", ROOT).config
     config = {**config, "coco:image": {**config["coco:image"], "scratchSpace": {"sizeGib": 8}}}
-    result = render.run(config, stack="gcp-snp", project_dir=ROOT)
+    result = render.run(config, stack="gcp-tdx", project_dir=ROOT)
     values = render.unwrap(one(result, RELEASE, "coco-peer-pods-chart").inputs["values"])
     assert values["providerConfigs"]["gcp"]["ROOT_VOLUME_SIZE"] == "10"
 
@@ -219,11 +218,11 @@ def test_scratch_disk_adds_the_built_image(monkeypatch: pytest.MonkeyPatch) -> N
 def test_scratch_space_with_a_users_image(scratch: Any, expected: str | None) -> None:
     from tests.conftest import ROOT
 
-    config = stackfile.load("gcp-snp", ROOT).config
+    config = stackfile.load("gcp-tdx", ROOT).config
     image: dict[str, Any] = {**config["coco:image"], "podvmImage": "my-podvm"}
     if scratch is not None:
         image["scratchSpace"] = scratch
-    found = _peer_pods_values("gcp-snp", {**config, "coco:image": image}, real_tls=False)
+    found = _peer_pods_values("gcp-tdx", {**config, "coco:image": image}, real_tls=False)
     gcp = found["providerConfigs"]["gcp"]
     if expected is None:
         assert not set(SCRATCH_KEYS) & set(gcp)
@@ -234,7 +233,7 @@ def test_scratch_space_with_a_users_image(scratch: Any, expected: str | None) ->
 def test_scratch_space_turned_off() -> None:
     from tests.conftest import ROOT
 
-    config = stackfile.load("gcp-snp", ROOT).config
+    config = stackfile.load("gcp-tdx", ROOT).config
     image = {**config["coco:image"], "scratchSpace": {"enabled": False}}
-    found = _peer_pods_values("gcp-snp", {**config, "coco:image": image}, real_tls=False)
+    found = _peer_pods_values("gcp-tdx", {**config, "coco:image": image}, real_tls=False)
     assert not set(SCRATCH_KEYS) & set(found["providerConfigs"]["gcp"])

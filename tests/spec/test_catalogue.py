@@ -72,7 +72,7 @@ class TestImpossibleCombinations:
         assert [o.key for o in catalogue.OFFERINGS if o.tee == "sgx"] == [("azure", "sgx", "nodes")]
 
     def test_gcp_series(self):
-        assert catalogue.find("gcp", "snp", "peer-pods").families == ("n2d",)
+        assert catalogue.find("gcp", "snp", "peer-pods") is None  # catalogue.REFUSED
         assert catalogue.find("gcp", "tdx", "peer-pods").families == ("c3",)
         snp = catalogue.find("gcp", "snp", "nodes")
         assert snp.platform["minCpuPlatform"] == "AMD Milan"

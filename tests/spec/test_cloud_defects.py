@@ -49,7 +49,7 @@ class TestGcpDiskTypes:
         ("tee", "machine", "disk"),
         [("tdx", "c3-standard-4", "pd-standard"), ("sev", "c3d-standard-4", "pd-standard"),
          ("sev", "c4d-standard-4", "pd-balanced"), ("sev", "c4d-standard-4", "pd-ssd"),
-         ("snp", "n2d-standard-4", "hyperdisk-balanced")],
+         ("sev", "n2d-standard-4", "hyperdisk-balanced")],
     )
     @pytest.mark.parametrize("mode", ["peer-pods", "nodes"])
     def test_refused_with_key_path(self, tee, machine, disk, mode):
@@ -65,7 +65,7 @@ class TestGcpDiskTypes:
                               ("c4d-standard-4", "hyperdisk-balanced")],
     )
     def test_accepted(self, machine, disk):
-        tee = {"c3": "tdx", "n2d": "snp", "c4d": "sev"}[machine.split("-")[0]]
+        tee = {"c3": "tdx", "n2d": "sev", "c4d": "sev"}[machine.split("-")[0]]
         spec, _ = validate(_gcp({"name": "p", "tee": tee, "instanceType": machine,
                                  "diskType": disk}), stack="t")
         assert spec.node_pools[0].disk_type == disk
@@ -110,6 +110,52 @@ class TestGcpDiskTypes:
                                 {"name": "b", "tee": "sev", "instanceType": "c4d-standard-4"},
                                 mode="nodes"), stack="t")
         assert len(spec.node_pools) == 2
+
+
+class TestGcpSnpPeerPods:
+    """GCP creates SEV_SNP VMs only with minCpuPlatform "AMD Milan", which cloud-api-adaptor
+    v0.22.0 never sets (gcp/provider.go CreateInstance): every pod VM would fail to start, so
+    snp peer pods on GCP are refused at the pool's mode with the working alternatives."""
+
+    @pytest.mark.parametrize("mode", [{"mode": "peer-pods"}, {}], ids=["explicit", "default"])
+    def test_refused_at_the_pools_mode_with_the_alternatives(self, mode):
+        errors = _errors({
+            "coco:cluster": GKE,
+            "coco:nodePools": [{"name": "tdx", "tee": "tdx"},
+                               {"name": "snp", "tee": "snp", **mode}],
+            "coco:image": {"recipe": "minimal"},
+        })
+        issue = errors["coco:nodePools[1].mode"]
+        assert issue.message.startswith("snp peer-pods on gcp: ")
+        assert '"AMD Milan"' in issue.message and "cloud-api-adaptor v0.22.0" in issue.message
+        assert "use mode: nodes for SEV-SNP on GCP" in issue.hint
+        assert "tee: tdx peer pods (C3)" in issue.hint
+        assert [p for p in errors if p.startswith("coco:nodePools")] == ["coco:nodePools[1].mode"]
+
+    def test_attached_cluster_too(self):
+        errors = _errors({
+            "coco:cluster": {"provider": "existing"},
+            "coco:nodePools": [{"name": "snp", "tee": "snp", "mode": "peer-pods",
+                                "provider": "gcp", "zone": "europe-west4-a",
+                                "nodeSelector": {"node.kubernetes.io/worker": ""}}],
+            "coco:image": {"recipe": "minimal"},
+        })
+        assert "AMD Milan" in errors["coco:nodePools[0].mode"].message
+
+    def test_not_advertised(self):
+        assert catalogue.find("gcp", "snp", "peer-pods") is None
+        assert catalogue.modes_for("gcp", "snp") == ["nodes"]
+        assert "gcp (nodes)" in catalogue.where_available("snp")
+        refusal = catalogue.refused("gcp", "snp", "peer-pods")
+        assert refusal is not None
+        assert refusal.offering.platform["minCpuPlatform"] == "AMD Milan"
+        assert refusal.issue.endswith("v0.22.0/src/cloud-providers/gcp/provider.go")
+
+    def test_snp_nodes_still_accepted_with_the_cpu_platform(self):
+        spec, _ = validate(_gcp({"name": "snp", "tee": "snp"}, mode="nodes"), stack="t")
+        assert spec.node_pools[0].mode == "nodes"
+        offering = catalogue.find("gcp", "snp", "nodes")
+        assert offering is not None and offering.platform["minCpuPlatform"] == "AMD Milan"
 
 
 class TestAksTdxNodes:
@@ -201,7 +247,7 @@ class TestAttachedPeerPodWorkers:
         [
             ({"provider": "existing"}, IBM, "kubectl label nodes -l "
              "ibm-cloud.kubernetes.io/worker-pool-name=default node.kubernetes.io/worker="),
-            ({**GKE, "attach": True, "name": "prod"}, {"name": "p", "tee": "snp"},
+            ({**GKE, "attach": True, "name": "prod"}, {"name": "p", "tee": "tdx"},
              "kubectl label nodes -l cloud.google.com/gke-nodepool=POOL "
              "node.kubernetes.io/worker="),
             ({"provider": "aks", "location": "westeurope", "attach": True, "name": "c",

@@ -77,22 +77,22 @@ class TestGke:
     def test_zone_outside_region(self, mode):
         errors = _errors(_config(
             GKE,
-            {"name": "snp", "tee": "snp", "zone": "europe-west4-a"},
-            {"name": "other", "tee": "snp", "mode": mode, "zone": "us-central1-a"},
+            {"name": "tdx", "tee": "tdx", "zone": "europe-west4-a"},
+            {"name": "other", "tee": "tdx", "mode": mode, "zone": "us-central1-a"},
         ))
         assert list(errors) == ["coco:nodePools[1].zone"]
         issue = errors["coco:nodePools[1].zone"]
         assert "'us-central1-a'" in issue.message and "'europe-west4'" in issue.message
 
     def test_zone_outside_zonal_clusters_region(self):
-        errors = _errors(_config(GKE_ZONAL, {"name": "snp", "tee": "snp", "zone": "us-east1-b"}))
+        errors = _errors(_config(GKE_ZONAL, {"name": "tdx", "tee": "tdx", "zone": "us-east1-b"}))
         assert list(errors) == ["coco:nodePools[0].zone"]
         assert "'europe-west4'" in errors["coco:nodePools[0].zone"].message
 
     def test_region_and_zone_elsewhere(self):
         # the zone is in the pool's own region: only the region is wrong
         errors = _errors(_config(
-            GKE, {"name": "snp", "tee": "snp", "region": "us-central1", "zone": "us-central1-a"}
+            GKE, {"name": "tdx", "tee": "tdx", "region": "us-central1", "zone": "us-central1-a"}
         ))
         assert list(errors) == ["coco:nodePools[0].region"]
         assert "'us-central1'" in errors["coco:nodePools[0].region"].message
@@ -100,20 +100,20 @@ class TestGke:
     def test_zones_of_the_region_pass(self):
         pools = _pools(_config(
             GKE,
-            {"name": "snp", "tee": "snp", "zone": "europe-west4-b"},
+            {"name": "tdx", "tee": "tdx", "zone": "europe-west4-b"},
             {"name": "cvm", "tee": "snp", "mode": "nodes", "zone": "europe-west4-c"},
         ))
         assert pools == [("europe-west4", "europe-west4-b"), ("europe-west4", "europe-west4-c")]
 
     def test_other_zone_of_zonal_clusters_region_passes(self):
-        pools = _pools(_config(GKE_ZONAL, {"name": "snp", "tee": "snp", "zone": "europe-west4-b"}))
+        pools = _pools(_config(GKE_ZONAL, {"name": "tdx", "tee": "tdx", "zone": "europe-west4-b"}))
         assert pools == [("europe-west4", "europe-west4-b")]
 
 
 def test_zonal_cluster_and_a_pool_region_elsewhere_is_one_error():
     # the cluster's zone is filled in for the pool; it must not be reported as the pool's zone
     errors = _errors(_config(
-        GKE_ZONAL, {"name": "snp", "tee": "snp", "region": "us-central1"},
+        GKE_ZONAL, {"name": "tdx", "tee": "tdx", "region": "us-central1"},
     ))
     assert list(errors) == ["coco:nodePools[0].region"]
 

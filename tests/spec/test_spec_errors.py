@@ -54,11 +54,11 @@ EXISTING: dict[str, Any] = {
             "region": "westeurope",
             "nodeSelector": {"node.kubernetes.io/worker": ""},  # workers labelled for CAA
         },
-        {  # 2: GCP SNP peer pods
-            "name": "gcp-snp",
-            "tee": "snp",
+        {  # 2: GCP TDX peer pods (SEV-SNP peer pods are refused on GCP: catalogue.REFUSED)
+            "name": "gcp-tdx",
+            "tee": "tdx",
             "provider": "gcp",
-            "instanceType": "n2d-standard-2",
+            "instanceType": "c3-standard-4",
             "region": "europe-west1",
             "zone": "europe-west1-b",
             "nodeSelector": {"node.kubernetes.io/worker": ""},  # workers labelled for CAA
@@ -122,10 +122,10 @@ GKE: dict[str, Any] = {
         "zone": "europe-west4-a",
         "project": "coco-test-123456",
     },
-    "coco:nodePools": [{"name": "snp", "tee": "snp"}],
+    "coco:nodePools": [{"name": "tdx", "tee": "tdx"}],
     "coco:image": {"recipe": "minimal"},
     "coco:kbs": {"expose": "loadbalancer", "hostname": "kbs.example.com",
-                  "referenceValues": complete("snp")},
+                  "referenceValues": complete("tdx")},
 }
 PRODUCTION: dict[str, Any] = {
     "coco:environment": "production",
@@ -290,10 +290,10 @@ MISTAKES = [
          "coco:nodePools[3].mode", "snp on aws is not offered in mode 'bare-metal'",
          hint="use mode nodes or peer-pods"),
     # --- instance types -------------------------------------------------------------------------
-    case("snp-on-gcp-c3", "existing", "coco:nodePools[2].instanceType", "c3-standard-4",
-         "coco:nodePools[2].instanceType", "'c3-standard-4' (c3) is not a confidential snp size",
-         hint="n2d"),
-    case("tdx-on-gcp-n2d", "existing", "coco:nodePools[2].tee", "tdx",
+    case("snp-peer-pods-on-gcp", "existing", "coco:nodePools[2].tee", "snp",
+         "coco:nodePools[2].mode", "snp peer-pods on gcp: GCP creates SEV-SNP VMs only with the "
+         "minimum CPU platform", hint="use mode: nodes"),
+    case("tdx-on-gcp-n2d", "existing", "coco:nodePools[2].instanceType", "n2d-standard-2",
          "coco:nodePools[2].instanceType", "'n2d-standard-2' (n2d) is not a confidential tdx",
          hint="c3"),
     case("azure-snp-non-confidential-size", "existing", "coco:nodePools[1].instanceType",
@@ -554,7 +554,7 @@ class TestAllMistakesAtOnce:
     def test_a_broken_pool_does_not_hide_the_others(self, tmp_path: Path) -> None:
         config = copy.deepcopy(EXISTING)
         config["coco:nodePools"][0]["tee"] = "nonsense"  # type error: pool 0 fails pass 2
-        config["coco:nodePools"][2]["instanceType"] = "c3-standard-4"  # rule error in pass 3
+        config["coco:nodePools"][2]["instanceType"] = "n2d-standard-2"  # rule error in pass 3
         exc = errors_of(config, tmp_path)
         paths = {i.path for i in exc.issues}
         assert paths == {"coco:nodePools[0].tee", "coco:nodePools[2].instanceType"}
@@ -602,6 +602,7 @@ class TestWarningsDoNotRaise:
         config = changed(EXISTING, "coco:kbs.insecureHttp", True)
         config["coco:kbs"]["resourcePolicy"] = "allow-all"
         config["coco:nodePools"][2]["tee"] = "sev"
+        config["coco:nodePools"][2]["instanceType"] = "n2d-standard-2"
         _, warnings = check(config, tmp_path)
         paths = {w.path for w in warnings}
         assert {"coco:kbs.insecureHttp", "coco:kbs.resourcePolicy",

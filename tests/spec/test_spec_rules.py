@@ -115,7 +115,7 @@ class TestReviewFindings:
 
     def test_pool_zone_gives_its_region(self):
         spec, _ = validate({"coco:nodePools": [
-            {"name": "g", "tee": "snp", "provider": "gcp", "zone": "europe-west4-a",
+            {"name": "g", "tee": "tdx", "provider": "gcp", "zone": "europe-west4-a",
              "nodeSelector": {"node.kubernetes.io/worker": ""}}],
             "coco:image": {"recipe": "minimal"}}, stack="t")
         assert spec.node_pools[0].region == "europe-west4"

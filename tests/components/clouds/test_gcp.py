@@ -70,7 +70,8 @@ def peer_pods_config(tee: str, machine: str, zone: str, **image: Any) -> dict[st
         "coco:kbs": {
             "expose": "loadbalancer",
             "hostname": "kbs.example.com",
-            "referenceValues": complete(tee),  # spec.coverage
+            # spec.coverage; legacy SEV has no evidence, so nothing to cover
+            "referenceValues": complete(tee) if tee != "sev" else {},
         },
     }
 
@@ -82,7 +83,9 @@ def nodes_config(tee: str, **pool: Any) -> dict[str, Any]:
     }
 
 
-SNP = peer_pods_config("snp", "n2d-standard-2", "europe-west4-a")
+# SEV-SNP peer pods are refused on GCP (spec.catalogue.REFUSED): the peer-pod infrastructure
+# is tested with legacy SEV (N2D, the same zone) and TDX (C3)
+SEV = peer_pods_config("sev", "n2d-standard-2", "europe-west4-a")
 TDX = peer_pods_config("tdx", "c3-standard-4", "us-central1-a")
 
 
@@ -101,7 +104,7 @@ class TestCluster:
     the kubeconfig is built from the cluster's outputs and is a secret."""
 
     def test_cluster_settings(self, render_config, gcp_mocks):
-        result = render_config(SNP, stack="gcp-test")
+        result = render_config(SEV, stack="gcp-test")
         cluster = one(result, "gcp:container/cluster:Cluster")
         network = one(result, "gcp:compute/network:Network")
         subnet = one(result, "gcp:compute/subnetwork:Subnetwork")
@@ -117,7 +120,7 @@ class TestCluster:
         assert {r["rangeName"] for r in subnet.inputs["secondaryIpRanges"]} == {"pods", "services"}
 
     def test_every_resource_names_the_project(self, render_config, gcp_mocks):
-        result = render_config(SNP, stack="gcp-test")
+        result = render_config(SEV, stack="gcp-test")
         checked = 0
         for reg in gcp_registrations(result):
             if reg.type in NO_PROJECT_ARG or reg.type.startswith("gcp:serviceaccount/iAM"):
@@ -127,7 +130,7 @@ class TestCluster:
         assert checked >= 10
 
     def test_system_pool_runs_peer_pod_workers(self, render_config, gcp_mocks):
-        result = render_config(SNP, stack="gcp-test")
+        result = render_config(SEV, stack="gcp-test")
         system = one(result, NODE_POOL, "coco-cluster-system")
         node = system.inputs["nodeConfig"]
         assert node["labels"] == {"node.kubernetes.io/worker": ""}
@@ -146,7 +149,7 @@ class TestCluster:
         assert one(result, NODE_POOL, "coco-cluster-system").inputs["nodeConfig"]["labels"] == {}
 
     def test_kubeconfig_secret_from_outputs(self, render_config, gcp_mocks):
-        result = render_config(SNP, stack="gcp-test")
+        result = render_config(SEV, stack="gcp-test")
         provider = one(result, "pulumi:providers:kubernetes", "coco-cluster-k8s")
         assert "kubeconfig" in render.secret_paths(provider.inputs)
         config = yaml.safe_load(render.unwrap(provider.inputs["kubeconfig"]))
@@ -157,7 +160,7 @@ class TestCluster:
         assert user["user"]["exec"]["command"] == "gke-gcloud-auth-plugin"
 
     def test_attach_reads_the_existing_cluster(self, render_config, gcp_mocks):
-        config = copy.deepcopy(SNP)
+        config = copy.deepcopy(SEV)
         config["coco:cluster"] = {"provider": "gke", "project": PROJECT, "zone": "europe-west4-a",
                                   "attach": True, "name": "prod-gke"}
         config["coco:nodePools"][0]["nodeSelector"] = WORKERS  # workers labelled for CAA
@@ -197,7 +200,7 @@ class TestCluster:
             return answer(self, args)
 
         monkeypatch.setattr(conftest_gcp._InvokeMocks, "call", call)
-        config = copy.deepcopy(SNP)
+        config = copy.deepcopy(SEV)
         config["coco:cluster"] = {"provider": "gke", "project": PROJECT, "zone": "europe-west4-a",
                                   "attach": True, "name": "prod-gke"}
         config["coco:nodePools"][0]["nodeSelector"] = WORKERS  # workers labelled for CAA
@@ -209,7 +212,7 @@ class TestCluster:
     def test_attach_without_a_subnet_names_the_key(self, render_config, gcp_mocks, monkeypatch,
                                                    reported):
         monkeypatch.setitem(conftest_gcp.ATTACHED, "subnetwork", reported)
-        config = copy.deepcopy(SNP)
+        config = copy.deepcopy(SEV)
         config["coco:cluster"] = {"provider": "gke", "project": PROJECT, "zone": "europe-west4-a",
                                   "attach": True, "name": "prod-gke"}
         config["coco:nodePools"][0]["nodeSelector"] = WORKERS  # workers labelled for CAA
@@ -286,7 +289,7 @@ class TestPeerPodInfrastructure:
     """peer-pods mode: firewall, CAA's identity and key, and every GCP_* key of peer-pods-cm
     taken from a resource output or the spec."""
 
-    @pytest.mark.parametrize(("config", "tee"), [(SNP, "snp"), (TDX, "tdx")])
+    @pytest.mark.parametrize(("config", "tee"), [(SEV, "sev"), (TDX, "tdx")])
     def test_required_keys_sourced(self, render_config, gcp_mocks, config, tee):
         result = render_config(config, stack="gcp-test")
         cm = peer_pods_cm(result)
@@ -308,7 +311,7 @@ class TestPeerPodInfrastructure:
         assert "GCP_CREDENTIALS" not in cm
 
     def test_caa_identity_least_privilege(self, render_config, gcp_mocks):
-        result = render_config(SNP, stack="gcp-test")
+        result = render_config(SEV, stack="gcp-test")
         roles = {r.name: r for r in resources_of(result, CUSTOM_ROLE)}
         assert sorted(roles) == ["coco-peer-pods-infra-role", "coco-peer-pods-infra-vm-role"]
         support = roles["coco-peer-pods-infra-role"].inputs["permissions"]
@@ -333,7 +336,7 @@ class TestPeerPodInfrastructure:
     def test_key_only_in_the_stack_secret(self, render_config, gcp_mocks, tmp_path):
         """CAA v0.22.0 needs GCP_CREDENTIALS (entrypoint.sh): the key file reaches the Secret
         peer-pods-secret as a secret, and nothing else: not Helm values, not the render."""
-        result = render_config(SNP, stack="gcp-test")
+        result = render_config(SEV, stack="gcp-test")
         secret = one(result, "kubernetes:core/v1:Secret", "coco-peer-pods-credentials")
         assert secret.inputs["metadata"]["name"] == peerpods.SECRET_NAME
         assert render.secret_paths(secret.inputs) == ["stringData"]
@@ -351,7 +354,7 @@ class TestPeerPodInfrastructure:
         assert b"GCP-KEY" not in blob
 
     def test_firewall_opens_forwarder_and_vxlan_from_nodes(self, render_config, gcp_mocks):
-        result = render_config(SNP, stack="gcp-test")
+        result = render_config(SEV, stack="gcp-test")
         firewall = one(result, "gcp:compute/firewall:Firewall")
         assert firewall.inputs["network"] == "coco-cluster-network-id"
         assert firewall.inputs["direction"] == "INGRESS"
@@ -362,7 +365,7 @@ class TestPeerPodInfrastructure:
                                              {"protocol": "udp", "ports": ["4789"]}]
 
     def test_kubernetes_objects_valid(self, render_config, gcp_mocks):
-        assert assert_valid_kubernetes(render_config(SNP, stack="gcp-test")) >= 1
+        assert assert_valid_kubernetes(render_config(SEV, stack="gcp-test")) >= 1
 
     def test_decode_key(self):
         import base64
@@ -377,7 +380,7 @@ class TestCaaInstancePower:
 
     def test_instance_permissions_only_behind_the_pod_vm_condition(self, render_config,
                                                                    gcp_mocks):
-        result = render_config(SNP, stack="gcp-test")
+        result = render_config(SEV, stack="gcp-test")
         roles = {r.inputs["roleId"]: r for r in resources_of(result, CUSTOM_ROLE)}
         caa = [g for g in resources_of(result, IAM_MEMBER) if g.name.startswith("coco-peer-pods")]
         assert len(caa) == 2
@@ -402,7 +405,7 @@ class TestImage:
     confidential VM of the pool's TEE needs; its name is PODVM_IMAGE_NAME."""
 
     @pytest.mark.parametrize(("config", "tee", "feature"),
-                             [(SNP, "snp", "SEV_SNP_CAPABLE"), (TDX, "tdx", "TDX_CAPABLE")])
+                             [(SEV, "sev", "SEV_CAPABLE"), (TDX, "tdx", "TDX_CAPABLE")])
     def test_guest_os_features(self, render_config, gcp_mocks, config, tee, feature):
         result = render_config(config, stack="gcp-test")
         image = one(result, "gcp:compute/image:Image")
@@ -412,7 +415,7 @@ class TestImage:
         assert image.inputs["project"] == PROJECT
 
     def test_upload_of_the_built_artifact(self, render_config, gcp_mocks):
-        result = render_config(SNP, stack="gcp-test")
+        result = render_config(SEV, stack="gcp-test")
         build = one(result, "coco:image:GuestImage")
         upload = one(result, "gcp:storage/bucketObject:BucketObject")
         bucket = one(result, "gcp:storage/bucket:Bucket")
@@ -433,14 +436,14 @@ class TestImage:
         assert image.parent_urn == one(result, "coco:gcp:PodVmImage").urn != build.urn
 
     def test_measurements_reach_the_kbs(self, render_config, gcp_mocks):
-        result = render_config(SNP, stack="gcp-test")
+        result = render_config(TDX, stack="gcp-test")
         data = render.unwrap(
             one(result, "kubernetes:core/v1:ConfigMap", "coco-kbs-reference-values").inputs
         )["data"]
         assert "snp_launch_measurement" in data and "m" * 96 in data["snp_launch_measurement"]
 
     def test_existing_image_is_not_published(self, render_config, gcp_mocks):
-        config = peer_pods_config("snp", "n2d-standard-2", "europe-west4-a",
+        config = peer_pods_config("sev", "n2d-standard-2", "europe-west4-a",
                                   podvmImage="my-podvm-image")
         result = render_config(config, stack="gcp-test")
         assert resources_of(result, "gcp:compute/image:Image") == []
@@ -476,7 +479,7 @@ class TestPolicies:
     """The CrossGuard pack (policy/) recognises the stack's GCP TEE resources by their
     coco-stack-tee label and finds them confidential."""
 
-    @pytest.mark.parametrize("config", [SNP, TDX, nodes_config("snp"), nodes_config("tdx")])
+    @pytest.mark.parametrize("config", [SEV, TDX, nodes_config("snp"), nodes_config("tdx")])
     def test_gcp_resources_pass(self, render_config, gcp_mocks, config):
         result = render_config(config, stack="gcp-test")
         marked = [r for r in gcp_registrations(result) if TEE_LABEL in json.dumps(r.inputs)]
@@ -531,7 +534,7 @@ class TestImageRecipeRule:
     def test_recipe_without_gcp_tar(self, tmp_path):
         recipe = self._recipe(tmp_path, 'formats = ["raw", "qcow2"]')
         with pytest.raises(SpecError) as info:
-            validate(peer_pods_config("snp", "n2d-standard-2", "europe-west4-a", recipe=recipe),
+            validate(peer_pods_config("sev", "n2d-standard-2", "europe-west4-a", recipe=recipe),
                      stack="t")
         (issue,) = info.value.issues
         assert issue.path == "coco:image.recipe" and "gcp-tar" in issue.message
@@ -540,8 +543,8 @@ class TestImageRecipeRule:
     def test_recipe_with_gcp_tar_or_existing_image(self, tmp_path):
         recipe = self._recipe(tmp_path, 'formats = ["raw", "gcp-tar"]')
         for config in (
-            peer_pods_config("snp", "n2d-standard-2", "europe-west4-a", recipe=recipe),
-            peer_pods_config("snp", "n2d-standard-2", "europe-west4-a", podvmImage="an-image"),
+            peer_pods_config("sev", "n2d-standard-2", "europe-west4-a", recipe=recipe),
+            peer_pods_config("sev", "n2d-standard-2", "europe-west4-a", podvmImage="an-image"),
         ):
             spec, warnings = validate(config, stack="t")  # raises SpecError on any error
             assert spec.node_pools[0].mode == "peer-pods"

@@ -75,7 +75,8 @@ class TestFixtures:
 
 class TestMachineTypeOffered:
     def test_offered_type_and_platform(self):
-        issues, client = check(spec_for("snp", "n2d-standard-2", zone="europe-west4-a"))
+        issues, client = check(spec_for("snp", "n2d-standard-2", zone="europe-west4-a",
+                                        mode="nodes"))
         assert issues == []
         assert (PROJECT, "n2d-standard-2") in client.asked
 
@@ -95,8 +96,8 @@ class TestMachineTypeOffered:
 
     def test_zone_without_the_cpu_platform(self):
         """n2d-standard-2 exists in europe-west4-c, but SEV-SNP needs AMD Milan, which that
-        zone lacks."""
-        issues, _ = check(spec_for("snp", "n2d-standard-2", zone="europe-west4-c"))
+        zone lacks (SEV-SNP on GCP is a nodes pool: snp peer pods are refused by the spec)."""
+        issues, _ = check(spec_for("snp", "n2d-standard-2", zone="europe-west4-c", mode="nodes"))
         (issue,) = issues
         assert issue.path == "coco:nodePools[0].zone"
         assert "does not offer the AMD Milan CPU platform" in issue.message
@@ -113,7 +114,7 @@ class TestMachineTypeOffered:
         assert issues == []
 
     def test_unknown_type(self):
-        issues, _ = check(spec_for("snp", "n2d-standard-224", zone="europe-west4-a"))
+        issues, _ = check(spec_for("sev", "n2d-standard-224", zone="europe-west4-a"))
         (issue,) = issues
         assert issue.path == "coco:nodePools[0].instanceType"
         assert "not offered in any zone" in issue.message
@@ -129,7 +130,7 @@ class TestCredentials:
 
         monkeypatch.setattr(google.auth, "default", no_credentials)
         with pytest.raises(NoCredentials) as info:
-            preflight.live_check(spec_for("snp", "n2d-standard-2", zone="europe-west4-a"))
+            preflight.live_check(spec_for("sev", "n2d-standard-2", zone="europe-west4-a"))
         assert info.value.cloud == "gcp" and "application-default login" in info.value.hint
 
     def test_no_gcp_pools_no_calls(self):
@@ -186,7 +187,7 @@ class TestServiceAccountKeyPolicy:
     is enforced `pulumi up` would fail late: --live reads the effective policy first."""
 
     def _check(self, transport: FakeOrgPolicy, mode: str = "peer-pods") -> list[ConfigIssue]:
-        spec = spec_for("snp", "n2d-standard-2", zone="europe-west4-a", mode=mode)
+        spec = spec_for("sev", "n2d-standard-2", zone="europe-west4-a", mode=mode)
         return preflight.live_check(spec, client=RecordedCompute(), org_policy=transport)
 
     def _policy_issues(self, issues: list[ConfigIssue]) -> list[ConfigIssue]:
