@@ -548,7 +548,8 @@ class ScratchSpace(Model):
         ge=1,
         description="GiB of scratch space: the pod VM's boot disk (ROOT_VOLUME_SIZE) is the "
         "image's size in whole GiB plus this. With podvmImage coco-stack does not know the "
-        "image's size: the disk is this alone, so include the image in it.",
+        "image's size: the disk is this alone, so include the image in it. At least 10 with gcp "
+        "peer pods (GCP's persistent-disk minimum).",
     )
 
 

@@ -175,6 +175,14 @@ def podvm_attestation(out: Collector, image: Image, pools: list[NodePool]) -> No
 # daemon's marker, so turning the scratch space on would only grow the disk.
 SCRATCH_UNIT = "/etc/systemd/system/scratch-storage.service"
 SCRATCH_CLOUDS = ("aws", "azure", "gcp")
+# The smallest boot disk a GCP pod VM can get. Compute Engine's Persistent Disks (pd-standard,
+# pd-balanced, pd-ssd) are at least 10 GB (cloud.google.com/compute/docs/disks/persistent-disks,
+# "persistent disk sizes start at 10 GB"; Hyperdisk Balanced at 4 GiB,
+# cloud.google.com/compute/docs/disks/hyperdisks). cloud-api-adaptor v0.22.0 asks for
+# max(image size, ROOT_VOLUME_SIZE) GB (src/cloud-providers/gcp/provider.go CreateInstance) and
+# the stack sets ROOT_VOLUME_SIZE to the image's GiB plus scratchSpace.sizeGib, or sizeGib alone
+# for a podvmImage: a sizeGib of 10 or more keeps every GCP pod VM's disk at the minimum.
+GCP_MIN_SCRATCH_GIB = 10
 
 
 def _cloud_peer_pods(pools: list[NodePool]) -> list[str]:
@@ -226,6 +234,20 @@ def scratch_space(out: Collector, image: Image, pools: list[NodePool]) -> None:
             "remove it",
         )
         return
+    if (
+        "gcp" in _cloud_peer_pods(pools)
+        and scratch.size_gib < GCP_MIN_SCRATCH_GIB
+        and scratch_space_gib(image, pools) is not None
+    ):
+        out.error(
+            "coco:image.scratchSpace.sizeGib",
+            f"{scratch.size_gib} GiB can leave the gcp pod VMs' boot disk below GCP's "
+            "persistent-disk minimum: the disk (ROOT_VOLUME_SIZE) is the image's GiB plus "
+            "sizeGib (sizeGib alone with podvmImage), and Compute Engine refuses pd-standard, "
+            f"pd-balanced and pd-ssd disks under {GCP_MIN_SCRATCH_GIB} GB",
+            f"set sizeGib to at least {GCP_MIN_SCRATCH_GIB} (GCP's persistent-disk minimum), or "
+            "remove it for the default 20",
+        )
     if not scratch.enabled or image.podvm_image is not None or image.recipe is None:
         return
     if _recipe_has_scratch(image.recipe) is False:

@@ -204,10 +204,11 @@ def test_scratch_disk_adds_the_built_image(monkeypatch: pytest.MonkeyPatch) -> N
 
     patch_provider_outputs(monkeypatch, outputs)
     config = stackfile.load("gcp-tdx", ROOT).config
-    config = {**config, "coco:image": {**config["coco:image"], "scratchSpace": {"sizeGib": 8}}}
+    # 10: the least GCP takes (spec.rules.image.GCP_MIN_SCRATCH_GIB)
+    config = {**config, "coco:image": {**config["coco:image"], "scratchSpace": {"sizeGib": 10}}}
     result = render.run(config, stack="gcp-tdx", project_dir=ROOT)
     values = render.unwrap(one(result, RELEASE, "coco-peer-pods-chart").inputs["values"])
-    assert values["providerConfigs"]["gcp"]["ROOT_VOLUME_SIZE"] == "10"
+    assert values["providerConfigs"]["gcp"]["ROOT_VOLUME_SIZE"] == "12"
 
 
 @pytest.mark.parametrize(("scratch", "expected"), [

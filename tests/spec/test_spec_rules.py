@@ -230,3 +230,45 @@ class TestScratchSpace:
         errors = _errors({**AWS_PEER,
                           "coco:image": {"recipe": "podvm", "scratchSpace": {"size": 20}}})
         assert "coco:image.scratchSpace.size" in errors
+
+
+GCP_PEER = {
+    "coco:cluster": {"provider": "gke", "project": "coco-test-123456", "zone": "europe-west4-a"},
+    "coco:nodePools": [{"name": "tdx", "tee": "tdx"}],
+}
+
+
+class TestGcpScratchMinimum:
+    """GCP Persistent Disks are at least 10 GB and CAA v0.22.0 sizes a GCP pod VM's boot disk
+    as max(image, ROOT_VOLUME_SIZE), which the stack sets to image GiB + sizeGib (sizeGib alone
+    with podvmImage): on gcp peer pods a sizeGib under 10 is refused at its key path."""
+
+    @pytest.mark.parametrize("image", [
+        {"recipe": "podvm", "scratchSpace": {"sizeGib": 9}},
+        {"podvmImage": "my-podvm", "scratchSpace": {"enabled": True, "sizeGib": 4}},
+    ])
+    def test_below_ten_refused(self, image):
+        errors = _errors({**GCP_PEER, "coco:image": image})
+        issue = errors["coco:image.scratchSpace.sizeGib"]
+        assert "below GCP's persistent-disk minimum" in issue.message
+        assert "under 10 GB" in issue.message
+        assert issue.hint.startswith("set sizeGib to at least 10 (GCP's persistent-disk minimum)")
+        assert [p for p in errors if p.startswith("coco:image")] == [
+            "coco:image.scratchSpace.sizeGib"]
+
+    @pytest.mark.parametrize("image", [
+        {"recipe": "podvm", "scratchSpace": {"sizeGib": 10}},
+        {"recipe": "podvm"},  # the default, 20
+        # off: CAA's own ROOT_VOLUME_SIZE default (10) applies, nothing of ours reaches the disk
+        {"recipe": "podvm", "scratchSpace": {"enabled": False, "sizeGib": 5}},
+        {"podvmImage": "my-podvm", "scratchSpace": {"sizeGib": 5}},  # off by default
+    ])
+    def test_ten_or_off_accepted(self, image):
+        validate({**GCP_PEER, "coco:image": image}, stack="t")
+
+    def test_other_clouds_keep_small_sizes(self):
+        from spec.rules.image import scratch_space_gib
+
+        spec, _ = validate({**AWS_PEER, "coco:image": {"recipe": "podvm",
+                                                       "scratchSpace": {"sizeGib": 5}}}, stack="t")
+        assert scratch_space_gib(spec.image, list(spec.node_pools)) == 5
