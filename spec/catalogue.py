@@ -616,6 +616,13 @@ def gcp_disk_types(instance_type: str) -> tuple[str, ...] | None:
     return GCP_BOOT_DISK_TYPES.get(family) if family else None
 
 
+def gcp_boot_disk_type(instance_type: str) -> str | None:
+    """Our preferred boot disk of the machine type's series (the first the table lists); None
+    when the series is not in the table (GKE's or Compute Engine's default then applies)."""
+    accepted = gcp_disk_types(instance_type)
+    return accepted[0] if accepted else None
+
+
 def gcp_common_disk_type(instance_types: list[str]) -> str | None:
     """The first disk type, in our order of preference, that every machine type accepts; None
     when they share none (or one is not in the table)."""

@@ -20,6 +20,7 @@ import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 import yaml
 
+from spec import catalogue
 from spec.errors import ConfigIssue, SpecError
 from spec.model import Spec
 
@@ -262,6 +263,7 @@ class GkeCluster(pulumi.ComponentResource):
             opts=child,
         )
         system = spec.cluster.system_pool
+        machine = (system.instance_type if system else None) or SYSTEM_MACHINE_TYPE
         gcp.container.NodePool(
             f"{name}-system",
             name="system",
@@ -270,7 +272,12 @@ class GkeCluster(pulumi.ComponentResource):
             project=self.project,
             node_count=system.count if system else 2,
             node_config=gcp.container.NodePoolNodeConfigArgs(
-                machine_type=(system.instance_type if system else None) or SYSTEM_MACHINE_TYPE,
+                machine_type=machine,
+                # GKE's default boot disk is pd-balanced, which the Hyperdisk-only series (N4,
+                # C4, C4D) cannot attach: the series' first boot-disk type of the catalogue's
+                # table (spec.catalogue.GCP_BOOT_DISK_TYPES, sources there); a series not in
+                # the table (E2, the default) keeps GKE's default.
+                disk_type=catalogue.gcp_boot_disk_type(machine),
                 image_type=SYSTEM_IMAGE_TYPE,
                 service_account=self.node_service_account,
                 oauth_scopes=list(NODE_SCOPES),

@@ -46,8 +46,7 @@ def confidential_settings(pool: NodePool) -> dict[str, str]:
 
 def boot_disk_type(pool: NodePool) -> str | None:
     """The catalogue's preferred boot disk of the pool's machine series (None: GKE's default)."""
-    accepted = catalogue.gcp_disk_types(pool.instance_type or "")
-    return accepted[0] if accepted else None
+    return catalogue.gcp_boot_disk_type(pool.instance_type or "")
 
 
 class ConfidentialNodePool(pulumi.ComponentResource):

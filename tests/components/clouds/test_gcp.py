@@ -144,6 +144,26 @@ class TestCluster:
         assert grant.inputs["member"] == f"serviceAccount:{node['serviceAccount']}"
         assert system.inputs["nodeCount"] == 2
 
+    @pytest.mark.parametrize(("machine", "disk"), [
+        ("n4-standard-4", "hyperdisk-balanced"),  # Hyperdisk only: GKE's pd-balanced refused
+        ("c4-standard-4", "hyperdisk-balanced"),
+        ("c4d-standard-4", "hyperdisk-balanced"),
+        ("n2d-standard-4", "pd-balanced"),
+        ("e2-standard-4", None),  # not in the table: GKE's default (pd-balanced), which E2 takes
+    ])
+    def test_system_pool_boots_from_a_disk_its_series_accepts(self, render_config, gcp_mocks,
+                                                              machine, disk):
+        """GKE gives a node pool without a disk type pd-balanced, which the Hyperdisk-only
+        series refuse (catalogue.GCP_BOOT_DISK_TYPES): the system pool sets the series' own."""
+        config = copy.deepcopy(nodes_config("snp"))
+        config["coco:cluster"]["systemPool"] = {"instanceType": machine, "count": 1}
+        system = one(render_config(config, stack="gcp-test"), NODE_POOL, "coco-cluster-system")
+        node = system.inputs["nodeConfig"]
+        assert node["machineType"] == machine
+        assert node.get("diskType") == disk
+        if disk is not None:
+            assert disk in catalogue.GCP_BOOT_DISK_TYPES[machine.split("-")[0]]
+
     def test_no_worker_label_without_peer_pods(self, render_config, gcp_mocks):
         result = render_config(nodes_config("snp"), stack="gcp-test")
         assert one(result, NODE_POOL, "coco-cluster-system").inputs["nodeConfig"]["labels"] == {}
