@@ -85,7 +85,8 @@ SECRET_NAME = "peer-pods-secret"
 # (`daemonset.podLabels`, and the subchart's `podLabels` under its alias `resourceCtrl`).
 CONFIG_CHECKSUM_LABEL = f"{PREFIX}/config-checksum"
 CHECKSUM_LENGTH = 16  # hex digits of sha256 kept: 64 bits, within a label value's 63 characters
-# GCP confidential types CAA accepts (GCP_CONFIDENTIAL_TYPE: SEV, SEV_SNP, TDX).
+# GCP confidential types CAA accepts (GCP_CONFIDENTIAL_TYPE: SEV, SEV_SNP, TDX). The spec
+# refuses snp peer pods on GCP (spec.catalogue.REFUSED: CAA v0.22.0 sets no minimum CPU platform).
 GCP_CONFIDENTIAL_TYPE = {"sev": "SEV", "snp": "SEV_SNP", "tdx": "TDX"}
 # Encrypted scratch space (docs/images.md "Scratch space"), cloud-api-adaptor v0.22.0:
 # - ENABLE_SCRATCH_SPACE: the daemon's -enable-scratch-space flag, read from the environment
