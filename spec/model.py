@@ -377,7 +377,9 @@ class NodePool(Model):
         min_length=1,
         description="Reuse existing nodes with these labels instead of creating nodes; peer-pods "
         "pools on an existing or attached cluster: the workers you labelled "
-        'node.kubernetes.io/worker="" for cloud-api-adaptor.',
+        'node.kubernetes.io/worker="" for cloud-api-adaptor (on their node pool, so replaced '
+        "nodes keep it), and on an attached GKE cluster also "
+        "cloud.google.com/gke-os-distribution: ubuntu.",
     )
     ibmcloud: IbmCloud | None = Field(
         None, description="ibmcloud peer pods: existing VPC ids and the API key."

@@ -16,18 +16,31 @@ the Compute preflight already has; no extra client library (google-cloud-org-pol
 protobuf >= 6.33, which the Pulumi SDKs here cannot take). A boolean constraint's effective
 policy is a `spec.rules` list whose rules carry `enforce`, optionally under a `condition` (tags).
 
+It also reads the list constraint `compute.vmExternalIpAccess` (which VM instances may have an
+external IP): cloud-api-adaptor v0.22.0 gives every pod VM one (CreateInstance in
+src/cloud-providers/gcp/provider.go@v0.22.0 always adds the AccessConfig "External NAT"; upstream
+dropped it after v0.22.0 in commit 98b37c7d "gcp: avoid creating public IPs when not used").
+Where the effective policy denies all values, or allows only listed instances (an allow-list
+names instances, and pod VMs get new names), every pod VM creation fails when a pod starts,
+long after `pulumi up` succeeded. A list constraint's effective policy is a `spec.rules` list
+whose rules carry `allowAll`, `denyAll` or `values` (`allowedValues` / `deniedValues`),
+optionally under a `condition` (PolicySpec.PolicyRule, cloud.google.com/resource-manager/docs/
+reference/orgpolicy/rest/v2/organizations.policies#PolicyRule).
+
 Non-goals: the newer managed constraint `iam.managed.disableServiceAccountKeyCreation` (its name
 and behaviour are unverified here); changing any policy.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from spec.errors import ConfigIssue
 
 CONSTRAINT = "iam.disableServiceAccountKeyCreation"
+EXTERNAL_IP = "compute.vmExternalIpAccess"
 API = "https://orgpolicy.googleapis.com/v2"
 TIMEOUT = 20  # seconds per request
 
@@ -76,9 +89,37 @@ def read_verdict(policy: dict[str, Any]) -> Verdict:
     return Verdict("not-enforced")
 
 
-def effective(session: Session, project: str, constraint: str = CONSTRAINT) -> Verdict:
-    """The project's effective policy for `constraint`; never raises for an HTTP or network
-    failure (the preflight reports "unknown" with the reason)."""
+def read_list_verdict(policy: dict[str, Any]) -> Verdict:
+    """Interpret a getEffectivePolicy answer for compute.vmExternalIpAccess: "enforced" when an
+    unconditional rule denies all values or allows only listed instances (why says which);
+    "conditional" when such a rule has a condition; else "not-enforced" (unset, allowAll, or
+    only deniedValues, which name existing instances, never a new pod VM)."""
+    rules = (policy.get("spec") or {}).get("rules") or []
+
+    def blocks(rule: dict[str, Any]) -> str:
+        if rule.get("denyAll") is True:
+            return "denies external IPs to every VM"
+        if not rule.get("allowAll") and ((rule.get("values") or {}).get("allowedValues")):
+            return "allows external IPs only to the VM instances it lists"
+        return ""
+
+    for rule in rules:
+        if not rule.get("condition") and blocks(rule):
+            return Verdict("enforced", blocks(rule))
+    for rule in rules:
+        if blocks(rule):
+            return Verdict("conditional", blocks(rule))
+    return Verdict("not-enforced")
+
+
+def effective(
+    session: Session,
+    project: str,
+    constraint: str = CONSTRAINT,
+    reader: Callable[[dict[str, Any]], Verdict] = read_verdict,
+) -> Verdict:
+    """The project's effective policy for `constraint`, interpreted by `reader`; never raises
+    for an HTTP or network failure (the preflight reports "unknown" with the reason)."""
     url = f"{API}/projects/{project}/policies/{constraint}:getEffectivePolicy"
     try:
         response = session.get(url, timeout=TIMEOUT)
@@ -86,7 +127,7 @@ def effective(session: Session, project: str, constraint: str = CONSTRAINT) -> V
         return Verdict("unknown", f"the Org Policy API could not be reached ({type(exc).__name__})")
     if response.status_code == 200:
         try:
-            return read_verdict(response.json())
+            return reader(response.json())
         except ValueError:
             return Verdict("unknown", "the Org Policy API answered with something not JSON")
     try:
@@ -137,6 +178,47 @@ def issues(verdict: Verdict, project: str, pool_index: int) -> list[ConfigIssue]
             f"could not read whether {CONSTRAINT} blocks cloud-api-adaptor's service-account "
             f"key in project {project!r}: {verdict.why}",
             f"check it yourself: gcloud org-policies describe {CONSTRAINT} --effective "
+            f"--project={project}",
+            "warning",
+        )]
+    return []
+
+
+def external_ip_issues(verdict: Verdict, project: str, pool_index: int) -> list[ConfigIssue]:
+    """The report on compute.vmExternalIpAccess for a stack with gcp peer-pods pools."""
+    path = "coco:cluster.project"
+    what = (
+        "cloud-api-adaptor v0.22.0 gives every pod VM an external IP (AccessConfig "
+        '"External NAT"), so creating the pod VMs of '
+        f"coco:nodePools[{pool_index}] "
+    )
+    hint = (
+        "ask an organisation policy administrator (roles/orgpolicy.policyAdmin) to allow external "
+        f"IPs in project {project}: a project policy for {EXTERNAL_IP} with allowAll (docs/gcp.md, "
+        "'External IPs of pod VMs and the organisation policy'), or wait for a cloud-api-adaptor "
+        "release without the external IP (upstream commit 98b37c7d)"
+    )
+    if verdict.state == "enforced":
+        return [ConfigIssue(
+            path,
+            f"the organisation policy {EXTERNAL_IP} on project {project!r} {verdict.why}: "
+            f"{what}would fail each time a pod starts, after `pulumi up` succeeded",
+            hint,
+        )]
+    if verdict.state == "conditional":
+        return [ConfigIssue(
+            path,
+            f"the organisation policy {EXTERNAL_IP} on project {project!r} {verdict.why} under "
+            f"a condition (tags): {what}may be refused",
+            hint,
+            "warning",
+        )]
+    if verdict.state == "unknown":
+        return [ConfigIssue(
+            path,
+            f"could not read whether {EXTERNAL_IP} blocks the external IP cloud-api-adaptor gives "
+            f"every pod VM in project {project!r}: {verdict.why}",
+            f"check it yourself: gcloud org-policies describe {EXTERNAL_IP} --effective "
             f"--project={project}",
             "warning",
         )]

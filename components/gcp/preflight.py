@@ -5,9 +5,10 @@ Scope: every coco:nodePools[] entry with provider gcp. Two Compute Engine reads 
 machineTypes.aggregatedList filtered by the pool's machine type (which zones offer it) and
 zones.list (each zone's availableCpuPlatforms, e.g. "AMD Milan" for SEV-SNP). Problems come back
 as ConfigIssues on the pool's key paths, with the zones that would work.
-With gcp peer-pods pools it also reads whether the organisation policy
-iam.disableServiceAccountKeyCreation blocks the key cloud-api-adaptor needs (components.gcp.
-orgpolicy), with the same credentials.
+With gcp peer-pods pools it also reads whether the organisation policies
+iam.disableServiceAccountKeyCreation (the key cloud-api-adaptor needs) and
+compute.vmExternalIpAccess (the external IP CAA v0.22.0 gives every pod VM) block peer pods
+(components.gcp.orgpolicy), with the same credentials.
 Non-goals: quota, reservations, other org policies, whether the project has the APIs enabled
 (an API error is raised, not turned into an issue).
 
@@ -190,4 +191,8 @@ def live_check(
     peer = [i for i, p in pools if p.mode == "peer-pods"]
     if peer and org_policy is not None:
         issues += orgpolicy.issues(orgpolicy.effective(org_policy, project), project, peer[0])
+        external_ip = orgpolicy.effective(
+            org_policy, project, orgpolicy.EXTERNAL_IP, orgpolicy.read_list_verdict
+        )
+        issues += orgpolicy.external_ip_issues(external_ip, project, peer[0])
     return sorted(issues)

@@ -369,10 +369,84 @@ _WORKER_POOL_LABEL = {
 
 
 def worker_label_command(provider: str | None) -> str:
-    """The `kubectl label` line that marks a pool of workers for cloud-api-adaptor."""
+    """The `kubectl label` line that marks a pool of workers for cloud-api-adaptor at once; the
+    label lives on the Node objects only, so it is lost when the cloud recreates a node."""
     label, example = _WORKER_POOL_LABEL.get(provider or "", ("", ""))
     nodes = f"-l {label}={example}" if label else "NODE_NAME..."
     return f"kubectl label nodes {nodes} {labels.WORKER}="
+
+
+# The node-pool-level way to label workers, which the managed service re-applies to every node it
+# (re)creates: GKE auto-repair and upgrades, AKS node-image upgrades, IKS/ROKS worker
+# replacement recreate nodes and drop labels set with kubectl.
+#   GKE: `gcloud container node-pools update --node-labels` sets the pool's Kubernetes labels,
+#     replacing those set before (cloud.google.com/kubernetes-engine/docs/how-to/
+#     update-existing-nodepools: "the desired new node labels"; kept for future upgrades and
+#     new nodes of the pool).
+#   AKS: `az aks nodepool update --labels` replaces the pool's labels (learn.microsoft.com/azure/
+#     aks/use-labels); the Azure CLI takes an empty value (azure-cli acs/_validators.py
+#     validate_label: "a valid label must be an empty string or ...").
+#   IKS/ROKS: `ibmcloud ks worker-pool label set` replaces the pool's custom labels
+#     (cloud.ibm.com/docs/containers "Labeling worker pools": "all the existing custom labels are
+#     replaced").
+#   EKS: the EKS API refuses empty label values (UpdateLabelsPayload, components.aws.userdata),
+#     so `aws eks update-nodegroup-config --labels` cannot set node.kubernetes.io/worker=; a
+#     managed node group takes it through its launch template's kubelet --node-labels, as the
+#     stack does for the system group it creates.
+_WORKER_POOL_COMMAND: dict[str, tuple[str | None, str]] = {
+    "gcp": (
+        "gcloud container node-pools update POOL --cluster=CLUSTER --location=LOCATION "
+        f"--node-labels={labels.WORKER}=",
+        "it replaces the pool's Kubernetes labels: append the ones to keep as ,KEY=VALUE",
+    ),
+    "azure": (
+        "az aks nodepool update --resource-group RG --cluster-name CLUSTER --name POOL "
+        f"--labels {labels.WORKER}=",
+        "it replaces the pool's labels: add the ones to keep as KEY=VALUE",
+    ),
+    "ibmcloud": (
+        "ibmcloud ks worker-pool label set --cluster CLUSTER --worker-pool POOL "
+        f"--label {labels.WORKER}=",
+        "it replaces the pool's custom labels: add the ones to keep as --label KEY=VALUE",
+    ),
+    "aws": (
+        None,
+        "the EKS API refuses empty label values, so give the managed node group's launch "
+        f"template the kubelet flag --node-labels={labels.WORKER}= (a nodeadm NodeConfig, as "
+        "docs/aws.md shows for the system group the stack creates)",
+    ),
+}
+
+
+def worker_pool_label_command(provider: str | None) -> str | None:
+    """The node-pool-level way to label workers for cloud-api-adaptor, which survives the cloud
+    replacing nodes; None where there is no managed node pool to label."""
+    if (provider or "") not in _WORKER_POOL_COMMAND:
+        return None
+    command, note = _WORKER_POOL_COMMAND[provider or ""]
+    return f"`{command}` ({note})" if command else note
+
+
+def _worker_label_hint(provider: str | None) -> str:
+    now = f"`{worker_label_command(provider)}`"
+    durable = worker_pool_label_command(provider)
+    if durable is None:
+        return f"label the workers that should run cloud-api-adaptor ({now})"
+    return (
+        "label the node pool that should run cloud-api-adaptor, so that nodes the cloud "
+        f"recreates (auto-repair, upgrades, worker replacement) keep the label: {durable}; "
+        f"{now} labels the current nodes at once but is lost when a node is recreated"
+    )
+
+
+# GKE labels every node with its image's OS (cloud.google.com/gke-os-distribution: cos or
+# ubuntu; GKE node labels, cloud.google.com/kubernetes-engine/docs/concepts/node-images). The
+# default image, Container-Optimized OS, has a read-only root where kata-deploy cannot install
+# the remote shim: CAA's own GKE provisioner makes UBUNTU_CONTAINERD pools ("Default CO OS has a
+# ro fs.", src/cloud-api-adaptor/test/provisioner/gcp/cluster.go@v0.22.0), and so does the
+# stack for pools it creates (components.gcp.cluster).
+GKE_OS_LABEL = "cloud.google.com/gke-os-distribution"
+GKE_UBUNTU = "ubuntu"
 
 
 def attached_peer_pod_workers(
@@ -385,19 +459,44 @@ def attached_peer_pod_workers(
     the stack attaches to (provider existing, or attach: true) nothing sets it, so no pod of
     the class would ever be scheduled. The stack cannot label nodes it does not know (their
     names change as the cloud replaces workers), so the user labels them and confirms it with
-    the pool's nodeSelector."""
+    the pool's nodeSelector.
+    On an attached GKE cluster those workers must also run Ubuntu (GKE_OS_LABEL), confirmed the
+    same way: the stack chooses the image only of pools it creates."""
     if c is None or not (c.provider == "existing" or c.attach):
         return
+    gke = c.provider == "gke"
     for i, p in pools:
-        if p.mode != "peer-pods" or (p.node_selector or {}).get(labels.WORKER) == "":
+        if p.mode != "peer-pods":
             continue
-        where = "an existing cluster" if c.provider == "existing" else f"an attached {c.provider}"
-        out.error(
-            f"coco:nodePools[{i}].nodeSelector",
-            f"peer pods on {where} need worker nodes labelled {labels.WORKER}=\"\": "
-            "cloud-api-adaptor's daemonset and the kata-remote RuntimeClass run only there, and "
-            "the stack labels only nodes it creates",
-            "label the workers that should run cloud-api-adaptor "
-            f"(`{worker_label_command(p.provider)}`), then set nodeSelector: "
-            f"{{{labels.WORKER}: \"\"}} on this pool to confirm",
-        )
+        selector = p.node_selector or {}
+        messages: list[str] = []
+        hints: list[str] = []
+        if selector.get(labels.WORKER) != "":
+            where = (
+                "an existing cluster" if c.provider == "existing" else f"an attached {c.provider}"
+            )
+            messages.append(
+                f"peer pods on {where} need worker nodes labelled {labels.WORKER}=\"\": "
+                "cloud-api-adaptor's daemonset and the kata-remote RuntimeClass run only there, "
+                "and the stack labels only nodes it creates"
+            )
+            hints.append(
+                f"{_worker_label_hint(p.provider)}; then set nodeSelector: "
+                f"{{{labels.WORKER}: \"\"}} on this pool to confirm"
+            )
+        if gke and selector.get(GKE_OS_LABEL) != GKE_UBUNTU:
+            messages.append(
+                "peer pods on an attached gke cluster need those workers on Ubuntu: the default "
+                "node image, Container-Optimized OS, has a read-only root where kata-deploy "
+                "cannot install the remote shim"
+            )
+            hints.append(
+                "run cloud-api-adaptor on a node pool with the Ubuntu image type "
+                "UBUNTU_CONTAINERD (`gcloud container node-pools create POOL --cluster=CLUSTER "
+                "--location=LOCATION --image-type=UBUNTU_CONTAINERD "
+                f"--node-labels={labels.WORKER}=`), then add "
+                f"{GKE_OS_LABEL}: {GKE_UBUNTU} to this pool's nodeSelector to confirm"
+            )
+        if messages:
+            out.error(f"coco:nodePools[{i}].nodeSelector", "; and ".join(messages),
+                      "; and ".join(hints))

@@ -3,7 +3,7 @@ GCP boot-disk types per machine series, AKS TDX node pools, NFD next to peer pod
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -243,30 +243,56 @@ class TestAttachedPeerPodWorkers:
 
 
     @pytest.mark.parametrize(
-        ("cluster", "pool", "command"),
+        ("cluster", "pool", "command", "durable"),
         [
             ({"provider": "existing"}, IBM, "kubectl label nodes -l "
-             "ibm-cloud.kubernetes.io/worker-pool-name=default node.kubernetes.io/worker="),
+             "ibm-cloud.kubernetes.io/worker-pool-name=default node.kubernetes.io/worker=",
+             "`ibmcloud ks worker-pool label set --cluster CLUSTER --worker-pool POOL "
+             "--label node.kubernetes.io/worker=` (it replaces the pool's custom labels"),
             ({**GKE, "attach": True, "name": "prod"}, {"name": "p", "tee": "tdx"},
              "kubectl label nodes -l cloud.google.com/gke-nodepool=POOL "
-             "node.kubernetes.io/worker="),
+             "node.kubernetes.io/worker=",
+             "`gcloud container node-pools update POOL --cluster=CLUSTER --location=LOCATION "
+             "--node-labels=node.kubernetes.io/worker=` (it replaces the pool's Kubernetes "
+             "labels"),
             ({"provider": "aks", "location": "westeurope", "attach": True, "name": "c",
               "resourceGroup": "rg"}, {"name": "p", "tee": "snp"},
-             "kubectl label nodes -l agentpool=POOL node.kubernetes.io/worker="),
+             "kubectl label nodes -l agentpool=POOL node.kubernetes.io/worker=",
+             "`az aks nodepool update --resource-group RG --cluster-name CLUSTER --name POOL "
+             "--labels node.kubernetes.io/worker=` (it replaces the pool's labels"),
             ({"provider": "eks", "region": "eu-west-1", "attach": True, "name": "c"},
              {"name": "p", "tee": "snp"},
              "kubectl label nodes -l eks.amazonaws.com/nodegroup=NODEGROUP "
-             "node.kubernetes.io/worker="),
+             "node.kubernetes.io/worker=",
+             "the EKS API refuses empty label values, so give the managed node group's launch "
+             "template the kubelet flag --node-labels=node.kubernetes.io/worker="),
         ],
     )
-    def test_refused_with_the_command(self, cluster, pool, command):
+    def test_refused_with_the_commands(self, cluster, pool, command, durable):
+        """The node-pool-level label is the durable one (the cloud re-applies it to nodes it
+        recreates); kubectl labels today's nodes only, and says so."""
         config = {"coco:cluster": cluster, "coco:nodePools": [pool],
                   "coco:image": {"recipe": "minimal"}}
         issue = _errors(config)["coco:nodePools[0].nodeSelector"]
-        assert f"`{command}`" in issue.hint
+        assert f"`{command}` labels the current nodes at once but is lost when a node is " \
+            "recreated" in issue.hint
+        assert durable in issue.hint
+        assert issue.hint.index(durable) < issue.hint.index(command)
         assert 'nodeSelector: {node.kubernetes.io/worker: ""}' in issue.hint
-        config["coco:nodePools"] = [{**pool, "nodeSelector": {"node.kubernetes.io/worker": ""}}]
+        selector = {"node.kubernetes.io/worker": ""}
+        if cluster.get("provider") == "gke":
+            selector["cloud.google.com/gke-os-distribution"] = "ubuntu"
+        config["coco:nodePools"] = [{**pool, "nodeSelector": selector}]
         assert "coco:nodePools[0].nodeSelector" not in _errors(config)
+
+    def test_existing_cluster_without_a_cloud_gets_kubectl_only(self):
+        from spec.rules import clouds
+
+        assert clouds.worker_pool_label_command(None) is None
+        assert "gcloud" not in clouds._worker_label_hint(None)
+        assert "`kubectl label nodes NODE_NAME... node.kubernetes.io/worker=`" in \
+            clouds._worker_label_hint(None)
+
 
     def test_created_cluster_labels_its_own(self):
         spec, _ = validate({"coco:cluster": {"provider": "aks", "location": "westeurope"},
@@ -289,3 +315,65 @@ class TestAttachedPeerPodWorkers:
         pool = spec.node_pools[0].model_copy(update={"node_selector": {"zone": "a"}})
         assert runtime_plan.pool_node_selector(pool, False) == {
             "node.kubernetes.io/worker": "", "zone": "a"}
+
+
+class TestAttachedGkeUbuntuWorkers:
+    """Container-Optimized OS (GKE's default image) has a read-only root where kata-deploy
+    cannot install the remote shim (CAA test/provisioner/gcp/cluster.go@v0.22.0 makes
+    UBUNTU_CONTAINERD pools); the stack picks Ubuntu only for pools it creates, so a peer-pods
+    pool on an attached GKE cluster must confirm Ubuntu workers by their GKE OS label."""
+
+    WORKER: ClassVar[dict[str, str]] = {"node.kubernetes.io/worker": ""}
+    UBUNTU: ClassVar[dict[str, str]] = {"cloud.google.com/gke-os-distribution": "ubuntu"}
+
+    def _config(self, selector: dict[str, str] | None) -> dict[str, Any]:
+        pool: dict[str, Any] = {"name": "p", "tee": "tdx"}
+        if selector is not None:
+            pool["nodeSelector"] = selector
+        return {"coco:cluster": {**GKE, "attach": True, "name": "prod"},
+                "coco:nodePools": [pool], "coco:image": {"recipe": "minimal"}}
+
+    @pytest.mark.parametrize("os", [None, "cos"], ids=["unset", "cos"])
+    def test_worker_label_without_ubuntu_is_refused(self, os):
+        selector = dict(self.WORKER)
+        if os is not None:
+            selector["cloud.google.com/gke-os-distribution"] = os
+        issue = _errors(self._config(selector))["coco:nodePools[0].nodeSelector"]
+        assert "need those workers on Ubuntu" in issue.message
+        assert "Container-Optimized OS, has a read-only root" in issue.message
+        assert "node.kubernetes.io/worker" not in issue.message  # that part is confirmed
+        assert "UBUNTU_CONTAINERD" in issue.hint
+        assert ("gcloud container node-pools create POOL --cluster=CLUSTER "
+                "--location=LOCATION --image-type=UBUNTU_CONTAINERD") in issue.hint
+        assert "cloud.google.com/gke-os-distribution: ubuntu" in issue.hint
+
+    def test_both_missing_are_one_refusal_naming_both(self):
+        issue = _errors(self._config(None))["coco:nodePools[0].nodeSelector"]
+        assert 'labelled node.kubernetes.io/worker=""' in issue.message
+        assert "need those workers on Ubuntu" in issue.message
+        assert "gcloud container node-pools update" in issue.hint
+        assert "--image-type=UBUNTU_CONTAINERD" in issue.hint
+
+    def test_ubuntu_workers_confirmed_pass_and_narrow_the_runtime_class(self):
+        from spec import runtime_plan
+
+        config = self._config({**self.WORKER, **self.UBUNTU})
+        assert "coco:nodePools[0].nodeSelector" not in _errors(config)
+        spec, _ = validate(config, stack="t")
+        (plan,) = runtime_plan.runtime_classes(spec)
+        assert plan.node_selector["cloud.google.com/gke-os-distribution"] == "ubuntu"
+
+    @pytest.mark.parametrize("cluster", [
+        {"provider": "existing"},  # any cluster: its nodes need not be GKE's
+        {"provider": "aks", "location": "westeurope", "attach": True, "name": "c",
+         "resourceGroup": "rg"},
+    ], ids=["existing", "attached-aks"])
+    def test_only_attached_gke_needs_the_os_label(self, cluster):
+        pool = {**IBM} if cluster["provider"] == "existing" else {"name": "p", "tee": "snp"}
+        config = {"coco:cluster": cluster,
+                  "coco:nodePools": [{**pool, "nodeSelector": self.WORKER}],
+                  "coco:image": {"recipe": "minimal"}}
+        assert "coco:nodePools[0].nodeSelector" not in _errors(config)
+
+    def test_a_gke_cluster_the_stack_creates_needs_no_selector(self):
+        assert "coco:nodePools[0].nodeSelector" not in _errors(_gcp({"name": "p", "tee": "snp"}))

@@ -338,8 +338,11 @@ MISTAKES = [
     case("peer-pods-on-existing-without-workers", "existing", "coco:nodePools[2].nodeSelector",
          DELETE, "coco:nodePools[2].nodeSelector",
          "need worker nodes labelled node.kubernetes.io/worker",
-         hint="label the workers that should run cloud-api-adaptor (`kubectl label nodes -l "
-         "cloud.google.com/gke-nodepool=POOL node.kubernetes.io/worker=`), then set nodeSelector: "
+         hint="`gcloud container node-pools update POOL --cluster=CLUSTER --location=LOCATION "
+         "--node-labels=node.kubernetes.io/worker=` (it replaces the pool's Kubernetes labels: "
+         "append the ones to keep as ,KEY=VALUE); `kubectl label nodes -l "
+         "cloud.google.com/gke-nodepool=POOL node.kubernetes.io/worker=` labels the current nodes "
+         "at once but is lost when a node is recreated; then set nodeSelector: "
          '{node.kubernetes.io/worker: ""} on this pool to confirm'),
     case("duplicate-host", "existing", "coco:nodePools[4].hosts[1]",
          {"address": "10.0.0.5", "sshKey": "[secure]"},

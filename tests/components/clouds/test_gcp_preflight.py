@@ -156,15 +156,21 @@ class FakeOrgPolicy:
     """The HTTP transport of the Org Policy read: answers one canned response (or raises, as
     requests does when the API cannot be reached) and records the URLs asked."""
 
-    def __init__(self, status: int = 200, body: Any = None, error: Exception | None = None):
+    def __init__(self, status: int = 200, body: Any = None, error: Exception | None = None,
+                 by_constraint: dict[str, tuple[int, Any]] | None = None):
         self.response = FakeResponse(status, body)
         self.error = error
+        # answers for one constraint's URL (policies/<constraint>:getEffectivePolicy)
+        self.by_constraint = {c: FakeResponse(*a) for c, a in (by_constraint or {}).items()}
         self.urls: list[str] = []
 
     def get(self, url: str, timeout: float) -> FakeResponse:
         self.urls.append(url)
         if self.error is not None:
             raise self.error
+        for constraint, response in self.by_constraint.items():
+            if f"/policies/{constraint}:" in url:
+                return response
         return self.response
 
 
@@ -201,9 +207,9 @@ class TestServiceAccountKeyPolicy:
         assert "coco:nodePools[0]" in issue.message
         assert ("gcloud resource-manager org-policies disable-enforce "
                 "iam.disableServiceAccountKeyCreation --project=my-coco-project") in issue.hint
-        assert transport.urls == [
+        assert transport.urls[0] == (
             "https://orgpolicy.googleapis.com/v2/projects/my-coco-project/policies/"
-            "iam.disableServiceAccountKeyCreation:getEffectivePolicy"]
+            "iam.disableServiceAccountKeyCreation:getEffectivePolicy")
 
     @pytest.mark.parametrize("body", [NOT_ENFORCED, UNSET], ids=["enforce-false", "unset"])
     def test_not_enforced_is_quiet(self, body):
@@ -242,3 +248,71 @@ class TestServiceAccountKeyPolicy:
         for body in (ENFORCED, CONDITIONAL, DENIED):
             for issue in self._check(FakeOrgPolicy(200 if body is not DENIED else 403, body)):
                 assert "private_key" not in issue.render()
+
+
+# compute.vmExternalIpAccess is a list constraint: its Org Policy API v2 effective policy carries
+# rules with allowAll / denyAll / values.allowedValues / values.deniedValues, optionally under a
+# condition (PolicySpec.PolicyRule, cloud.google.com/resource-manager/docs/reference/orgpolicy/
+# rest/v2/organizations.policies#PolicyRule). Written by hand from that reference, not recorded.
+IP_NAME = f"projects/{PROJECT}/policies/compute.vmExternalIpAccess"
+IP_DENY_ALL = {"name": IP_NAME, "spec": {"rules": [{"denyAll": True}]}}
+IP_ALLOW_LIST = {"name": IP_NAME, "spec": {"rules": [{"values": {"allowedValues": [
+    f"projects/{PROJECT}/zones/europe-west4-a/instances/bastion"]}}]}}
+IP_ALLOW_ALL = {"name": IP_NAME, "spec": {"rules": [{"allowAll": True}]}}
+IP_DENY_LIST = {"name": IP_NAME, "spec": {"rules": [{"values": {"deniedValues": [
+    f"projects/{PROJECT}/zones/europe-west4-a/instances/old-vm"]}}]}}
+IP_UNSET = {"name": IP_NAME, "spec": {}}
+IP_CONDITIONAL = {"name": IP_NAME, "spec": {"rules": [
+    {"denyAll": True, "condition": {"expression": "resource.matchTag('123/env', 'prod')"}},
+    {"allowAll": True}]}}
+IP_URL = ("https://orgpolicy.googleapis.com/v2/projects/my-coco-project/policies/"
+          "compute.vmExternalIpAccess:getEffectivePolicy")
+
+
+class TestExternalIpPolicy:
+    """CAA v0.22.0 gives every GCP pod VM an external IP (provider.go CreateInstance: AccessConfig
+    "External NAT"); where compute.vmExternalIpAccess denies it, every pod VM creation fails at
+    run time, after `pulumi up`: --live reads the effective policy before anything is created."""
+
+    def _check(self, body: Any, status: int = 200, mode: str = "peer-pods",
+               ) -> tuple[list[ConfigIssue], FakeOrgPolicy]:
+        transport = FakeOrgPolicy(200, NOT_ENFORCED,
+                                  by_constraint={"compute.vmExternalIpAccess": (status, body)})
+        spec = spec_for("snp", "n2d-standard-2", zone="europe-west4-a", mode=mode)
+        issues = preflight.live_check(spec, client=RecordedCompute(), org_policy=transport)
+        return [i for i in issues if "vmExternalIpAccess" in i.message], transport
+
+    def test_deny_all_is_an_error_before_anything_exists(self):
+        (issue,), transport = self._check(IP_DENY_ALL)
+        assert IP_URL in transport.urls
+        assert issue.severity == "error" and issue.path == "coco:cluster.project"
+        assert "denies external IPs to every VM" in issue.message
+        assert "'my-coco-project'" in issue.message and "coco:nodePools[0]" in issue.message
+        assert '"External NAT"' in issue.message and "after `pulumi up`" in issue.message
+        assert "allowAll" in issue.hint and "project my-coco-project" in issue.hint
+        assert "98b37c7d" in issue.hint
+
+    def test_allow_list_is_an_error_pod_vms_cannot_be_listed(self):
+        (issue,), _ = self._check(IP_ALLOW_LIST)
+        assert issue.severity == "error"
+        assert "allows external IPs only to the VM instances it lists" in issue.message
+
+    @pytest.mark.parametrize("body", [IP_UNSET, IP_ALLOW_ALL, IP_DENY_LIST],
+                             ids=["unset", "allow-all", "deny-list"])
+    def test_unset_or_allowing_is_quiet(self, body):
+        issues, transport = self._check(body)
+        assert issues == [] and IP_URL in transport.urls
+
+    def test_conditional_deny_warns(self):
+        (issue,), _ = self._check(IP_CONDITIONAL)
+        assert issue.severity == "warning" and "under a condition" in issue.message
+
+    def test_permission_denied_is_a_clear_warning(self):
+        (issue,), _ = self._check(DENIED, status=403)
+        assert issue.severity == "warning" and "PERMISSION_DENIED" in issue.message
+        assert ("gcloud org-policies describe compute.vmExternalIpAccess --effective "
+                "--project=my-coco-project") in issue.hint
+
+    def test_nodes_pools_do_not_ask(self):
+        issues, transport = self._check(IP_DENY_ALL, mode="nodes")
+        assert issues == [] and transport.urls == []
