@@ -59,7 +59,9 @@ OVERHEAD = {
 # We declare the same entry, so the RuntimeClass we own is already what kata-deploy writes and
 # `pulumi refresh` shows no drift (and each pod of the class consumes one ASID / TDX key, as
 # kata-deploy intends). Only with NFD: without it no node advertises these resources and a pod
-# asking for them could never be scheduled.
+# asking for them could never be scheduled. kata-deploy keys this on the CRD, not on its chart's
+# node-feature-discovery.enabled, so an NFD the stack did not install (nodeFeatureDiscovery:
+# external) brings the same overhead: `nfd` here means "NFD present" (Runtime.nfd_present).
 NFD_OVERHEAD_QUANTITY = "1"
 NFD_OVERHEAD_KEYS = (("tdx", "tdx.intel.com/keys"), ("snp", "sev-snp.amd.com/esids"))
 
@@ -72,7 +74,8 @@ def nfd_overhead_key(runtime_class: str) -> str | None:
 
 
 def overhead(shim: str, runtime_class: str, nfd: bool) -> dict[str, str]:
-    """overhead.podFixed of our RuntimeClass: kata-deploy's table, plus NFD's TEE key."""
+    """overhead.podFixed of our RuntimeClass: kata-deploy's table, plus NFD's TEE key when NFD
+    is present in the cluster (installed by the stack or external)."""
     fixed = dict(OVERHEAD[shim])
     key = nfd_overhead_key(runtime_class) if nfd else None
     if key is not None:
@@ -174,7 +177,9 @@ def _common(selectors: list[dict[str, str]]) -> dict[str, str]:
 
 def runtime_classes(spec: Spec) -> list[RuntimeClassPlan]:
     """One RuntimeClass per shim in use, selecting the labels all its pools' nodes share."""
-    nfd = spec.runtime.node_feature_discovery
+    # NFD labels select nodes only when the stack installs NFD (an external NFD's configuration
+    # is not ours to rely on); the overhead follows NFD's presence, as kata-deploy's does
+    nfd = spec.runtime.installs_nfd
     by_shim: dict[str, list[tuple[NodePool, catalogue.Offering]]] = {}
     for pool, offering in _runtime_pools(spec):
         by_shim.setdefault(offering.shim or "", []).append((pool, offering))
@@ -199,7 +204,7 @@ def runtime_classes(spec: Spec) -> list[RuntimeClassPlan]:
                 tolerations=(
                     {"key": labels.TEE, "operator": "Equal", "value": tee, "effect": "NoSchedule"},
                 ),
-                overhead=overhead(shim, name, nfd),
+                overhead=overhead(shim, name, spec.runtime.nfd_present),
             )
         )
     return plans
@@ -208,7 +213,7 @@ def runtime_classes(spec: Spec) -> list[RuntimeClassPlan]:
 def shared_selector_issues(spec: Spec) -> list[ConfigIssue]:
     """Pools sharing a shim need a node label in common, or no RuntimeClass selects them all."""
     issues = []
-    nfd = spec.runtime.node_feature_discovery
+    nfd = spec.runtime.installs_nfd
     by_shim: dict[str, list[tuple[int, NodePool]]] = {}
     pools = {id(p): p for p, _ in _runtime_pools(spec)}
     for index, pool in enumerate(spec.node_pools):
@@ -269,7 +274,7 @@ def chart_values(spec: Spec) -> dict[str, Any]:
         {
             "matchExpressions": [
                 {"key": k, "operator": "In", "values": [v]}
-                for k, v in pool_node_selector(pool, spec.runtime.node_feature_discovery).items()
+                for k, v in pool_node_selector(pool, spec.runtime.installs_nfd).items()
             ]
         }
         for pool, _ in _runtime_pools(spec)
@@ -295,7 +300,10 @@ def chart_values(spec: Spec) -> dict[str, Any]:
         }
         if pool_terms
         else {},
-        "node-feature-discovery": {"enabled": spec.runtime.node_feature_discovery},
+        # the subchart only when the stack installs NFD: "external" leaves it off, so kata-deploy
+        # also skips its VMX/SVM nodeAffinity (templates/_helpers.tpl
+        # `kata-deploy.daemonsetAffinity`@4.0.0, keyed on this value, not on the NFD CRD)
+        "node-feature-discovery": {"enabled": spec.runtime.installs_nfd},
         "debug": spec.runtime.debug,
     }
     return {"kata-as-coco-runtime": kata}
