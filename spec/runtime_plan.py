@@ -19,7 +19,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
-from spec import catalogue, labels
+from spec import catalogue, labels, versions
 from spec.errors import ConfigIssue
 from spec.model import NodePool, Spec
 
@@ -280,6 +280,35 @@ def chart_values(spec: Spec) -> dict[str, Any]:
         for pool, _ in _runtime_pools(spec)
     ]
     kata: dict[str, Any] = {
+        # Values the stack depends on are set by name, not left to the charts' defaults:
+        # the umbrella installs kata-deploy under this condition (confidential-containers/charts
+        # Chart.yaml `condition: kata-as-coco-runtime.enabled`; its 0.22.0 files were not
+        # readable here, see versions.COCO_CHART)
+        "enabled": True,
+        # the kata-deploy binary whose behaviour this module mirrors (4.0.0; with an empty tag
+        # the chart uses its appVersion, templates/_helpers.tpl@4.0.0, which the umbrella may
+        # override)
+        "image": {
+            "reference": versions.KATA_DEPLOY_IMAGE.repository,
+            "tag": versions.KATA_DEPLOY_IMAGE.tag,
+        },
+        # a DaemonSet per node (templates/kata-deploy.yaml@4.0.0 renders it only in this mode):
+        # the affinity, tolerations and startup-taint removal below are the DaemonSet's
+        "deploymentMode": "daemonset",
+        # no suffix: kata-deploy registers the containerd runtime kata-<shim>-<suffix> otherwise
+        # (binary/src/runtime/containerd.rs@4.0.0), and our RuntimeClasses' handlers are
+        # kata-<shim>
+        "env": {"multiInstallSuffix": ""},
+        # exactly the shims the pools use: no user-defined runtimes next to them
+        # (values.yaml@4.0.0 customRuntimes)
+        "customRuntimes": {"enabled": False},
+        # no verification Job (templates/verification-job.yaml@4.0.0 renders it only with a
+        # pod). kubectlImage stays upstream's quay.io/kata-containers/kubectl:latest: it runs
+        # only kata-deploy's post-delete RBAC cleanup Job (templates/kata-cleanup-rbac-job.yaml),
+        # and no versioned tag or digest of it is named in kata 4.0.0's files (the image is
+        # rebuilt weekly under date, sha and kubectl-version tags:
+        # .github/workflows/build-kubectl-image.yaml@4.0.0), so there is nothing to pin to
+        "verification": {"pod": ""},
         "k8sDistribution": spec.cluster.distribution
         or ("k3s" if spec.cluster.provider == "k3s" else "k8s"),
         "shims": shims,

@@ -417,3 +417,27 @@ class TestExternalNfd:
         assert plan.overhead == runtime_plan.OVERHEAD["remote"]
         values = runtime_plan.chart_values(spec)["kata-as-coco-runtime"]
         assert values["node-feature-discovery"] == {"enabled": False}
+
+
+class TestValuesNotLeftToDefaults:
+    """Values the stack relies on are set by name: the umbrella's kata-deploy switch, the 4.0.0
+    image whose behaviour runtime_plan mirrors, the DaemonSet mode its affinity and tolerations
+    are for, no install suffix (handlers kata-<shim>), no custom runtimes, no verification Job."""
+
+    def test_set_explicitly(self, render_config):
+        values = _values(render_config(_config(_pool("p", "snp"))))
+        assert values["enabled"] is True
+        assert values["image"] == {"reference": "quay.io/kata-containers/kata-deploy",
+                                   "tag": versions.KATA_VERSION}
+        assert values["deploymentMode"] == "daemonset"
+        assert values["env"] == {"multiInstallSuffix": ""}
+        assert values["customRuntimes"] == {"enabled": False}
+        assert values["verification"] == {"pod": ""}
+        # no immutable kubectl tag is named upstream at 4.0.0: left to the chart, not invented
+        assert "kubectlImage" not in values
+
+    def test_handler_has_no_suffix(self):
+        spec, _ = validate(_config(_pool("p", "tdx")), stack="t")
+        (plan,) = runtime_plan.runtime_classes(spec)
+        values = runtime_plan.chart_values(spec)["kata-as-coco-runtime"]
+        assert plan.handler == f"kata-{plan.shim}" and not values["env"]["multiInstallSuffix"]
