@@ -73,6 +73,17 @@ def pool_nodes(pool: NodePool) -> PoolNodes:
     return PoolNodes(labels.pool_labels(pool.name, pool.tee), tuple(sorted(taints)))
 
 
+def system_pool_labels() -> dict[str, str]:
+    """Labels of a created cluster's system pool on clouds whose system pool keeps the labels it
+    was created with: node.kubernetes.io/worker="" always, peer-pods pools or not, so a stack
+    that adds its first peer-pods pool later finds its workers already labelled for the
+    cloud-api-adaptor daemonset (peerpods chart templates/daemonset.yaml@v0.22.0, a fixed
+    nodeSelector). Harmless without peer pods: only CAA's daemonset and the kata-remote
+    RuntimeClass select on this label alone; every other pool selector carries the pool's own
+    labels (spec.labels.pool_selector), which system nodes lack."""
+    return {labels.WORKER: ""}
+
+
 def peer_pod_worker_labels(spec: Spec) -> dict[str, str]:
     """Labels the system pool's nodes need when the stack has peer-pods pools: the
     cloud-api-adaptor daemonset runs only on nodes labelled node.kubernetes.io/worker=""

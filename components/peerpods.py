@@ -283,7 +283,13 @@ def chart_values(cloud: CloudPeerPods, config: Mapping[str, pulumi.Input[str]]) 
             "tag": versions.CLOUD_API_ADAPTOR_IMAGE.tag,
         },
         "daemonset": identity,
-        "resourceCtrl": identity,
+        # both subcharts on by name, not by the chart's defaults (values.yaml@v0.22.0: each
+        # `enabled: true`, the Chart.yaml dependency conditions `resourceCtrl.enabled` and
+        # `webhook.enabled`): peerpod-ctrl deletes pod VMs left behind (the stack's cleanup and
+        # cloud IAM assume it runs), and the webhook the stack installs cert-manager for gives
+        # kata-remote pods their peer-pod resource instead of the node's CPU and memory
+        "resourceCtrl": {**identity, "enabled": True},
+        "webhook": {"enabled": True},
         # the stack's own kata-deploy (components.runtime) provides the remote shim
         "kata-deploy": {"enabled": False},
     }

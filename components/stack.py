@@ -56,7 +56,7 @@ class CocoStack(pulumi.ComponentResource):
                 f"{name}-pool-{pool.name}",
                 pool,
                 in_cluster,
-                nfd=spec.runtime.node_feature_discovery,
+                nfd=spec.runtime.installs_nfd,
             )
             for pool in spec.node_pools
         }

@@ -525,13 +525,41 @@ class Kbs(Model):
 
 
 class Runtime(Model):
-    node_feature_discovery: bool = Field(
+    node_feature_discovery: bool | Literal["external"] = Field(
         False,
-        description="Install Node Feature Discovery and select TEE nodes by its labels "
-        "(amd.feature.node.kubernetes.io/snp, ...) instead of the stack's pool labels. Not with "
-        "peer-pods pools (kata-deploy would then skip cloud workers).",
+        description="true: install Node Feature Discovery and select TEE nodes by its labels "
+        "(amd.feature.node.kubernetes.io/snp, ...) instead of the stack's pool labels; not with "
+        "peer-pods pools (kata-deploy would then skip cloud workers). \"external\": NFD already "
+        "runs in the cluster (NVIDIA GPU operator, OpenShift NFD operator, ...): the stack does "
+        "not install it but declares the RuntimeClass overhead kata-deploy then adds, so "
+        "`pulumi refresh` shows no drift; attached clusters running NFD must say external. "
+        "Nodes are still selected by the stack's pool labels.",
     )
     debug: bool = Field(False, description="kata-deploy debug logging.")
+
+    @field_validator("node_feature_discovery", mode="before")
+    @classmethod
+    def _nfd(cls, value: Any) -> Any:
+        if value is True or value is False or (isinstance(value, str) and value == "external"):
+            return value
+        shown = "a mapping or list" if isinstance(value, dict | list) else repr(value)[:80]
+        raise _fail(
+            f'expected true, false or "external", got {shown}',
+            "set true (the stack installs Node Feature Discovery), \"external\" (NFD already "
+            "runs in the cluster, e.g. the NVIDIA GPU operator's) or false (no NFD in the "
+            "cluster); booleans unquoted",
+        )
+
+    @property
+    def installs_nfd(self) -> bool:
+        """The stack installs NFD (the kata-deploy chart's node-feature-discovery subchart)."""
+        return self.node_feature_discovery is True
+
+    @property
+    def nfd_present(self) -> bool:
+        """NFD runs in the cluster, installed by the stack or not: kata-deploy 4.0.0 sees its
+        NodeFeatureRule CRD (binary/src/k8s/nfd.rs setup_nfd_rules@4.0.0)."""
+        return self.node_feature_discovery is not False
 
 
 class ScratchSpace(Model):

@@ -19,7 +19,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
-from spec import catalogue, labels
+from spec import catalogue, labels, versions
 from spec.errors import ConfigIssue
 from spec.model import NodePool, Spec
 
@@ -59,7 +59,9 @@ OVERHEAD = {
 # We declare the same entry, so the RuntimeClass we own is already what kata-deploy writes and
 # `pulumi refresh` shows no drift (and each pod of the class consumes one ASID / TDX key, as
 # kata-deploy intends). Only with NFD: without it no node advertises these resources and a pod
-# asking for them could never be scheduled.
+# asking for them could never be scheduled. kata-deploy keys this on the CRD, not on its chart's
+# node-feature-discovery.enabled, so an NFD the stack did not install (nodeFeatureDiscovery:
+# external) brings the same overhead: `nfd` here means "NFD present" (Runtime.nfd_present).
 NFD_OVERHEAD_QUANTITY = "1"
 NFD_OVERHEAD_KEYS = (("tdx", "tdx.intel.com/keys"), ("snp", "sev-snp.amd.com/esids"))
 
@@ -72,7 +74,8 @@ def nfd_overhead_key(runtime_class: str) -> str | None:
 
 
 def overhead(shim: str, runtime_class: str, nfd: bool) -> dict[str, str]:
-    """overhead.podFixed of our RuntimeClass: kata-deploy's table, plus NFD's TEE key."""
+    """overhead.podFixed of our RuntimeClass: kata-deploy's table, plus NFD's TEE key when NFD
+    is present in the cluster (installed by the stack or external)."""
     fixed = dict(OVERHEAD[shim])
     key = nfd_overhead_key(runtime_class) if nfd else None
     if key is not None:
@@ -174,7 +177,9 @@ def _common(selectors: list[dict[str, str]]) -> dict[str, str]:
 
 def runtime_classes(spec: Spec) -> list[RuntimeClassPlan]:
     """One RuntimeClass per shim in use, selecting the labels all its pools' nodes share."""
-    nfd = spec.runtime.node_feature_discovery
+    # NFD labels select nodes only when the stack installs NFD (an external NFD's configuration
+    # is not ours to rely on); the overhead follows NFD's presence, as kata-deploy's does
+    nfd = spec.runtime.installs_nfd
     by_shim: dict[str, list[tuple[NodePool, catalogue.Offering]]] = {}
     for pool, offering in _runtime_pools(spec):
         by_shim.setdefault(offering.shim or "", []).append((pool, offering))
@@ -199,7 +204,7 @@ def runtime_classes(spec: Spec) -> list[RuntimeClassPlan]:
                 tolerations=(
                     {"key": labels.TEE, "operator": "Equal", "value": tee, "effect": "NoSchedule"},
                 ),
-                overhead=overhead(shim, name, nfd),
+                overhead=overhead(shim, name, spec.runtime.nfd_present),
             )
         )
     return plans
@@ -208,7 +213,7 @@ def runtime_classes(spec: Spec) -> list[RuntimeClassPlan]:
 def shared_selector_issues(spec: Spec) -> list[ConfigIssue]:
     """Pools sharing a shim need a node label in common, or no RuntimeClass selects them all."""
     issues = []
-    nfd = spec.runtime.node_feature_discovery
+    nfd = spec.runtime.installs_nfd
     by_shim: dict[str, list[tuple[int, NodePool]]] = {}
     pools = {id(p): p for p, _ in _runtime_pools(spec)}
     for index, pool in enumerate(spec.node_pools):
@@ -269,12 +274,41 @@ def chart_values(spec: Spec) -> dict[str, Any]:
         {
             "matchExpressions": [
                 {"key": k, "operator": "In", "values": [v]}
-                for k, v in pool_node_selector(pool, spec.runtime.node_feature_discovery).items()
+                for k, v in pool_node_selector(pool, spec.runtime.installs_nfd).items()
             ]
         }
         for pool, _ in _runtime_pools(spec)
     ]
     kata: dict[str, Any] = {
+        # Values the stack depends on are set by name, not left to the charts' defaults:
+        # the umbrella installs kata-deploy under this condition (confidential-containers/charts
+        # Chart.yaml `condition: kata-as-coco-runtime.enabled`; its 0.22.0 files were not
+        # readable here, see versions.COCO_CHART)
+        "enabled": True,
+        # the kata-deploy binary whose behaviour this module mirrors (4.0.0; with an empty tag
+        # the chart uses its appVersion, templates/_helpers.tpl@4.0.0, which the umbrella may
+        # override)
+        "image": {
+            "reference": versions.KATA_DEPLOY_IMAGE.repository,
+            "tag": versions.KATA_DEPLOY_IMAGE.tag,
+        },
+        # a DaemonSet per node (templates/kata-deploy.yaml@4.0.0 renders it only in this mode):
+        # the affinity, tolerations and startup-taint removal below are the DaemonSet's
+        "deploymentMode": "daemonset",
+        # no suffix: kata-deploy registers the containerd runtime kata-<shim>-<suffix> otherwise
+        # (binary/src/runtime/containerd.rs@4.0.0), and our RuntimeClasses' handlers are
+        # kata-<shim>
+        "env": {"multiInstallSuffix": ""},
+        # exactly the shims the pools use: no user-defined runtimes next to them
+        # (values.yaml@4.0.0 customRuntimes)
+        "customRuntimes": {"enabled": False},
+        # no verification Job (templates/verification-job.yaml@4.0.0 renders it only with a
+        # pod). kubectlImage stays upstream's quay.io/kata-containers/kubectl:latest: it runs
+        # only kata-deploy's post-delete RBAC cleanup Job (templates/kata-cleanup-rbac-job.yaml),
+        # and no versioned tag or digest of it is named in kata 4.0.0's files (the image is
+        # rebuilt weekly under date, sha and kubectl-version tags:
+        # .github/workflows/build-kubectl-image.yaml@4.0.0), so there is nothing to pin to
+        "verification": {"pod": ""},
         "k8sDistribution": spec.cluster.distribution
         or ("k3s" if spec.cluster.provider == "k3s" else "k8s"),
         "shims": shims,
@@ -295,7 +329,10 @@ def chart_values(spec: Spec) -> dict[str, Any]:
         }
         if pool_terms
         else {},
-        "node-feature-discovery": {"enabled": spec.runtime.node_feature_discovery},
+        # the subchart only when the stack installs NFD: "external" leaves it off, so kata-deploy
+        # also skips its VMX/SVM nodeAffinity (templates/_helpers.tpl
+        # `kata-deploy.daemonsetAffinity`@4.0.0, keyed on this value, not on the NFD CRD)
+        "node-feature-discovery": {"enabled": spec.runtime.installs_nfd},
         "debug": spec.runtime.debug,
     }
     return {"kata-as-coco-runtime": kata}

@@ -176,7 +176,12 @@ class EksCluster(pulumi.ComponentResource):
         )
         system = spec.cluster.system_pool
         count = system.count if system else 2
-        api_labels, kubelet_labels = userdata.split(clouds.peer_pod_worker_labels(spec))
+        # always, not only with peer-pods pools: the empty worker label needs a launch
+        # template, and EKS updates a node group's launch template only if the group was
+        # created with one (docs.aws.amazon.com/eks/latest/APIReference/
+        # API_UpdateNodegroupVersion.html, launchTemplate), so adding it later would replace the
+        # fixed-name "system" group, which fails on the name
+        api_labels, kubelet_labels = userdata.split(clouds.system_pool_labels())
         template = None
         if kubelet_labels:
             template = aws.ec2.LaunchTemplate(

@@ -148,8 +148,10 @@ class AksCluster(pulumi.ComponentResource):
                     vnet_subnet_id=nodes.id,
                     # CAA and the remote shim run on these nodes; AKS accepts this label (the
                     # upstream walkthrough sets it with --nodepool-labels: confidentialcontainers
-                    # .org content/en/docs/examples/azure-simple.md)
-                    node_labels=clouds.peer_pod_worker_labels(spec),
+                    # .org content/en/docs/examples/azure-simple.md). Always, not only with
+                    # peer-pods pools: agentPoolProfiles is ignored after creation (below), so a
+                    # label added later would never reach the pool
+                    node_labels=clouds.system_pool_labels(),
                     tags=common.tags(),
                 )
             ],

@@ -281,6 +281,9 @@ class GkeCluster(pulumi.ComponentResource):
                 image_type=SYSTEM_IMAGE_TYPE,
                 service_account=self.node_service_account,
                 oauth_scopes=list(NODE_SCOPES),
+                # only with peer-pods pools: GKE updates a node pool's Kubernetes labels in
+                # place (terraform-provider-google 4.48.0, under pulumi-gcp), so a pool added
+                # later still reaches these nodes
                 labels=dict(sorted(clouds.peer_pod_worker_labels(spec).items())),
                 resource_labels=PART_OF_LABEL,
                 workload_metadata_config=gcp.container.NodePoolNodeConfigWorkloadMetadataConfigArgs(

@@ -163,7 +163,7 @@ class NodePool(pulumi.ComponentResource):
             f"{name}-pool",
             spec.node_pools[0],
             pulumi.ResourceOptions(parent=self),
-            nfd=spec.runtime.node_feature_discovery,
+            nfd=spec.runtime.installs_nfd,
         )
         self.runtime_class = pulumi.Output.from_input(pool.runtime_class or "")
         self.node_selector = pulumi.Output.from_input(pool.node_selector)

@@ -313,8 +313,13 @@ def nfd_with_peer_pods(out: Collector, runtime: Runtime | None, pools: list[Node
     `kata-deploy.nfdVirtualizationNodeAffinity`, applied when node-feature-discovery.enabled;
     its own note defers the peer-pods exception to a future release). Cloud worker VMs expose
     no nested virtualisation, so kata-deploy never starts there and the remote shim the peer
-    pods need is never installed."""
-    if runtime is None or not runtime.node_feature_discovery:
+    pods need is never installed.
+
+    Only when the stack installs NFD: that nodeAffinity is keyed on the chart value, not on the
+    NodeFeatureRule CRD kata-deploy's binary looks for, so an external NFD
+    (nodeFeatureDiscovery: external, chart value false) leaves kata-deploy on the cloud workers
+    (`kata-deploy.daemonsetAffinity`@4.0.0)."""
+    if runtime is None or not runtime.installs_nfd:
         return
     peer = [i for i, p in enumerate(pools) if p.mode == "peer-pods"]
     if peer:

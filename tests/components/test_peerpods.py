@@ -130,6 +130,9 @@ class TestChart:
         assert values["secrets"] == {"mode": "reference",
                                      "existingSecretName": peerpods.SECRET_NAME}
         assert values["kata-deploy"] == {"enabled": False}
+        # subcharts the stack depends on are on by name, not by the chart's defaults
+        assert values["webhook"] == {"enabled": True}
+        assert values["resourceCtrl"]["enabled"] is True
         cm = values["providerConfigs"]["azure"]
         assert cm["AZURE_SUBNET_ID"] == "out:AZURE_SUBNET_ID"
         assert cm["INITDATA"] == "H4sIAAAA"

@@ -369,3 +369,75 @@ class TestNfdOverhead:
         ]
         assert runtime_plan.nfd_overhead_key("kata-qemu-nvidia-gpu-tdx") == "tdx.intel.com/keys"
         assert runtime_plan.nfd_overhead_key("other-snp") is None
+
+
+class TestExternalNfd:
+    """`nodeFeatureDiscovery: external`: NFD already runs in the cluster (GPU operator, OpenShift
+    NFD operator). kata-deploy 4.0.0 patches the overhead whenever the NodeFeatureRule CRD exists
+    (binary/src/k8s/nfd.rs setup_nfd_rules), whatever our flag says; the stack declares it
+    without installing NFD, and keeps selecting nodes by its own labels."""
+
+    @pytest.mark.parametrize(
+        "tee,key", [("snp", "sev-snp.amd.com/esids"), ("tdx", "tdx.intel.com/keys")]
+    )
+    def test_overhead_declared_nfd_not_installed(self, render_config, tee, key):
+        external = {"nodeFeatureDiscovery": "external"}
+        result = render_config(_config(_pool("p", tee), runtime=external))
+        rc = one(result, RUNTIME_CLASS)
+        base = runtime_plan.OVERHEAD[SHIM[tee]]
+        assert rc.inputs["overhead"]["podFixed"] == {**base, key: "1"}
+        assert _values(result)["node-feature-discovery"] == {"enabled": False}
+        assert assert_valid_kubernetes(result) >= 3
+
+    def test_stack_labels_still_select_managed_hosts(self):
+        host = {"address": "10.0.0.1", "sshKey": "k"}
+        spec, _ = validate(
+            _config(
+                {"name": "snp", "tee": "snp", "mode": "bare-metal", "hosts": [host]},
+                runtime={"nodeFeatureDiscovery": "external"},
+            ),
+            stack="t",
+            secure_paths=frozenset({"coco:nodePools[0].hosts[0].sshKey"}),
+        )
+        (plan,) = runtime_plan.runtime_classes(spec)
+        assert "amd.feature.node.kubernetes.io/snp" not in plan.node_selector
+        assert plan.node_selector[labels.TEE] == "snp"
+        assert plan.overhead["sev-snp.amd.com/esids"] == "1"
+
+    def test_with_peer_pods_accepted_remote_class_untouched(self):
+        # the VMX/SVM nodeAffinity that makes NFD refused next to peer pods is keyed on the
+        # chart's node-feature-discovery.enabled (templates/_helpers.tpl@4.0.0), which stays off
+        spec, _ = validate({
+            "coco:cluster": {"provider": "aks", "location": "westeurope"},
+            "coco:nodePools": [{"name": "snp", "tee": "snp"}],
+            "coco:runtime": {"nodeFeatureDiscovery": "external"},
+            "coco:image": {"recipe": "minimal"},
+        }, stack="t")
+        (plan,) = runtime_plan.runtime_classes(spec)
+        assert plan.overhead == runtime_plan.OVERHEAD["remote"]
+        values = runtime_plan.chart_values(spec)["kata-as-coco-runtime"]
+        assert values["node-feature-discovery"] == {"enabled": False}
+
+
+class TestValuesNotLeftToDefaults:
+    """Values the stack relies on are set by name: the umbrella's kata-deploy switch, the 4.0.0
+    image whose behaviour runtime_plan mirrors, the DaemonSet mode its affinity and tolerations
+    are for, no install suffix (handlers kata-<shim>), no custom runtimes, no verification Job."""
+
+    def test_set_explicitly(self, render_config):
+        values = _values(render_config(_config(_pool("p", "snp"))))
+        assert values["enabled"] is True
+        assert values["image"] == {"reference": "quay.io/kata-containers/kata-deploy",
+                                   "tag": versions.KATA_VERSION}
+        assert values["deploymentMode"] == "daemonset"
+        assert values["env"] == {"multiInstallSuffix": ""}
+        assert values["customRuntimes"] == {"enabled": False}
+        assert values["verification"] == {"pod": ""}
+        # no immutable kubectl tag is named upstream at 4.0.0: left to the chart, not invented
+        assert "kubectlImage" not in values
+
+    def test_handler_has_no_suffix(self):
+        spec, _ = validate(_config(_pool("p", "tdx")), stack="t")
+        (plan,) = runtime_plan.runtime_classes(spec)
+        values = runtime_plan.chart_values(spec)["kata-as-coco-runtime"]
+        assert plan.handler == f"kata-{plan.shim}" and not values["env"]["multiInstallSuffix"]

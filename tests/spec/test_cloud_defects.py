@@ -376,4 +376,43 @@ class TestAttachedGkeUbuntuWorkers:
         assert "coco:nodePools[0].nodeSelector" not in _errors(config)
 
     def test_a_gke_cluster_the_stack_creates_needs_no_selector(self):
-        assert "coco:nodePools[0].nodeSelector" not in _errors(_gcp({"name": "p", "tee": "snp"}))
+        errors = _errors(_gcp({"name": "p", "tee": "tdx"}))
+        assert not errors, errors
+
+
+class TestNfdValue:
+    """coco:runtime.nodeFeatureDiscovery is true, false or "external"; anything else is refused
+    at its key path with the three choices."""
+
+    @pytest.mark.parametrize("value", ["External", "yes", "true", 1, {"a": "b"}])
+    def test_refused_at_the_key(self, value):
+        errors = _errors({
+            "coco:cluster": {"provider": "existing"},
+            "coco:nodePools": [{"name": "snp", "tee": "snp", "mode": "bare-metal",
+                                "nodeSelector": {"a": "b"}}],
+            "coco:runtime": {"nodeFeatureDiscovery": value},
+        })
+        issue = errors["coco:runtime.nodeFeatureDiscovery"]
+        assert 'true, false or "external"' in issue.message
+        assert '"external"' in issue.hint
+
+    @pytest.mark.parametrize("value", [True, False, "external"])
+    def test_accepted(self, value):
+        spec, _ = validate({
+            "coco:cluster": {"provider": "existing"},
+            "coco:nodePools": [{"name": "snp", "tee": "snp", "mode": "bare-metal",
+                                "nodeSelector": {"a": "b"}}],
+            "coco:runtime": {"nodeFeatureDiscovery": value},
+        }, stack="t")
+        assert spec.runtime.node_feature_discovery == value
+        assert spec.runtime.installs_nfd is (value is True)
+        assert spec.runtime.nfd_present is (value is not False)
+
+    def test_external_with_peer_pods_not_refused(self):
+        issues = _issues({
+            "coco:cluster": {"provider": "aks", "location": "westeurope"},
+            "coco:nodePools": [{"name": "p", "tee": "snp"}],
+            "coco:runtime": {"nodeFeatureDiscovery": "external"},
+            "coco:image": {"recipe": "minimal"},
+        })
+        assert not [i for i in issues if i.path == "coco:runtime.nodeFeatureDiscovery"]

@@ -133,7 +133,8 @@ class TestSampleStacks:
                 assert policy_violations(policy, reg.type, props, reg.name) == [], reg.name
 
     def test_policy_would_catch_snp_off(self, render_stack):
-        reg = resources_of(render_stack("aws-snp-nodes"), LT)[0]
+        (reg,) = [r for r in resources_of(render_stack("aws-snp-nodes"), LT)
+                  if r.name != "coco-cluster-system"]
         props = render.unwrap(reg.inputs)
         props["cpuOptions"] = {"amdSevSnp": "disabled"}
         assert policy_violations("confidential-pools", LT, props, reg.name)
@@ -201,11 +202,17 @@ class TestCluster:
         assert kubelet_flags(render.unwrap(template.inputs)) == [
             "--node-labels=node.kubernetes.io/worker="
         ]
+        # without peer pods too: EKS cannot add a launch template to an existing node group,
+        # so a peer-pods pool added later would force a replacement of "system" (which fails
+        # on its fixed name)
         nodes = render_config(NODES)
-        assert "launchTemplate" not in inputs(
-            nodes, "aws:eks/nodeGroup:NodeGroup", "coco-cluster-system"
-        )
-        assert resources_of(nodes, LT)[0].name != "coco-cluster-system"
+        template = one(nodes, LT, "coco-cluster-system")
+        assert inputs(nodes, "aws:eks/nodeGroup:NodeGroup", "coco-cluster-system")[
+            "launchTemplate"
+        ] == {"id": f"{template.name}-id", "version": "3"}
+        assert kubelet_flags(render.unwrap(template.inputs)) == [
+            "--node-labels=node.kubernetes.io/worker="
+        ]
 
     def test_default_storage_class_for_the_kbs(self, render_config, aws_mocks):
         result = render_config(PEER)
@@ -308,7 +315,7 @@ class TestNodesPool:
 
     def test_launch_template_and_node_group(self, render_config, aws_mocks):
         result = render_config(NODES)
-        template = one(result, LT)
+        template = one(result, LT, "coco-pool-snp-nodes-template")
         lt = render.unwrap(template.inputs)
         assert lt["cpuOptions"] == {"amdSevSnp": "enabled"}
         assert lt["metadataOptions"]["httpTokens"] == "required"

@@ -288,9 +288,10 @@ class TestNodesPools:
         assert pool["tags"][common.TEE_TAG] == "snp"
         assert one(result, AGENT_POOL).parent_urn == one(
             result, "coco:azure:AksNodePool").urn
-        # no peer pods: the system pool is not labelled for CAA
+        # no peer pods, yet the system pool is labelled for CAA: agentPoolProfiles is ignored
+        # after creation, so a peer-pods pool added later could not label it any more
         system = render.unwrap(one(result, MANAGED).inputs)["agentPoolProfiles"][0]
-        assert "nodeLabels" not in system or system["nodeLabels"] == {}
+        assert system["nodeLabels"] == {"node.kubernetes.io/worker": ""}
         # the policy pack accepts the pool, and would refuse it with a non-confidential size
         props = props_of(result, AGENT_POOL, "coco-pool-cvm-nodes-agentpool")
         assert run_policy("confidential-pools", AGENT_POOL, props) == []
