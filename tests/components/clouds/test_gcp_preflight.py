@@ -278,7 +278,8 @@ class TestExternalIpPolicy:
                ) -> tuple[list[ConfigIssue], FakeOrgPolicy]:
         transport = FakeOrgPolicy(200, NOT_ENFORCED,
                                   by_constraint={"compute.vmExternalIpAccess": (status, body)})
-        spec = spec_for("snp", "n2d-standard-2", zone="europe-west4-a", mode=mode)
+        spec = spec_for("tdx", "c3-standard-4", zone="us-central1-b", region="us-central1",
+                        mode=mode)
         issues = preflight.live_check(spec, client=RecordedCompute(), org_policy=transport)
         return [i for i in issues if "vmExternalIpAccess" in i.message], transport
 
