@@ -80,12 +80,10 @@ def _image(spec: Spec) -> dict[str, Any] | None:
     """The guest image the stack builds and what cloud pod VMs boot (None when neither): the
     same decisions components.stack makes (podvmImage wins over the recipe's image; the scratch
     space of spec.rules.image)."""
-    from spec.rules.image import SCRATCH_CLOUDS, scratch_space_gib
+    from spec.rules.image import cloud_peer_pods, scratch_space_gib
 
     image = spec.image
-    clouds = sorted(
-        {p.provider or "" for p in spec.node_pools if p.mode == "peer-pods"} & set(SCRATCH_CLOUDS)
-    )
+    clouds = cloud_peer_pods(list(spec.node_pools))
     if image.recipe is None and not clouds:
         return None
     return {

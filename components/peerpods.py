@@ -31,6 +31,7 @@ from components import helm, kube
 from spec import catalogue, versions
 from spec.labels import PART_OF, PREFIX
 from spec.model import Charts
+from spec.rules.image import SCRATCH_CLOUDS
 
 # Keys CAA v0.22.0 needs to create a pod VM, per provider (manager.go Required() markers plus the
 # entrypoint.sh checks; AWS_REGION/AWS_SUBNET_ID/AWS_SG_IDS would otherwise come from the node's
@@ -102,7 +103,7 @@ GCP_CONFIDENTIAL_TYPE = {"sev": "SEV", "snp": "SEV_SNP", "tdx": "TDX"}
 #   (gcp/provider.go CreateInstance: the image's DiskSizeGb). A disk larger than its image keeps
 #   the image's bytes at its start, so the free space follows the image's partitions, where the
 #   image's systemd-repart adds the scratch partition (and moves the backup GPT to the end).
-SCRATCH_PROVIDERS = frozenset({"azure", "aws", "gcp"})
+SCRATCH_PROVIDERS = frozenset(SCRATCH_CLOUDS)
 GIB = 1 << 30
 # ROOT_VOLUME_SIZE where the image is not built (coco render): its GiB are added at `pulumi up`.
 UNBUILT_ROOT_VOLUME = "[unknown until built: the image's GiB]"

@@ -540,7 +540,7 @@ class Runtime(Model):
     @field_validator("node_feature_discovery", mode="before")
     @classmethod
     def _nfd(cls, value: Any) -> Any:
-        if value is True or value is False or (isinstance(value, str) and value == "external"):
+        if value is True or value is False or value == "external":
             return value
         shown = "a mapping or list" if isinstance(value, dict | list) else repr(value)[:80]
         raise _fail(

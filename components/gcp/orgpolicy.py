@@ -103,12 +103,12 @@ def read_list_verdict(policy: dict[str, Any]) -> Verdict:
             return "allows external IPs only to the VM instances it lists"
         return ""
 
-    for rule in rules:
-        if not rule.get("condition") and blocks(rule):
-            return Verdict("enforced", blocks(rule))
-    for rule in rules:
-        if blocks(rule):
-            return Verdict("conditional", blocks(rule))
+    blocking = [(bool(rule.get("condition")), why) for rule in rules if (why := blocks(rule))]
+    for conditional, why in blocking:
+        if not conditional:
+            return Verdict("enforced", why)
+    if blocking:
+        return Verdict("conditional", blocking[0][1])
     return Verdict("not-enforced")
 
 

@@ -185,7 +185,8 @@ SCRATCH_CLOUDS = ("aws", "azure", "gcp")
 GCP_MIN_SCRATCH_GIB = 10
 
 
-def _cloud_peer_pods(pools: list[NodePool]) -> list[str]:
+def cloud_peer_pods(pools: list[NodePool]) -> list[str]:
+    """The clouds (of SCRATCH_CLOUDS) whose peer-pods pools the stack has, sorted."""
     return sorted({p.provider or "" for p in pools if p.mode == "peer-pods"} & set(SCRATCH_CLOUDS))
 
 
@@ -206,7 +207,7 @@ def scratch_space_gib(image: Image, pools: list[NodePool]) -> int | None:
     """GiB of encrypted scratch space the pod VMs get, None when it is off: on by default only
     when azure, aws or gcp pod VMs boot the recipe's image and the recipe ships the scratch
     units; explicit `enabled` wins (spec.rules refuses it where it cannot work)."""
-    if not _cloud_peer_pods(pools):
+    if not cloud_peer_pods(pools):
         return None
     scratch = image.scratch_space or ScratchSpace()
     enabled = scratch.enabled
@@ -226,7 +227,7 @@ def scratch_space(out: Collector, image: Image, pools: list[NodePool]) -> None:
     scratch = image.scratch_space
     if scratch is None:
         return
-    if not _cloud_peer_pods(pools):
+    if not cloud_peer_pods(pools):
         out.error(
             "coco:image.scratchSpace",
             "scratchSpace applies only to azure, aws or gcp peer-pods pools, whose pod VMs boot "
@@ -235,7 +236,7 @@ def scratch_space(out: Collector, image: Image, pools: list[NodePool]) -> None:
         )
         return
     if (
-        "gcp" in _cloud_peer_pods(pools)
+        "gcp" in cloud_peer_pods(pools)
         and scratch.size_gib < GCP_MIN_SCRATCH_GIB
         and scratch_space_gib(image, pools) is not None
     ):

@@ -256,15 +256,18 @@ class TestGcpScratchMinimum:
         assert [p for p in errors if p.startswith("coco:image")] == [
             "coco:image.scratchSpace.sizeGib"]
 
-    @pytest.mark.parametrize("image", [
-        {"recipe": "podvm", "scratchSpace": {"sizeGib": 10}},
-        {"recipe": "podvm"},  # the default, 20
+    @pytest.mark.parametrize(("image", "gib"), [
+        ({"recipe": "podvm", "scratchSpace": {"sizeGib": 10}}, 10),
+        ({"recipe": "podvm"}, 20),  # the default
         # off: CAA's own ROOT_VOLUME_SIZE default (10) applies, nothing of ours reaches the disk
-        {"recipe": "podvm", "scratchSpace": {"enabled": False, "sizeGib": 5}},
-        {"podvmImage": "my-podvm", "scratchSpace": {"sizeGib": 5}},  # off by default
+        ({"recipe": "podvm", "scratchSpace": {"enabled": False, "sizeGib": 5}}, None),
+        ({"podvmImage": "my-podvm", "scratchSpace": {"sizeGib": 5}}, None),  # off by default
     ])
-    def test_ten_or_off_accepted(self, image):
-        validate({**GCP_PEER, "coco:image": image}, stack="t")
+    def test_ten_or_off_accepted(self, image, gib):
+        from spec.rules.image import scratch_space_gib
+
+        spec, _ = validate({**GCP_PEER, "coco:image": image}, stack="t")  # raises on an error
+        assert scratch_space_gib(spec.image, list(spec.node_pools)) == gib
 
     def test_other_clouds_keep_small_sizes(self):
         from spec.rules.image import scratch_space_gib
